@@ -1,0 +1,36 @@
+# bizchat: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   ?= data/demo.duckdb
+
+.PHONY: demo test lab bench lint clean
+
+# (Re)install when pyproject.toml changes; editable, so code changes need no reinstall.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bizchat demo --workspace $(DEMO) --replace
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+$(DEMO): | $(STAMP)
+	$(BIN)/bizchat demo --workspace $(DEMO)
+
+lab: $(STAMP) $(DEMO)
+	BIZCHAT_WORKSPACE=$(abspath $(DEMO)) $(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check bizchat tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,58 @@
+"""The `bizchat` command: a thin shell over the Python API.
+
+Each command opens the workspace, calls the API and prints. Errors that bizchat raises
+on purpose are printed as one clear message (no traceback) with exit status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import BizchatError
+from ._common import CliState
+
+
+class _Group(click.Group):
+    def main(self, *args, **kwargs):
+        # standalone_mode=False lets us print BizchatError ourselves.
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except BizchatError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--workspace", "-w", "workspace", metavar="PATH", envvar="BIZCHAT_WORKSPACE",
+    help="The workspace file (default: $BIZCHAT_WORKSPACE, else data/bizchat.duckdb).",
+)
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True,
+    help="Seconds to wait while another process holds the workspace.",
+)
+@click.version_option(package_name="bizchat")
+@click.pass_context
+def main(ctx: click.Context, workspace: str | None, timeout: float) -> None:
+    """bizchat: business messaging workbench on one DuckDB file."""
+    ctx.obj = CliState(workspace=workspace, timeout=timeout)
+
+
+def _register() -> None:
+    from . import core
+
+    for command in core.COMMANDS:
+        main.add_command(command)
+
+
+_register()

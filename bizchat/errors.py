@@ -1,0 +1,62 @@
+"""One root exception for everything bizchat raises on purpose.
+
+Each subclass also derives from the matching builtin, so callers that only know Python
+(`except ValueError`) still catch it. Messages say what was wrong *and* what to do; the
+structured fields (``input``, ``line``, ``path`` ...) let code react without parsing text.
+"""
+
+from __future__ import annotations
+
+
+class BizchatError(Exception):
+    """Root of bizchat's errors. ``fields`` holds the structured details."""
+
+    def __init__(self, message: str, **fields):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class WorkspaceBusy(BizchatError, TimeoutError):
+    """Another process held the workspace file for longer than the timeout."""
+
+
+class SchemaError(BizchatError, RuntimeError):
+    """The workspace file's schema is newer than this bizchat, or a migration failed."""
+
+
+class NotFound(BizchatError, LookupError):
+    """An account, contact, label, broadcast ... that does not exist."""
+
+
+class InvalidPhoneNumber(BizchatError, ValueError):
+    """A phone number that phonenumbers cannot parse or that is not a valid number."""
+
+
+class ConsentRequired(BizchatError, PermissionError):
+    """A marketing (or service) message to a contact without a current opt-in."""
+
+
+class ImportFormatError(BizchatError, ValueError):
+    """A file to import that cannot be read: names the file and the first bad line."""
+
+
+class TemplateError(BizchatError, ValueError):
+    """A template or quick reply with unsafe syntax or an unknown placeholder."""
+
+
+class LimitExceeded(BizchatError, ValueError):
+    """A per-account limit (labels, quick replies ...) would be exceeded."""
+
+
+class Conflict(BizchatError, ValueError):
+    """A name or number that already exists where it must be unique."""
+
+
+class ReadOnlyQuery(BizchatError, PermissionError):
+    """A query given to the read-only SQL entry point tried to write or reach files."""

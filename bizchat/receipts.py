@@ -1,0 +1,133 @@
+"""Status receipts (sent, delivered, read, played, failed) into the store.
+
+Receipts arrive at least once and in any order (webhooks are retried for up to 7 days),
+so recording them is idempotent and order-free: ``message_events`` keeps the first
+receipt of each status per message, and ``message_status`` keeps, per message, the first
+time of each status and the status they imply. Merging with ``least()`` is commutative
+and associative, so any order and any number of repeats give the same state.
+
+Everything works on whole batches (Arrow / DataFrames); there is no per-row Python.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+STATUSES = ("sent", "delivered", "read", "played", "failed")
+
+# The columns of message_events, in order, with their Arrow types.
+EVENT_SCHEMA = pa.schema([
+    ("message_id", pa.string()),
+    ("status", pa.string()),
+    ("at", pa.timestamp("us", tz="UTC")),
+    ("recipient_id", pa.string()),
+    ("error_code", pa.int32()),
+    ("error_title", pa.string()),
+    ("errors", pa.string()),
+    ("conversation_id", pa.string()),
+    ("conversation_category", pa.string()),
+    ("pricing_category", pa.string()),
+    ("pricing_model", pa.string()),
+    ("billable", pa.bool_()),
+    ("callback_data", pa.string()),
+    ("received_at", pa.timestamp("us", tz="UTC")),
+])
+
+# The status a set of first-arrival times implies; used by SQL below and the view.
+STATUS_CASE = """CASE
+    WHEN failed_at IS NOT NULL THEN 'failed'
+    WHEN read_at IS NOT NULL OR played_at IS NOT NULL THEN 'read'
+    WHEN delivered_at IS NOT NULL THEN 'delivered'
+    ELSE 'sent' END"""
+
+
+def as_event_table(events: pd.DataFrame | pa.Table) -> pa.Table:
+    """Bring a batch of events to message_events' columns; missing ones become NULL."""
+    if isinstance(events, pd.DataFrame):
+        events = pa.Table.from_pandas(events, preserve_index=False)
+    n = events.num_rows
+    columns = []
+    for field in EVENT_SCHEMA:
+        if field.name in events.column_names:
+            column = events.column(field.name)
+            if field.name == "errors" and not pa.types.is_string(column.type):
+                raise TypeError("errors must be a JSON string column")
+            columns.append(column.cast(field.type))
+        elif field.name == "received_at":
+            columns.append(pa.array([pd.Timestamp.now(tz="UTC")] * n, field.type) if n else pa.array([], field.type))
+        else:
+            columns.append(pa.nulls(n, field.type))
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+
+
+def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | pa.Table) -> int:
+    """Append the new receipts of ``events`` and merge them into message_status.
+
+    Returns how many receipts were new. Call inside a transaction (the caller's unit of
+    work), so events and status move together.
+    """
+    batch = as_event_table(events)
+    if batch.num_rows == 0:
+        return 0
+    bad = set(batch.column("status").unique().to_pylist()) - set(STATUSES)
+    if bad:
+        raise ValueError(f"Unknown message statuses {sorted(map(str, bad))}; expected one of {STATUSES}.")
+    con.register("_incoming_events", batch)
+    try:
+        # New = first receipt per (message, status) in the batch that message_status has
+        # not seen yet. message_status is the dedupe index: one row per message, smaller
+        # than message_events and exact, because both are written together.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _new_events AS
+            SELECT i.* FROM (
+                SELECT * FROM _incoming_events
+                QUALIFY row_number() OVER (PARTITION BY message_id, status ORDER BY "at") = 1
+            ) AS i
+            LEFT JOIN message_status AS s USING (message_id)
+            WHERE s.message_id IS NULL
+               OR (i.status = 'sent' AND s.sent_at IS NULL)
+               OR (i.status = 'delivered' AND s.delivered_at IS NULL)
+               OR (i.status = 'read' AND s.read_at IS NULL)
+               OR (i.status = 'played' AND s.played_at IS NULL)
+               OR (i.status = 'failed' AND s.failed_at IS NULL)
+        """)
+        new = con.execute("SELECT count(*) FROM _new_events").fetchone()[0]
+        if new:
+            con.execute("INSERT INTO message_events SELECT * FROM _new_events")
+            # One row per message in the upsert: DuckDB applies only the first of two
+            # conflicting rows in one INSERT ... ON CONFLICT.
+            con.execute(f"""
+                INSERT INTO message_status
+                SELECT message_id, {STATUS_CASE} AS status,
+                       sent_at, delivered_at, read_at, played_at, failed_at, error_code,
+                       now() AS updated_at
+                FROM (
+                    SELECT message_id,
+                        min("at") FILTER (WHERE status = 'sent') AS sent_at,
+                        min("at") FILTER (WHERE status = 'delivered') AS delivered_at,
+                        min("at") FILTER (WHERE status = 'read') AS read_at,
+                        min("at") FILTER (WHERE status = 'played') AS played_at,
+                        min("at") FILTER (WHERE status = 'failed') AS failed_at,
+                        arg_min(error_code, "at") FILTER (WHERE status = 'failed') AS error_code
+                    FROM _new_events GROUP BY message_id
+                )
+                ON CONFLICT (message_id) DO UPDATE SET
+                    sent_at = least(message_status.sent_at, excluded.sent_at),
+                    delivered_at = least(message_status.delivered_at, excluded.delivered_at),
+                    read_at = least(message_status.read_at, excluded.read_at),
+                    played_at = least(message_status.played_at, excluded.played_at),
+                    failed_at = least(message_status.failed_at, excluded.failed_at),
+                    error_code = coalesce(message_status.error_code, excluded.error_code),
+                    updated_at = excluded.updated_at
+            """)
+            # The status follows from the merged times; recompute for the touched rows.
+            con.execute(f"""
+                UPDATE message_status SET status = {STATUS_CASE}
+                WHERE message_id IN (SELECT DISTINCT message_id FROM _new_events)
+            """)
+        con.execute("DROP TABLE _new_events")
+        return new
+    finally:
+        con.unregister("_incoming_events")
