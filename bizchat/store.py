@@ -167,3 +167,14 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
     if path is None:
         path = os.environ.get("BIZCHAT_WORKSPACE") or Path("data") / "bizchat.duckdb"
     return Path(path).expanduser()
+
+
+def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str, count: int = 1) -> int:
+    """The first of ``count`` fresh ids for ``table.column`` (max + 1).
+
+    Safe because DuckDB has one writer per file and callers allocate inside their
+    transaction; bulk paths allocate a whole range at once.
+    """
+    if not (table.isidentifier() and column.isidentifier()):
+        raise ValueError(f"not an identifier: {table}.{column}")
+    return con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchone()[0]

@@ -49,10 +49,16 @@ def main(ctx: click.Context, workspace: str | None, timeout: float) -> None:
 
 
 def _register() -> None:
-    from . import core
+    """Add the COMMANDS of every module in this package (one module per domain)."""
+    import importlib
+    import pkgutil
 
-    for command in core.COMMANDS:
-        main.add_command(command)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for command in getattr(module, "COMMANDS", []):
+            main.add_command(command)
 
 
 _register()
