@@ -282,7 +282,8 @@ def _lookup(con: duckdb.DuckDBPyConnection, ref) -> dict | None:
     """The account row for an account_id, a phone_number_id or any form of its number."""
     def one(where: str, param):
         cur = con.execute(f"SELECT {_COLUMNS} FROM accounts WHERE {where}", [param])
-        row = cur.fetchone()
+        rows = cur.fetchall()  # fetchone would leave a pending result (blocks register)
+        row = rows[0] if rows else None
         return None if row is None else _row_to_dict([d[0] for d in cur.description], row)
 
     if isinstance(ref, dict) and "account_id" in ref:
@@ -356,7 +357,7 @@ class Accounts:
                              "timezone": timezone, **profile})
         values = {k: _check_field(k, v) for k, v in fields.items()}
         with self.ws.transaction() as con:
-            if con.execute("SELECT 1 FROM accounts WHERE phone_e164 = ?", [number.e164]).fetchone():
+            if con.execute("SELECT 1 FROM accounts WHERE phone_e164 = ?", [number.e164]).fetchall():
                 raise Conflict(
                     f"The number {number.e164} is already an account in this workspace. "
                     f"Change it with `bizchat accounts set {number.e164} ...`.", input=phone)
@@ -432,7 +433,8 @@ class Accounts:
         if value is None:
             return
         row = con.execute("SELECT account_id FROM accounts WHERE phone_number_id = ?",
-                          [value]).fetchone()
+                          [value]).fetchall()
+        row = row[0] if row else None
         if row and row[0] != account_id:
             raise Conflict(
                 f"The phone_number_id {value} already belongs to account {row[0]}. Each "
