@@ -125,6 +125,11 @@ class Workspace:
         return Consent(self)
 
     @cached_property
+    def chats(self):
+        from .conversations import Chats
+        return Chats(self)
+
+    @cached_property
     def labels(self):
         from .labels import Labels
         return Labels(self)

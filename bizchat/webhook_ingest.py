@@ -1,0 +1,285 @@
+"""Webhook bodies into the store: one batch, one transaction, idempotent and order-free.
+
+Meta delivers at least once, retries for up to 7 days and keeps no order. So:
+- a body already stored (same sha256) is skipped whole; messages are keyed by wamid and
+  receipts by (message, status), so even a re-encoded retry counts once;
+- receipts may come before their message, or read before delivered: message_status
+  merges them commutatively (see receipts.py) and they join up by message id;
+- a body for a number that is no account of this workspace is kept in raw_payloads as
+  ``unknown_account`` and reported, never dropped.
+
+The receiver (server.py) and ``bizchat webhook ingest`` both end here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+
+from . import conversations, receipts
+from .contacts import ensure_contacts
+from .webhook_payloads import PayloadError, parse_batch
+
+# Error 131050: the user stopped marketing messages from this business.
+USER_STOPPED_MARKETING = 131050
+
+
+@dataclass
+class IngestReport:
+    payloads: int = 0              # bodies offered
+    duplicates: int = 0            # already stored before
+    messages: int = 0              # new inbound messages
+    statuses: int = 0              # new receipts
+    consent_changes: int = 0       # opt-outs/opt-ins recorded
+    automatic_replies: int = 0
+    unknown_account: list[str] = field(default_factory=list)   # payload ids kept for review
+    rejected: dict[str, str] = field(default_factory=dict)     # payload id -> reason
+
+    def add(self, other: IngestReport) -> None:
+        for name in ("payloads", "duplicates", "messages", "statuses", "consent_changes",
+                     "automatic_replies"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.unknown_account += other.unknown_account
+        self.rejected.update(other.rejected)
+
+    def summary(self) -> str:
+        text = (f"{self.payloads} payloads ({self.duplicates} seen before): "
+                f"{self.messages} new messages, {self.statuses} new receipts, "
+                f"{self.consent_changes} consent changes, {self.automatic_replies} automatic replies")
+        if self.unknown_account:
+            text += (f"; {len(self.unknown_account)} for an unknown business number, kept for "
+                     "review in raw_payloads (add the account, then re-run bizchat webhook reprocess)")
+        if self.rejected:
+            text += f"; {len(self.rejected)} rejected"
+        return text
+
+
+def payload_id(body: bytes | str) -> str:
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return hashlib.sha256(body).hexdigest()
+
+
+def _account_map(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict]:
+    rows = con.execute("SELECT account_id, phone_number_id, phone_e164 FROM accounts").fetchall()
+    by_pnid = {pnid: aid for aid, pnid, _ in rows if pnid}
+    by_phone = {phone.lstrip("+"): aid for aid, _, phone in rows}
+    return by_pnid, by_phone
+
+
+def _resolve(frame: pd.DataFrame, by_pnid: dict, by_phone: dict) -> pd.Series:
+    """account_id per row: metadata.phone_number_id first, else the display number."""
+    if frame.empty:
+        return pd.Series([], dtype="Int64")
+    by_id = frame["phone_number_id"].map(by_pnid)
+    digits = frame["display_phone"].astype("string").str.replace(r"\D", "", regex=True)
+    return by_id.fillna(digits.map(by_phone)).astype("Int64")
+
+
+def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetime, str]],
+                  *, actor: str = "webhook") -> IngestReport:
+    """Store ``[(payload_id, received_at, body_text), ...]``. Call inside a transaction."""
+    report = IngestReport(payloads=len(items))
+    if not items:
+        return report
+    # 1. Skip bodies stored before (and repeats within the batch).
+    ids = list(dict.fromkeys(pid for pid, _, _ in items))
+    known = {r[0] for r in con.execute(
+        "SELECT payload_id FROM raw_payloads WHERE payload_id IN (SELECT unnest(?))", [ids]).fetchall()}
+    fresh: dict[str, tuple[datetime, str]] = {}
+    for pid, received_at, text in items:
+        if pid in known or pid in fresh:
+            report.duplicates += 1
+        else:
+            fresh[pid] = (received_at, text)
+    if not fresh:
+        return report
+
+    decoded = []
+    for pid, (_, text) in fresh.items():
+        try:
+            decoded.append((pid, json.loads(text)))
+        except ValueError as exc:
+            report.rejected[pid] = f"not JSON: {exc}"
+    parsed = parse_batch(decoded)
+    report.rejected.update(parsed.rejected)
+
+    by_pnid, by_phone = _account_map(con)
+    payload_account: dict[str, int | None] = {}
+    for pid, numbers in parsed.numbers.items():
+        accounts = {by_pnid.get(pnid) or by_phone.get("".join(c for c in (disp or "") if c.isdigit()))
+                    for pnid, disp in numbers}
+        accounts.discard(None)
+        payload_account[pid] = min(accounts) if accounts else None
+        if not accounts and pid not in report.rejected:
+            report.unknown_account.append(pid)
+
+    for name in ("contacts", "messages", "statuses", "preferences"):
+        frame = getattr(parsed, name)
+        frame["account_id"] = _resolve(frame, by_pnid, by_phone)
+        setattr(parsed, name, frame[frame["account_id"].notna()].reset_index(drop=True))
+
+    _store_contents(con, parsed, report, actor)
+
+    # 2. Keep every body as received, with what became of it.
+    now = datetime.now(UTC)
+    raw = pd.DataFrame({
+        "payload_id": list(fresh),
+        "received_at": [fresh[p][0] or now for p in fresh],
+        "account_id": pd.array([payload_account.get(p) for p in fresh], dtype="Int64"),
+        "state": ["rejected" if p in report.rejected else
+                  "unknown_account" if payload_account.get(p) is None else "ingested" for p in fresh],
+        "note": [report.rejected.get(p) or ("no account for this business number"
+                 if payload_account.get(p) is None else None) for p in fresh],
+        "body": [fresh[p][1] for p in fresh],
+    })
+    raw["received_at"] = pd.to_datetime(raw["received_at"], utc=True)
+    con.register("_raw_in", raw)
+    try:
+        con.execute("INSERT INTO raw_payloads SELECT payload_id, received_at, account_id, state, "
+                    "note, body FROM _raw_in")
+    finally:
+        con.unregister("_raw_in")
+    return report
+
+
+def _store_contents(con, parsed, report: IngestReport, actor: str) -> None:
+    # Contacts: every person named in contacts[], as a sender or as a preference holder.
+    people = pd.concat([
+        parsed.contacts[["account_id", "wa_id", "user_id", "name"]],
+        parsed.messages[["account_id", "wa_id", "user_id"]].assign(name=None),
+        parsed.preferences[["account_id", "wa_id", "user_id"]].assign(name=None),
+    ], ignore_index=True)
+    known = []
+    for account_id, group in people.groupby("account_id", sort=True):
+        known.append(group.assign(contact_id=ensure_contacts(con, int(account_id), group).to_numpy()))
+    known = pd.concat(known, ignore_index=True) if known else people.assign(contact_id=None)
+    known = known[known["contact_id"].notna()]
+
+    def lookup(frame: pd.DataFrame, wa_col: str, user_col: str) -> pd.Series:
+        """contact_id per row: by wa_id, else by business-scoped user id."""
+        result = None
+        for key, col in (("wa_id", wa_col), ("user_id", user_col)):
+            index = (known[known[key].notna()].drop_duplicates(["account_id", key])
+                     [["account_id", key, "contact_id"]].rename(columns={key: col}))
+            found = frame[["account_id", col]].merge(index, how="left", on=["account_id", col])
+            ids = found["contact_id"].astype("Int64").reset_index(drop=True)
+            result = ids if result is None else result.fillna(ids)
+        result.index = frame.index
+        return result
+
+    # Inbound messages.
+    msgs = parsed.messages
+    if not msgs.empty:
+        msgs = msgs.assign(contact_id=lookup(msgs, "wa_id", "user_id"), direction="in",
+                           source="webhook")
+        new = conversations.store_messages(con, msgs)
+        report.messages += len(new)
+        if len(new):
+            report.consent_changes += _keyword_opt_outs(con, new)
+            report.automatic_replies += _automatic_replies(con, new)
+
+    # Receipts.
+    st = parsed.statuses
+    st = st[st["status"].isin(receipts.STATUSES)]
+    if not st.empty:
+        st = st.assign(recipient_id=st["recipient_id"].fillna(st["recipient_user_id"]))
+        report.statuses += receipts.record_status_events(con, st)
+        _resolve_outbox(con, st)
+        failed = st[st["error_code"] == USER_STOPPED_MARKETING]
+        if not failed.empty:
+            report.consent_changes += _stopped_marketing(con, failed, actor)
+
+    prefs = parsed.preferences
+    if not prefs.empty:
+        prefs = prefs.assign(contact_id=lookup(prefs, "wa_id", "user_id"))
+        report.consent_changes += _preference_changes(con, prefs, actor)
+
+
+def _resolve_outbox(con, statuses: pd.DataFrame) -> None:
+    """A status carrying an outbox idempotency key settles that recipient: a send whose
+    outcome a crash hid (``sending``/``unknown``) becomes ``sent`` with its message id."""
+    keyed = statuses[statuses["callback_data"].notna()][["callback_data", "message_id"]]
+    if keyed.empty:
+        return
+    con.register("_keyed", keyed.drop_duplicates("callback_data"))
+    try:
+        con.execute("""
+            UPDATE broadcast_recipients SET state = 'sent', message_id = k.message_id,
+                   updated_at = now()
+            FROM _keyed AS k
+            WHERE broadcast_recipients.idempotency_key = k.callback_data
+              AND broadcast_recipients.state IN ('sending', 'unknown')""")
+    finally:
+        con.unregister("_keyed")
+
+
+def _keyword_opt_outs(con, new_messages: pd.DataFrame) -> int:
+    from . import consent
+
+    texts = new_messages[new_messages["kind"] == "text"]
+    if texts.empty:
+        return 0
+    frame = texts.rename(columns={"body": "text", "created_at": "at"})[
+        ["account_id", "contact_id", "text", "at", "message_id"]]
+    return len(consent.record_keyword_opt_outs(con, frame, actor="webhook"))
+
+
+def _automatic_replies(con, new_messages: pd.DataFrame) -> int:
+    try:
+        from . import automations
+    except ImportError:  # pragma: no cover - automations not installed in this build
+        return 0
+    inbound = new_messages[new_messages["direction"] == "in"]
+    if inbound.empty:
+        return 0
+    replies = automations.apply(con, inbound)
+    return 0 if replies is None else len(replies)
+
+
+def _consent_rows(con, frame: pd.DataFrame, actor: str) -> int:
+    from . import consent
+
+    return consent.record_events(con, frame, actor=actor)
+
+
+def _stopped_marketing(con, failed: pd.DataFrame, actor: str) -> int:
+    """Error 131050 means the customer stopped marketing from us: record the opt-out."""
+    rows = con.execute("""
+        SELECT m.contact_id, m.account_id FROM messages m
+        WHERE m.message_id IN (SELECT unnest(?)) AND m.contact_id IS NOT NULL""",
+        [failed["message_id"].tolist()]).df()
+    if rows.empty:
+        return 0
+    at = failed.groupby("message_id")["at"].min()
+    frame = rows.assign(purpose="marketing", action="opt_out", source="delivery_failure",
+                        evidence="error 131050 (user stopped marketing messages)",
+                        recorded_at=at.min())
+    return _consent_rows(con, frame, actor)
+
+
+def _preference_changes(con, prefs: pd.DataFrame, actor: str) -> int:
+    """user_preferences: the customer stopped or resumed marketing inside WhatsApp."""
+    marketing = prefs[(prefs["category"] == "marketing_messages") & prefs["contact_id"].notna()]
+    action = marketing["value"].map({"stop": "opt_out", "resume": "opt_in", "signup": "opt_in"})
+    marketing = marketing[action.notna()]
+    if marketing.empty:
+        return 0
+    frame = pd.DataFrame({
+        "contact_id": marketing["contact_id"].astype("int64"),
+        "account_id": marketing["account_id"].astype("int64"),
+        "purpose": "marketing",
+        "action": action[action.notna()].to_numpy(),
+        "source": "user_preferences",
+        "evidence": marketing["detail"].fillna(marketing["value"]).to_numpy(),
+        "recorded_at": marketing["at"].to_numpy(),
+    })
+    return _consent_rows(con, frame, actor)
+
+
+__all__ = ["IngestReport", "PayloadError", "ingest_bodies", "payload_id"]

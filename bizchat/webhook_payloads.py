@@ -1,0 +1,201 @@
+"""WhatsApp Cloud API webhook bodies -> flat tables.
+
+Meta posts ``{"object": "whatsapp_business_account", "entry": [{"changes": [{"field":
+..., "value": {...}}]}]}``. A ``value`` names the business number in ``metadata`` and
+carries any of ``contacts``, ``messages``, ``statuses``, ``errors`` and (field
+``user_preferences``) ``user_preferences``. This module only reads: it turns a batch of
+bodies into DataFrames (one row per contact, message, status, preference), so the store
+can insert each kind in one statement. Nothing here touches the database.
+
+Newer payloads identify users by a business-scoped ``user_id`` and may withhold the
+phone number (``wa_id``) of users with a username, so both are carried everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
+
+
+class PayloadError(ValueError):
+    """A body that is JSON but not a WhatsApp Business webhook."""
+
+
+@dataclass
+class ParsedBatch:
+    """The rows a batch of webhook bodies holds, one DataFrame per kind."""
+
+    contacts: pd.DataFrame
+    messages: pd.DataFrame
+    statuses: pd.DataFrame
+    preferences: pd.DataFrame
+    # payload_id -> (phone_number_id, display_phone_number) of every value in it
+    numbers: dict[str, set[tuple[str | None, str | None]]] = field(default_factory=dict)
+    # payload_id -> why it was not read (not a WhatsApp Business webhook)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+CONTACT_COLUMNS = ["payload_id", "phone_number_id", "display_phone", "wa_id", "user_id",
+                   "name", "username"]
+MESSAGE_COLUMNS = ["payload_id", "phone_number_id", "display_phone", "message_id", "wa_id",
+                   "user_id", "created_at", "kind", "body", "media_mime", "reply_to",
+                   "details"]
+STATUS_COLUMNS = ["payload_id", "phone_number_id", "display_phone", "message_id", "status",
+                  "at", "recipient_id", "recipient_user_id", "error_code", "error_title",
+                  "errors", "conversation_id", "conversation_category", "pricing_category",
+                  "pricing_model", "billable", "callback_data"]
+PREFERENCE_COLUMNS = ["payload_id", "phone_number_id", "display_phone", "wa_id", "user_id",
+                      "category", "value", "detail", "at"]
+
+
+def _ts(value) -> datetime | None:
+    """Cloud API timestamps are Unix seconds, as string or number."""
+    if value in (None, ""):
+        return None
+    return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def _message_content(msg: dict) -> tuple[str, str | None, str | None, dict | None]:
+    """(kind, body, media_mime, details) for one inbound message of any type."""
+    kind = msg.get("type") or "unsupported"
+    content = msg.get(kind) if isinstance(msg.get(kind), dict) else {}
+    details: dict = {}
+    body = None
+    mime = None
+    if kind == "text":
+        body = content.get("body")
+    elif kind in MEDIA_KINDS:
+        body = content.get("caption")
+        mime = content.get("mime_type")
+        details = {k: content[k] for k in ("id", "filename", "voice", "animated", "sha256")
+                   if k in content}
+    elif kind == "location":
+        details = {k: content.get(k) for k in ("latitude", "longitude", "name", "address", "url")
+                   if content.get(k) is not None}
+        body = ", ".join(str(details[k]) for k in ("name", "address") if k in details) or (
+            f"{details.get('latitude')}, {details.get('longitude')}")
+    elif kind == "contacts":
+        shared = msg.get("contacts") or []
+        details = {"contacts": shared}
+        body = ", ".join((c.get("name") or {}).get("formatted_name", "") for c in shared)
+    elif kind == "interactive":
+        reply_type = content.get("type")
+        reply = content.get(reply_type) or {}
+        details = {"type": reply_type, **{k: reply[k] for k in ("id", "title", "description")
+                                          if k in reply}}
+        body = reply.get("title")
+    elif kind == "button":
+        details = {"payload": content.get("payload")}
+        body = content.get("text")
+    elif kind == "reaction":
+        details = {"emoji": content.get("emoji") or None}
+        body = content.get("emoji") or None  # empty emoji: the reaction was removed
+    elif kind == "order":
+        details = content
+        body = content.get("text") or None
+    elif kind == "unsupported" or kind not in msg:
+        details = {"errors": msg.get("errors")} if msg.get("errors") else {}
+        if content:
+            details["unsupported"] = content
+    else:  # system, request_welcome, ... kept whole
+        details = content
+        body = content.get("body") if isinstance(content, dict) else None
+    context = msg.get("context") or {}
+    for flag in ("forwarded", "frequently_forwarded"):
+        if context.get(flag):
+            details[flag] = True
+    if msg.get("referral"):
+        details["referral"] = msg["referral"]
+    return kind, body, mime, details or None
+
+
+def parse_batch(bodies: list[tuple[str, dict]]) -> ParsedBatch:
+    """Flatten ``[(payload_id, decoded_body), ...]`` into per-kind DataFrames.
+
+    A body that is not a WhatsApp Business webhook (wrong ``object``, no ``entry`` list,
+    malformed parts) contributes no rows and is listed in ``rejected`` with the reason.
+    """
+    rows = {"contacts": [], "messages": [], "statuses": [], "preferences": []}
+    numbers: dict[str, set] = {}
+    rejected: dict[str, str] = {}
+    for payload_id, body in bodies:
+        part = {key: [] for key in rows}
+        seen: set = set()
+        try:
+            _parse_body(payload_id, body, part, seen)
+        except (PayloadError, AttributeError, TypeError, ValueError) as exc:
+            rejected[payload_id] = str(exc) if isinstance(exc, PayloadError) else (
+                f"Payload {payload_id[:12]} is malformed: {exc}")
+            continue
+        numbers[payload_id] = seen
+        for key in rows:
+            rows[key] += part[key]
+    return ParsedBatch(
+        contacts=_frame(rows["contacts"], CONTACT_COLUMNS),
+        messages=_frame(rows["messages"], MESSAGE_COLUMNS, times=["created_at"]),
+        statuses=_frame(rows["statuses"], STATUS_COLUMNS, times=["at"], ints=["error_code"]),
+        preferences=_frame(rows["preferences"], PREFERENCE_COLUMNS, times=["at"]),
+        numbers=numbers,
+        rejected=rejected,
+    )
+
+
+def _parse_body(payload_id: str, body, part: dict, seen: set) -> None:
+    contacts, messages = part["contacts"], part["messages"]
+    statuses, prefs = part["statuses"], part["preferences"]
+    if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
+        raise PayloadError(
+            f"Payload {payload_id[:12]} is not a WhatsApp Business webhook (expected "
+            '"object": "whatsapp_business_account").')
+    entries = body.get("entry")
+    if not isinstance(entries, list):
+        raise PayloadError(f"Payload {payload_id[:12]} has no entry list.")
+    for entry in entries:
+        for change in (entry or {}).get("changes") or []:
+            value = (change or {}).get("value") or {}
+            meta = value.get("metadata") or {}
+            pnid, display = meta.get("phone_number_id"), meta.get("display_phone_number")
+            seen.add((pnid, display))
+            head = (payload_id, pnid, display)
+            for c in value.get("contacts") or []:
+                profile = c.get("profile") or {}
+                contacts.append((*head, c.get("wa_id"), c.get("user_id"),
+                                 profile.get("name"), profile.get("username")))
+            for m in value.get("messages") or []:
+                kind, text, mime, details = _message_content(m)
+                reply_to = (m.get("context") or {}).get("id")
+                if kind == "reaction":
+                    reply_to = (m.get("reaction") or {}).get("message_id")
+                messages.append((*head, m.get("id"), m.get("from"), m.get("from_user_id"),
+                                 _ts(m.get("timestamp")), kind, text, mime, reply_to,
+                                 json.dumps(details, ensure_ascii=False) if details else None))
+            for s in value.get("statuses") or []:
+                errors = s.get("errors") or []
+                first = errors[0] if errors else {}
+                conv = s.get("conversation") or {}
+                pricing = s.get("pricing") or {}
+                statuses.append((
+                    *head, s.get("id"), s.get("status"), _ts(s.get("timestamp")),
+                    s.get("recipient_id"), s.get("recipient_user_id"),
+                    first.get("code"), first.get("title"),
+                    json.dumps(errors, ensure_ascii=False) if errors else None,
+                    conv.get("id"), (conv.get("origin") or {}).get("type"),
+                    pricing.get("category"), pricing.get("pricing_model"),
+                    pricing.get("billable"), s.get("biz_opaque_callback_data")))
+            for p in value.get("user_preferences") or []:
+                prefs.append((*head, p.get("wa_id"), p.get("user_id"), p.get("category"),
+                              p.get("value"), p.get("detail"), _ts(p.get("timestamp"))))
+
+
+def _frame(rows: list[tuple], columns: list[str], times=(), ints=()) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=columns, dtype=object)
+    for col in times:
+        df[col] = pd.to_datetime(df[col], utc=True)
+    for col in ints:
+        df[col] = pd.to_numeric(df[col]).astype("Int64")
+    return df
