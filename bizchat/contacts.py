@@ -57,6 +57,11 @@ def check_attributes(value) -> dict | None:
     return value
 
 
+def dump_attributes(value: dict) -> str:
+    """Compact JSON, as DuckDB's json() writes it, so stored values compare as text."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def parse_contact_phone(raw: str, region: str) -> phones.Phone:
     """A contact's number: valid, and of a type WhatsApp can reach."""
     phone = phones.parse(raw, region)
@@ -266,7 +271,7 @@ class Contacts:
                     f"{clash['contact_id']}). Change it with update().", input=phone or wa_id
                     or user_id, contact_id=clash["contact_id"])
             if values["attributes"] is not None:
-                values["attributes"] = json.dumps(values["attributes"], ensure_ascii=False)
+                values["attributes"] = dump_attributes(values["attributes"])
             values.update(contact_id=store.next_id(con, "contacts", "contact_id"),
                           account_id=acc["account_id"], created_at=datetime.now(UTC))
             values = {k: v for k, v in values.items() if v is not None}
@@ -323,7 +328,7 @@ class Contacts:
                 new = check_attributes(fields["attributes"]) or {}
                 merged = new if replace else {**(contact["attributes"] or {}), **new}
                 merged = {k: v for k, v in merged.items() if v is not None}
-                values["attributes"] = json.dumps(merged, ensure_ascii=False) if merged else None
+                values["attributes"] = dump_attributes(merged) if merged else None
             if values:
                 con.execute(f"UPDATE contacts SET {', '.join(f'{k} = ?' for k in values)} "
                             "WHERE contact_id = ?", [*values.values(), contact["contact_id"]])
