@@ -52,8 +52,6 @@ def as_event_table(events: pd.DataFrame | pa.Table) -> pa.Table:
     for field in EVENT_SCHEMA:
         if field.name in events.column_names:
             column = events.column(field.name)
-            if field.name == "errors" and not pa.types.is_string(column.type):
-                raise TypeError("errors must be a JSON string column")
             columns.append(column.cast(field.type))
         elif field.name == "received_at":
             columns.append(pa.array([pd.Timestamp.now(tz="UTC")] * n, field.type) if n else pa.array([], field.type))

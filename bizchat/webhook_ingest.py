@@ -76,9 +76,10 @@ def _resolve(frame: pd.DataFrame, by_pnid: dict, by_phone: dict) -> pd.Series:
     """account_id per row: metadata.phone_number_id first, else the display number."""
     if frame.empty:
         return pd.Series([], dtype="Int64")
-    by_id = frame["phone_number_id"].map(by_pnid)
-    digits = frame["display_phone"].astype("string").str.replace(r"\D", "", regex=True)
-    return by_id.fillna(digits.map(by_phone)).astype("Int64")
+    by_id = frame["phone_number_id"].map(by_pnid).astype("Int64")
+    digits = frame["display_phone"].astype(object).map(
+        lambda d: "".join(c for c in d if c.isdigit()) if isinstance(d, str) else None)
+    return by_id.fillna(digits.map(by_phone).astype("Int64"))
 
 
 def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetime, str]],

@@ -1,0 +1,95 @@
+"""`bizchat webhook ...`: the Cloud API webhook receiver and saved-payload ingestion."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from ..errors import ImportFormatError
+from ._common import CliState, pass_workspace, workspace_option
+
+
+@click.group()
+def webhook() -> None:
+    """Receive WhatsApp Cloud API webhooks, or ingest saved payloads."""
+
+
+@webhook.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@workspace_option
+def serve(host: str, port: int) -> None:
+    """Run the receiver at /webhook (needs $BIZCHAT_APP_SECRET, $BIZCHAT_VERIFY_TOKEN).
+
+    Accepted bodies are fsynced to a spool beside the workspace before the 200 and moved
+    into the workspace in batches; SIGTERM or Ctrl-C flushes and exits 0.
+    """
+    from ..server import serve as run
+
+    state = click.get_current_context().find_object(CliState)
+    run(state.workspace, host=host, port=port)
+
+
+def read_payload_file(path: Path) -> list[tuple[str, datetime, str]]:
+    """A saved payload file: one JSON document, or JSON lines (one body per line)."""
+    from ..webhook_ingest import payload_id
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFormatError(f"Cannot read {path}: {exc}. Give a UTF-8 JSON or JSON-lines file.",
+                                source=str(path)) from exc
+    now = datetime.now(UTC)
+    try:
+        json.loads(text)
+        return [(payload_id(text), now, text)]
+    except ValueError:
+        pass
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as exc:
+            raise ImportFormatError(
+                f"{path}, line {number}: not JSON ({exc.args[0]}). The file must hold one JSON "
+                "document or one JSON document per line; nothing was ingested.",
+                source=str(path), line=number) from exc
+        items.append((payload_id(line), now, line))
+    return items
+
+
+@webhook.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_workspace
+def ingest(ws, files: tuple[Path, ...]) -> None:
+    """Ingest saved webhook payloads (a JSON document or JSON lines per FILE)."""
+    from ..webhook_ingest import ingest_bodies
+
+    items = [item for path in files for item in read_payload_file(path)]
+    with ws.transaction() as con:
+        report = ingest_bodies(con, items, actor="cli")
+    click.echo(report.summary())
+    for pid, reason in report.rejected.items():
+        click.echo(f"  rejected {pid[:12]}: {reason}", err=True)
+
+
+@webhook.command()
+@pass_workspace
+def reprocess(ws) -> None:
+    """Ingest again the payloads kept for an unknown business number (after adding it)."""
+    from ..webhook_ingest import ingest_bodies
+
+    with ws.transaction() as con:
+        rows = con.execute("SELECT payload_id, received_at, body FROM raw_payloads "
+                           "WHERE state = 'unknown_account'").fetchall()
+        con.execute("DELETE FROM raw_payloads WHERE state = 'unknown_account'")
+        report = ingest_bodies(con, rows, actor="cli")
+    click.echo(report.summary())
+
+
+COMMANDS = [webhook]
