@@ -298,6 +298,8 @@ def _lookup(con: duckdb.DuckDBPyConnection, ref) -> dict | None:
     found = one("phone_number_id = ?", text)
     if found:
         return found
+    if text.isdigit() and len(text) < 7:  # no valid phone number is this short: an account_id
+        return one("account_id = ?", int(text))
     try:
         e164 = phones.normalize(text)
     except InvalidPhoneNumber:

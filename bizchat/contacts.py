@@ -105,6 +105,9 @@ def _lookup(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict | None:
     try:
         e164 = phones.normalize(text, default_region(account))
     except InvalidPhoneNumber:
+        # Not a number: an all-digit text is a contact_id written as text (CLI).
+        if text.isdigit() and len(text) < 19:
+            return _one(con, "account_id = ? AND contact_id = ?", [aid, int(text)])
         return None
     return _one(con, "account_id = ? AND (phone_e164 = ? OR wa_id = ?)", [aid, e164, e164[1:]])
 
