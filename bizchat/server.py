@@ -262,8 +262,21 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
 
 
 def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Run the receiver until SIGTERM/SIGINT; a requested stop exits with status 0."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after its graceful shutdown, which makes the
+            # exit status "killed by SIGTERM"; a requested, clean stop should be 0.
+            self._captured_signals.clear()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(workspace)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                   access_log=False))
+    server.run()
+    if not server.started:
+        raise BizchatError(f"The webhook receiver could not start on {host}:{port} "
+                           "(is the port in use?).")

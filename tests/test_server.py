@@ -1,0 +1,194 @@
+"""The webhook receiver: verification, signatures, limits, durability before the 200,
+and catching up while another process holds the workspace. In-process for the HTTP
+rules, over a real socket with real signals for the process behaviour."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+from webhook_samples import PNID, dumps, status, text_message
+
+import bizchat
+from bizchat.server import create_app, sign
+
+SECRET = "test-app-secret"
+TOKEN = "test-verify-token"
+T0 = 1_790_000_000
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    ws = bizchat.open(tmp_path / "recv.duckdb")
+    ws.accounts.add("+49 30 901820", name="Lindenblatt Verlag", phone_number_id=PNID)
+    return ws
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def post(client, body: bytes, signature: str | None = "auto"):
+    headers = {"content-type": "application/json"}
+    if signature == "auto":
+        headers["x-hub-signature-256"] = sign(body, SECRET)
+    elif signature:
+        headers["x-hub-signature-256"] = signature
+    return client.post("/webhook", content=body, headers=headers)
+
+
+def test_subscription_check(workspace):
+    app = create_app(workspace.path, app_secret=SECRET, verify_token=TOKEN)
+    with TestClient(app) as client:
+        ok = client.get("/webhook", params={"hub.mode": "subscribe", "hub.verify_token": TOKEN,
+                                            "hub.challenge": "1158201444"})
+        assert (ok.status_code, ok.text) == (200, "1158201444")
+        bad = client.get("/webhook", params={"hub.mode": "subscribe", "hub.verify_token": "nope",
+                                             "hub.challenge": "1"})
+        assert bad.status_code == 403
+
+
+def test_signed_post_is_stored_forged_and_malformed_are_not(workspace):
+    app = create_app(workspace.path, app_secret=SECRET, verify_token=TOKEN, interval=0.05)
+    body = dumps(text_message("491701234567", "wamid.S1", "Hallo", T0))
+    with TestClient(app) as client:
+        assert post(client, body).status_code == 200
+        assert post(client, body, signature=None).status_code == 401
+        assert post(client, body, signature="sha256=" + "0" * 64).status_code == 401
+        assert post(client, body, signature=sign(body, "other-secret")).status_code == 401
+        tampered = body.replace(b"Hallo", b"Hallx")
+        assert post(client, tampered, signature=sign(body, SECRET)).status_code == 401
+        malformed = b'{"object": "whatsapp_business_account", '
+        assert post(client, malformed).status_code == 400
+        assert wait_for(lambda: client.get("/health").json()["ingested"] == 1)
+        health = client.get("/health").json()
+        assert health["accepted"] == 1 and health["pending_bytes"] == 0
+    assert workspace.sql("SELECT body FROM messages")["body"].tolist() == ["Hallo"]
+    assert len(workspace.sql("SELECT * FROM raw_payloads")) == 1
+
+
+def test_oversize_bodies_are_refused(workspace):
+    app = create_app(workspace.path, app_secret=SECRET, max_body=1024)
+    big = b'{"x": "' + b"a" * 2000 + b'"}'
+    with TestClient(app) as client:
+        assert post(client, big).status_code == 413
+
+        def chunks():  # no content-length: the limit applies while streaming
+            for i in range(0, len(big), 256):
+                yield big[i:i + 256]
+        response = client.post("/webhook", content=chunks(),
+                               headers={"x-hub-signature-256": sign(big, SECRET)})
+        assert response.status_code == 413
+        assert client.get("/health").json()["accepted"] == 0
+
+
+def test_the_receiver_refuses_to_start_without_a_secret(workspace, monkeypatch):
+    monkeypatch.delenv("BIZCHAT_APP_SECRET", raising=False)
+    with pytest.raises(bizchat.BizchatError, match="BIZCHAT_APP_SECRET"):
+        create_app(workspace.path)
+
+
+# --- over a real socket, as its own process -------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_receiver(path, port):
+    env = {**os.environ, "BIZCHAT_APP_SECRET": SECRET, "BIZCHAT_VERIFY_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "bizchat.cli", "webhook", "serve",
+                             "--port", str(port), "--workspace", str(path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx.get(url + "/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+    assert wait_for(up, 30), proc.stderr.read() if proc.poll() is not None else "not up"
+    return proc, url
+
+
+HOLD = textwrap.dedent("""
+    import sys, duckdb, time
+    con = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    sys.stdin.readline()   # hold until told
+    con.close()
+""")
+
+
+@pytest.mark.slow
+def test_killed_after_200_loses_nothing_and_accepts_while_the_workspace_is_held(workspace):
+    """Another process holds the workspace, so nothing can reach DuckDB; the receiver
+    still answers 200 (spooled). SIGKILL it, release the file, start again: the spool is
+    replayed and every accepted body is in the workspace, once."""
+    path, port = workspace.path, free_port()
+    proc, url = start_receiver(path, port)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    try:
+        bodies = [dumps(text_message("491701234567", f"wamid.K{i}", f"Nachricht {i}", T0 + i))
+                  for i in range(20)]
+        bodies += [dumps(status(f"wamid.K{i}", "read", T0 + 100 + i)) for i in range(20)]
+        with httpx.Client(base_url=url, timeout=10) as client:
+            codes = [post(client, b).status_code for b in bodies]
+            assert codes == [200] * len(bodies)
+            health = client.get("/health").json()
+        assert health["accepted"] == 40 and health["ingested"] == 0
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stderr.close()
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+    assert workspace.sql("SELECT count(*) AS n FROM messages")["n"][0] == 0
+
+    proc, url = start_receiver(path, port)
+    try:
+        assert wait_for(lambda: httpx.get(url + "/health").json()["pending_bytes"] == 0, 30)
+        # Replaying the same bodies again (Meta retries) changes nothing.
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert all(post(client, b).status_code == 200 for b in bodies[:5])
+        assert wait_for(lambda: httpx.get(url + "/health").json()["pending_bytes"] == 0, 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        proc.stderr.close()
+    counts = workspace.sql("""SELECT (SELECT count(*) FROM messages) AS m,
+                                     (SELECT count(*) FROM message_status WHERE status = 'read') AS r""")
+    assert counts.values.tolist() == [[20, 20]]
+
+
+@pytest.mark.slow
+def test_sigterm_flushes_and_exits_zero(workspace):
+    path, port = workspace.path, free_port()
+    proc, url = start_receiver(path, port)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for i in range(10):
+            assert post(client, dumps(text_message("491701234567", f"wamid.T{i}", "x", T0 + i))).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    log = proc.stderr.read()
+    proc.stderr.close()
+    assert "stopped: accepted 10" in log
+    assert workspace.sql("SELECT count(*) AS n FROM messages")["n"][0] == 10
