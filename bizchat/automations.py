@@ -14,7 +14,8 @@ Rules (table ``automations``, one greeting and one away rule per account):
   one period. A schedule with no break at all (``always``, or closed all week) has no
   period end, so there the period is the local calendar day: at most one per day.
 - **scope**: everyone; unknown_contacts (the contact did not exist before this message:
-  the ``new_contact`` column of the inbound batch, else "no earlier message with them");
+  the ``new_contact`` column of the inbound batch, else: the contact was created at or
+  after the message's time and no earlier message with them exists);
   only_labels / except_labels (``scope_labels``: label names, matched in any case, on the
   contact or any of its chats).
 
@@ -173,7 +174,7 @@ cand AS (
     SELECT i.*, r.automation_id, r.kind, r.text, r.scope, r.silence_days,
            list_transform(coalesce(r.scope_labels, []), lambda x: lower(x)) AS wanted,
            timezone(a.timezone, i.created_at) AS local_at,
-           coalesce(i.new_contact, NOT EXISTS (
+           coalesce(i.new_contact, k.created_at >= i.created_at AND NOT EXISTS (
                SELECT 1 FROM act p WHERE p.account_id = i.account_id
                AND p.contact_id = i.contact_id AND p.message_id <> i.message_id
                AND (p.created_at < i.created_at
@@ -182,6 +183,7 @@ cand AS (
     FROM inb i
     JOIN automations r ON r.account_id = i.account_id AND r.enabled
     JOIN accounts a ON a.account_id = i.account_id
+    JOIN contacts k ON k.contact_id = i.contact_id
 ),
 labelled AS (
     SELECT c.*, (

@@ -233,7 +233,9 @@ def _ref_frame(account: dict, refs: Iterable) -> pd.DataFrame:
             try:
                 row["e164"] = phones.normalize(ref, region)
             except InvalidPhoneNumber:
-                pass
+                # As in contacts: an all-digit text that is no number is a contact_id (CLI).
+                if ref.strip().isdigit() and len(ref.strip()) < 19:
+                    row["id"] = int(ref.strip())
         else:
             raise InvalidValue(f"{ref!r} is neither a phone number nor a contact id.", input=ref)
         rows.append(row)
@@ -273,7 +275,7 @@ def _resolve(con, account: dict, refs, *, chats: bool) -> pd.DataFrame:
         params = [aid, aid, aid, aid] + ([aid] if chats else [])
         hits = con.execute(f"""
             WITH hits AS ({by_id} UNION ALL {by_person})
-            SELECT r.i, r.ref, h.id FROM _label_refs r LEFT JOIN hits h USING (i)""",
+            SELECT r.i, r.ref, h.id FROM _label_refs r LEFT JOIN hits h USING (i) ORDER BY r.i""",
                            params).df()
     finally:
         con.unregister("_label_refs")
