@@ -123,10 +123,13 @@ def _read_records(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
+        # An unclosed quote swallows the rest of the file: point at the record it opened.
+        line = start if "end of data" in str(exc) else reader.line_num
+        what = "a quoted cell starting on this line is never closed" if line == start else exc
         raise ImportFormatError(
-            f"{path}, line {reader.line_num}: {exc}. Check the quotes on that line (a cell "
-            'with a quote inside must be quoted and the quote doubled: "a ""b"" c").',
-            path=str(path), line=reader.line_num) from exc
+            f"{path}, line {line}: {what}. Check the quotes on that line (a cell with a quote "
+            'inside must be quoted and the quote doubled: "a ""b"" c").',
+            path=str(path), line=line) from exc
     if not records:
         raise ImportFormatError(f"{path} is empty: it needs a header line with a phone column.",
                                 path=str(path), line=1)
