@@ -349,3 +349,34 @@ def test_away_intervals_wrap_and_whole_week():
     assert automations.away_intervals("outside_hours", None, closed) == [(0, 10080, 0, True)]
     assert automations.away_intervals("outside_hours", None, None) == []
     assert automations.away_intervals("always", None, None) == [(0, 10080, 0, True)]
+
+
+def test_cli_automations(tmp_path):
+    from click.testing import CliRunner
+
+    from bizchat.cli import main
+
+    def cli(*args, ok=True):
+        result = CliRunner().invoke(main, ["--workspace", str(tmp_path / "c.duckdb"), *args])
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output
+
+    cli("accounts", "add", SHOP, "--name", "Blumen Berg")
+    out = cli("automations", "set-away", "Weg.", "--account", SHOP, ok=False)
+    assert "no business hours" in out
+    cli("labels", "create", "VIP", "--account", SHOP)
+    assert "Greeting saved (on, scope only_labels)" in cli(
+        "automations", "set-greeting", "Hallo {first_name}!", "--account", SHOP,
+        "--scope", "only_labels", "--label", "VIP", "--silence-days", "7")
+    assert "schedule custom" in cli("automations", "set-away", "Wochenende", "--account", SHOP,
+                                    "--schedule", "custom", "--spec", "sat-sun=00:00-24:00")
+    cli("automations", "disable", "away", "--account", SHOP)
+    listing = cli("automations", "list", "--account", SHOP)
+    assert "greeting" in listing and "away" in listing and "False" in listing
+    assert "is on" in cli("automations", "enable", "away", "--account", SHOP)
+    import bizchat
+
+    ws = bizchat.open(tmp_path / "c.duckdb")
+    assert ws.automations.list(SHOP)["enabled"].tolist() == [True, True]
+    greeting = ws.automations.get(SHOP, "greeting")
+    assert (greeting["silence_days"], greeting["scope_labels"]) == (7, ["VIP"])

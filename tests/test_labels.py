@@ -271,3 +271,51 @@ def test_rename_merge_delete_keep_automation_scopes_in_step(ws, shop):
     assert ws.automations.get(SHOP, "away")["scope_labels"] == ["Premium"]
     ws.labels.delete(SHOP, "alt")
     assert ws.automations.get(SHOP, "greeting")["scope_labels"] == ["Premium"]
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+def cli(path, *args, ok=True):
+    from click.testing import CliRunner
+
+    from bizchat.cli import main
+
+    result = CliRunner().invoke(main, ["--workspace", str(path), *args])
+    assert (result.exit_code == 0) == ok, result.output
+    return result.output
+
+
+def test_cli_labels(tmp_path):
+    path = tmp_path / "cli.duckdb"
+    cli(path, "accounts", "add", SHOP, "--name", "Blumen Berg")
+    for phone in PHONES[:3]:
+        cli(path, "contacts", "add", phone, "--account", SHOP)
+    assert "colour 7" in cli(path, "labels", "create", "VIP", "--account", SHOP, "--color", "7")
+    cli(path, "labels", "create", "Robert'); DROP TABLE labels;--", "--account", SHOP)
+    out = cli(path, "labels", "assign", "vip", "--account", SHOP, "--contact", "0170 1000001",
+              "--contact", "+49 170 1000002")
+    assert "Labelled 2 contacts" in out
+    listing = cli(path, "labels", "list", "--account", SHOP, "--csv")
+    assert listing.splitlines()[0] == "name,color,hex,contacts,chats"
+    assert "VIP,7,#ff9dff,2,0" in listing
+    assert "Unlabelled 1 contacts" in cli(path, "labels", "unassign", "VIP", "--account", SHOP,
+                                          "--contact", "491701000002")
+    cli(path, "labels", "rename", "VIP", "Premium", "--account", SHOP)
+    cli(path, "labels", "recolor", "premium", "3", "--account", SHOP)
+    cli(path, "labels", "assign", "Robert'); DROP TABLE labels;--", "--account", SHOP,
+        "--contact", PHONES[2])
+    out = cli(path, "labels", "merge", "Robert'); DROP TABLE labels;--", "Premium",
+              "--account", SHOP)
+    assert "1 contacts" in out
+    out = cli(path, "labels", "contacts", "--account", SHOP, "--any", "Premium", "--csv")
+    assert out.count("+49170100000") == 2
+    assert "Deleted label 'Premium'" in cli(path, "labels", "delete", "Premium", "--account",
+                                            SHOP, "--yes")
+    assert "(no rows)" in cli(path, "labels", "list", "--account", SHOP)
+    # errors are one clear line, no traceback
+    out = cli(path, "labels", "recolor", "nope", "3", "--account", SHOP, ok=False)
+    assert "has no label 'nope'" in out and "Traceback" not in out
+    out = cli(path, "labels", "assign", "x", "--account", SHOP, ok=False)
+    assert "--contact" in out
+    out = cli(path, "labels", "create", "X", "--account", SHOP, "--color", "21", ok=False)
+    assert "21" in out

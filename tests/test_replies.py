@@ -117,3 +117,27 @@ def test_render_never_crosses_accounts(ws, shop):
         ws.replies.render("/wien", shop["anna"], account=OTHER)
     with pytest.raises(InvalidValue):  # a number alone does not say which account
         ws.replies.render("/wien", ANNA)
+
+
+def test_cli_replies(tmp_path):
+    from click.testing import CliRunner
+
+    from bizchat.cli import main
+
+    def cli(*args, ok=True):
+        result = CliRunner().invoke(main, ["--workspace", str(tmp_path / "c.duckdb"), *args])
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output
+
+    cli("accounts", "add", SHOP, "--name", "Blumen Berg")
+    cli("contacts", "add", ANNA, "--account", SHOP, "--name", "Anna Schmidt")
+    assert "Saved quick reply /danke" in cli("replies", "add", "/danke",
+                                             "Danke, {first_name}!", "--account", SHOP)
+    assert cli("replies", "list", "--account", SHOP, "--csv").splitlines() == [
+        "shortcut,text,placeholders", "/danke,\"Danke, {first_name}!\",first_name"]
+    assert cli("replies", "render", "/danke", "--contact", "0170 1000001",
+               "--account", SHOP) == "Danke, Anna!\n"
+    out = cli("replies", "add", "/x", "Hallo {name.upper}", "--account", SHOP, ok=False)
+    assert "attribute access" in out and "Traceback" not in out
+    assert "Removed quick reply /danke" in cli("replies", "remove", "/DANKE", "--account", SHOP)
+    assert "(no rows)" in cli("replies", "list", "--account", SHOP)
