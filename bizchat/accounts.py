@@ -11,6 +11,7 @@ account's IANA time zone; ``is_open_at`` is the pure rule automations use for "a
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -290,8 +291,8 @@ def _lookup(con: duckdb.DuckDBPyConnection, ref) -> dict | None:
         ref = ref["account_id"]
     if isinstance(ref, bool):
         return None
-    if isinstance(ref, int):
-        return one("account_id = ?", ref)
+    if isinstance(ref, numbers.Integral):  # numpy ints from DataFrames too
+        return one("account_id = ?", int(ref))
     if not isinstance(ref, str) or not ref.strip():
         return None
     text = ref.strip()

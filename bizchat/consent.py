@@ -21,6 +21,7 @@ or evidence text; subject_key stays NULL until privacy adds a pseudonymous key).
 
 from __future__ import annotations
 
+import numbers
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -288,8 +289,8 @@ class Consent:
             return _get_contact(con, _get_account(con, account), contact)
         if isinstance(contact, dict) and "contact_id" in contact:
             contact = contact["contact_id"]
-        if isinstance(contact, int) and not isinstance(contact, bool):
-            found = _contact_by_id(con, "contact_id = ?", [contact])
+        if isinstance(contact, numbers.Integral) and not isinstance(contact, bool):
+            found = _contact_by_id(con, "contact_id = ?", [int(contact)])
             if found:
                 return found
             raise NotFound(f"No contact with contact_id {contact}.", input=contact)
@@ -352,8 +353,8 @@ class Consent:
             acc = _get_account(con, account)
             if isinstance(contact, dict) and "contact_id" in contact:
                 contact = contact["contact_id"]
-            if isinstance(contact, int) and not isinstance(contact, bool):
-                contact_id = contact
+            if isinstance(contact, numbers.Integral) and not isinstance(contact, bool):
+                contact_id = int(contact)
             else:
                 try:
                     contact_id = _get_contact(con, acc, contact)["contact_id"]

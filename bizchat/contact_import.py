@@ -216,18 +216,19 @@ def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tu
     has_nul = frame.drop(columns="line").apply(lambda s: s.str.contains("\x00", regex=False)).any(axis=1)
     bad(has_nul, "contains a NUL character")
 
-    # Phone numbers: phonenumbers per row (each row's own error message).
-    e164 = pd.Series(None, index=frame.index, dtype=object)
-    reasons = {}
-    for idx, raw in col("phone").items():
+    # Phone numbers: phonenumbers once per distinct written form, with its own message.
+    parsed = {}
+    for raw in col("phone").unique():
         if not raw:
-            reasons[idx] = "no phone number"
+            parsed[raw] = (None, "no phone number")
             continue
         try:
-            e164[idx] = parse_contact_phone(raw, region).e164
+            parsed[raw] = (parse_contact_phone(raw, region).e164, None)
         except BizchatError as exc:
-            reasons[idx] = f"invalid phone number: {exc}"
-    bad(frame.index.isin(list(reasons)), lambda i: reasons[i])
+            parsed[raw] = (None, f"invalid phone number: {exc}")
+    e164 = col("phone").map(lambda raw: parsed[raw][0]).astype(object)
+    phone_error = col("phone").map(lambda raw: parsed[raw][1])
+    bad(phone_error.notna(), lambda i: phone_error[i])
     # The same number twice in the file: the first one counts.
     dup = e164.notna() & e164.duplicated(keep="first")
     first_line = frame["line"].groupby(e164).transform("min")

@@ -11,6 +11,7 @@ number). There is no address-book upload: contacts come from conversations
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from datetime import UTC, datetime
 
@@ -94,8 +95,8 @@ def _lookup(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict | None:
         ref = ref["contact_id"]
     if isinstance(ref, bool):
         return None
-    if isinstance(ref, int):
-        return _one(con, "account_id = ? AND contact_id = ?", [aid, ref])
+    if isinstance(ref, numbers.Integral):  # numpy ints from DataFrames too
+        return _one(con, "account_id = ? AND contact_id = ?", [aid, int(ref)])
     if not isinstance(ref, str) or not ref.strip():
         return None
     text = ref.strip()
