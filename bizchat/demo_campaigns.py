@@ -8,6 +8,7 @@ labels, the template, and the weekday and hour of sending.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import numpy as np
@@ -20,10 +21,10 @@ from .demo import DAY, HOUR, MIN, NEVER, NOW, NOW_US, S, _local_us, _next_open
 MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
           "Oktober", "November", "Dezember"]
 STATES = ["sent", "failed", "skipped"]
-SKIPS = ["opted_out", "control"]
+SKIPS = ["opted_out", "control", "frequency_cap"]
 VARIANTS = ["A", "B", "control"]
 LABEL_EFFECT = np.array([0.3, 0.3, 0.35, 0.0, 0.2, 0.8])   # per C.LABELS, on the read logit
-SEND_RATE = 40.0                                              # messages per second
+SEND_RATE = 80.0                                              # messages per second
 
 
 def _template_index() -> dict:
@@ -49,12 +50,14 @@ def schedule(rng) -> list[dict]:
                 "teaser": C.TEASERS[rng.integers(len(C.TEASERS))]}
 
     kids, crime, event, vip = [C.LABELS.index(x) for x in ("Kinderbuch", "Krimi", "Lesung", "VIP")]
-    weeks = 0
+    weeks, tip_day = 0, 3
     for day in days:
         month, week = MONTHS[day.month - 1], day.isocalendar().week
         first_sat = day.weekday() == 5 and day.day <= 7
-        if day.weekday() == 3 and rng.random() < 0.75 or day.weekday() == 6 and rng.random() < 0.25:
-            hour = int(rng.choice([10, 12, 18, 19, 20])) if day.weekday() == 3 else int(rng.choice([10, 17]))
+        if day.weekday() == 0:   # this week's tip goes out on Thursday, or else on Sunday
+            tip_day = 3 if rng.random() < 0.75 else 6
+        if day.weekday() == tip_day:
+            hour = int(rng.choice([10, 12, 18, 19, 20])) if tip_day == 3 else int(rng.choice([10, 17]))
             add(1, "wochentipp", day, hour, 0, (), book("kids" if rng.random() < 0.5 else "crime"),
                 f"Wochentipp KW {week}/{day.year}", ab=rng.random() < 0.3)
         if first_sat:
@@ -116,10 +119,14 @@ def broadcasts(sc) -> None:
     """Freeze audiences, send, and draw every message's fate."""
     rng = sc.rng
     sc.plans = plans = schedule(rng)
-    heads, tails = [], []
-    rc = {k: [] for k in ("broadcast", "contact", "variant", "state", "skip", "at")}
-    msg = {k: [] for k in ("contact", "created", "plan", "render", "variant", "recipient")}
+    heads, tails, params = [], [], []
+    rc = {k: [] for k in ("broadcast", "contact", "variant", "state", "skip", "at", "render")}
+    msg = {k: [] for k in ("contact", "created", "plan", "variant", "recipient")}
     n_rc = 0
+    # The frequency cap: the times of each contact's latest marketing sends, oldest first.
+    cap = {a["account_id"]: (a["marketing_cap_count"], a["marketing_cap_days"] * DAY)
+           for a in C.ACCOUNTS}
+    recent = np.full((sc.n, max(c for c, _ in cap.values())), -NEVER)
     for p_i, plan in enumerate(plans):
         cand = np.flatnonzero((sc.account == plan["account"]) & (sc.created < plan["frozen"]))
         if plan["labels"]:
@@ -132,32 +139,58 @@ def broadcasts(sc) -> None:
             variant = np.where(u < 0.05, 2, np.where(u < 0.525, 0, 1))
         else:
             variant = np.full(k, -1)
-        # Checked again when sending: an opt-out since the freeze means skip.
+        # Checked again when sending: an opt-out since the freeze means skip; so does
+        # reaching the account's cap of marketing messages per contact and period.
         ok = sc.opted_in(plan["at"], cand) & sc.opted_in(send, cand)
-        state = np.where(variant == 2, 2, np.where(ok, 0, 2))
-        skip = np.where(variant == 2, 1, np.where(ok, -1, 0))
-        for kk, v in (("broadcast", np.full(k, plan["id"])), ("contact", cand), ("variant", variant),
-                      ("state", state), ("skip", skip), ("at", send)):
-            rc[kk].append(v)
+        count, days = cap[plan["account"]]
+        capped = recent[cand, -count] > send - days
+        skip = np.select([variant == 2, ~ok, capped], [1, 0, 2], -1)
+        state = np.where(skip >= 0, 2, 0)
         go = np.flatnonzero(state == 0)
+        recent[cand[go]] = np.column_stack([recent[cand[go], 1:], send[go]])
         render_base = len(heads)
         for _, template, _ in plan["variants"]:
             h, t = _render(template, plan["fill"])
             heads.append(h)
             tails.append(t)
+            used = {k: v for k, v in plan["fill"].items() if "{" + k + "}" in C.TEMPLATES[template][2]}
+            params.append(_json(used)[1:-1])
+        for kk, v in (("broadcast", np.full(k, plan["id"])), ("contact", cand), ("variant", variant),
+                      ("state", state), ("skip", skip), ("at", send),
+                      ("render", np.where(variant == 2, -1, render_base + np.maximum(variant, 0)))):
+            rc[kk].append(v)
         msg["contact"].append(cand[go])
         msg["created"].append(send[go])
         msg["plan"].append(np.full(len(go), p_i))
-        msg["render"].append(render_base + np.maximum(variant[go], 0))
         msg["variant"].append(variant[go])
         msg["recipient"].append(n_rc + go)
         n_rc += k
     rc = {k: np.concatenate(v) for k, v in rc.items()}
     msg = {k: np.concatenate(v) for k, v in msg.items()}
-    _send(sc, plans, rc, msg, heads, tails)
+    _freeze(sc, rc, heads, tails, params)
+    _send(sc, plans, rc, msg)
 
 
-def _send(sc, plans, rc, msg, heads, tails) -> None:
+def _freeze(sc, rc, heads, tails, params) -> None:
+    """What scheduling froze per recipient: the rendered text, the placeholder values and
+    the address (the hold-out group gets none)."""
+    render = pa.array(rc["render"], mask=rc["render"] < 0)
+    c = pa.array(rc["contact"])
+    first = pa.array(sc.first_name.tolist())
+    rc["body"] = pc.binary_join_element_wise(
+        pa.array(heads).take(render), first.take(c), pa.array(tails).take(render), "")
+    named = pa.array([_json(f) for f in sc.first_name])
+    rc["params"] = pc.binary_join_element_wise(
+        '{"first_name": ', named.take(c),
+        pa.array([", " + p if p else "" for p in params]).take(render), "}", "")
+    rc["wa_id"] = sc.wa_id.take(c)
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _send(sc, plans, rc, msg) -> None:
     rng = sc.rng
     c, created, plan = msg["contact"], msg["created"], msg["plan"]
     # Column 0: the template of variant A (or the only one), column 1: variant B.
@@ -182,11 +215,7 @@ def _send(sc, plans, rc, msg, heads, tails) -> None:
     for key in ("sent", "delivered", "read"):
         out[key] = np.where(failed, NEVER, out[key])
     out["error"] = error
-    # Bodies: the rendered template around each recipient's first name.
-    body = pc.binary_join_element_wise(
-        pa.array(heads).take(pa.array(msg["render"])),
-        pa.array(sc.first_name.tolist()).take(pa.array(c)),
-        pa.array(tails).take(pa.array(msg["render"])), "")
+    body = rc["body"].take(pa.array(msg["recipient"]))   # the text frozen at scheduling
     rows = sc.add_messages(c, created, 1, C.KINDS.index("template"), body, template=tmpl,
                            broadcast=np.array([p["id"] for p in plans])[plan],
                            variant=msg["variant"], callback=msg["recipient"], **out)

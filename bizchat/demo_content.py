@@ -121,7 +121,8 @@ ACCOUNTS = [
                      "Hilfe zu Bestellungen.",
          category="Verlag", address="Am Lindenblatt 3, 10999 Berlin",
          email="leserservice@lindenblatt-verlag.example",
-         websites=["https://lindenblatt-verlag.example", "https://lindenblatt-verlag.example/krimi"]),
+         websites=["https://lindenblatt-verlag.example", "https://lindenblatt-verlag.example/krimi"],
+         marketing_cap_count=3, marketing_cap_days=7),
     dict(account_id=2, phone="+49 30 23125480", display_name="Lindenblatt Buchladen",
          phone_number_id="114820563317987", waba_id="102290129340398",
          about="Buchladen & Lesungen in Kreuzberg",
@@ -129,7 +130,8 @@ ACCOUNTS = [
                      "Vorlesestunden für Kinder und Krimi-Lesungen. Reservierungen per WhatsApp.",
          category="Buchhandlung", address="Am Lindenblatt 3, 10999 Berlin",
          email="buchladen@lindenblatt-verlag.example",
-         websites=["https://lindenblatt-verlag.example/buchladen"]),
+         websites=["https://lindenblatt-verlag.example/buchladen"],
+         marketing_cap_count=2, marketing_cap_days=7),
 ]
 
 # --- books and templates ----------------------------------------------------------------

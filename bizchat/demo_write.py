@@ -188,6 +188,8 @@ def _templates_and_broadcasts(sc, con) -> None:
     _insert(con, "broadcasts", {
         "broadcast_id": np.array([p["id"] for p in plans]), "account_id": np.array([p["account"] for p in plans], np.int32),
         "name": [p["name"] for p in plans], "template": [names[p["template"]] for p in plans],
+        "template_id": np.array([p["template"] + 1 for p in plans], np.int32),
+        "language": ["de"] * len(plans),
         "category": ["marketing"] * len(plans), "audience": audience, "variants": variants,
         "control_fraction": [0.05 if p["ab"] else 0.0 for p in plans],
         "seed": rng.integers(0, 2**31, len(plans)), "status": ["done"] * len(plans),
@@ -205,6 +207,9 @@ def _templates_and_broadcasts(sc, con) -> None:
         "message_id": sc.wamid.take(pa.array(rc["message_row"], mask=rc["message_row"] < 0)),
         "error_code": pa.array(rc["error"], mask=rc["error"] == 0),
         "error_title": _take([C.ERRORS[c][0] for c in codes], code_ix),
+        "attempts": (rc["message_row"] >= 0).astype(np.int32),
+        "sent_at": _ts(np.where(rc["message_row"] >= 0, rc["at"], NEVER)),
+        "body": rc["body"], "params": rc["params"], "wa_id": rc["wa_id"],
         "updated_at": _ts(rc["updated"])})
 
 

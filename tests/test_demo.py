@@ -48,7 +48,7 @@ def test_same_seed_same_workspace_other_seed_another(built, tmp_path, capsys):
     summary, ws = built
     again = demo.build(tmp_path / "again.duckdb", contacts=N, seed=SEED)
     assert capsys.readouterr() == ("", "")   # progress=False prints nothing, DuckDB's bar included
-    strip = lambda s: {k: v for k, v in s.items() if k not in ("path", "seconds")}  # noqa: E731
+    strip = lambda s: {k: v for k, v in s.items() if k not in ("path", "seconds", "stage_seconds")}  # noqa: E731
     assert strip(again) == strip(summary)
     mine = fingerprint(ws)
     assert fingerprint(bizchat.open(tmp_path / "again.duckdb")) == mine
@@ -81,6 +81,7 @@ def test_summary_matches_the_workspace(built):
     assert 0.9 < summary["delivery_rate"] < 0.99
     assert 0.5 < summary["open_rate"] < 0.85
     assert summary["seconds"] > 0
+    assert set(summary["stage_seconds"]) == set(demo.STAGES)
 
 
 def test_format_summary_is_aligned_and_ends_with_the_path(built):
@@ -189,6 +190,34 @@ def test_no_marketing_message_without_opt_in_at_send_time(built):
     assert one(ws, """SELECT count(*) FROM broadcast_recipients r LEFT JOIN messages m USING (message_id)
                       WHERE r.message_id IS NOT NULL AND (m.message_id IS NULL OR m.contact_id <> r.contact_id
                       OR m.broadcast_id <> r.broadcast_id OR m.kind <> 'template')""") == 0
+
+
+def test_frequency_cap_and_quiet_hours_hold(built):
+    _, ws = built
+    over = ws.sql("""
+        SELECT a.account_id, a.marketing_cap_count AS cap, max(n) AS most FROM (
+            SELECT r.contact_id, count(*) OVER (PARTITION BY r.contact_id ORDER BY r.sent_at
+                   RANGE BETWEEN INTERVAL 7 DAYS PRECEDING AND CURRENT ROW) AS n
+            FROM broadcast_recipients r WHERE r.message_id IS NOT NULL) AS w
+        JOIN contacts USING (contact_id) JOIN accounts a USING (account_id) GROUP BY ALL""")
+    assert (over.most <= over.cap).all() and (over.most == over.cap).any()
+    assert one(ws, "SELECT count(*) FROM broadcast_recipients WHERE skip_reason = 'frequency_cap'") > 0
+    hours = ws.sql("""SELECT DISTINCT hour(sent_at AT TIME ZONE 'Europe/Berlin') AS h
+                      FROM broadcast_recipients WHERE sent_at IS NOT NULL""").h
+    assert hours.between(8, 20).all()
+
+
+def test_recipients_hold_what_was_frozen(built):
+    _, ws = built
+    frozen = ws.sql("""SELECT r.body = m.body AS same_body, r.wa_id = c.wa_id AS same_wa_id,
+            r.params->>'first_name' AS first_name, c.name, r.sent_at = m.created_at AS same_time,
+            r.attempts FROM broadcast_recipients r JOIN messages m USING (message_id)
+            JOIN contacts c ON c.contact_id = r.contact_id""")
+    assert frozen.same_body.all() and frozen.same_wa_id.all() and frozen.same_time.all()
+    assert (frozen.attempts == 1).all()
+    assert all(name.startswith(first) for name, first in zip(frozen.name, frozen.first_name, strict=True))
+    assert one(ws, "SELECT count(*) FROM broadcast_recipients WHERE variant = 'control' "
+                   "AND (body IS NOT NULL OR message_id IS NOT NULL)") == 0
 
 
 # --- labels, chats, messages ------------------------------------------------------------
