@@ -380,3 +380,31 @@ def test_cli_automations(tmp_path):
     assert ws.automations.list(SHOP)["enabled"].tolist() == [True, True]
     greeting = ws.automations.get(SHOP, "greeting")
     assert (greeting["silence_days"], greeting["scope_labels"]) == (7, ["VIP"])
+
+
+def test_through_webhook_ingestion(ws):
+    """The path production takes: webhook bodies -> ingest_bodies -> apply, one transaction."""
+    from webhook_samples import PNID, dumps, text_message
+
+    from bizchat.webhook_ingest import ingest_bodies, payload_id
+
+    ws.accounts.add("+49 30 901820", name="Lindenblatt Verlag", phone_number_id=PNID,
+                    business_hours=HOURS)
+    ws.automations.set_greeting("+49 30 901820", "Willkommen, {first_name}!",
+                                scope="unknown_contacts")
+    ws.automations.set_away("+49 30 901820", "Wir antworten ab Montag.")
+    t0 = int(datetime(2025, 3, 29, 10, tzinfo=UTC).timestamp())  # a Saturday
+
+    def ingest(*docs):
+        items = [(payload_id(dumps(d)), datetime.now(UTC), dumps(d).decode()) for d in docs]
+        with ws.transaction() as con:
+            return ingest_bodies(con, items)
+
+    first = text_message("491701234567", "wamid.A1", "Hallo", t0, name="Erika Muster")
+    ingest(first, text_message("491701234567", "wamid.A2", "Noch da?", t0 + 60,
+                               name="Erika Muster"))
+    replies = sent(ws)
+    assert replies["body"].tolist() == ["Willkommen, Erika!", "Wir antworten ab Montag."]
+    assert {json.loads(d)["inbound_message_id"] for d in replies["details"]} == {"wamid.A1"}
+    ingest(first)  # a replayed payload answers nothing
+    assert len(sent(ws)) == 2
