@@ -1,0 +1,362 @@
+"""`bizchat broadcast ...`: compose, plan, freeze, send and follow broadcasts.
+
+Life of a broadcast from the command line:
+
+    bizchat broadcast create --account +4930123 --name "Sommer" --body "Hallo {first_name} ..."
+    bizchat broadcast plan 7            # audience, expected outcomes, cost
+    bizchat broadcast preview 7 --contact 0170 1234567
+    bizchat broadcast schedule 7 --at 2025-06-02T18:00+02:00   # freeze for that time
+    bizchat broadcast send 7            # a draft is frozen for now first, then sent
+    bizchat broadcast show 7
+
+``create`` registers the template from --body (named after the broadcast) and prints only
+the new id, for scripts. ``send`` of a draft freezes it for the current time; a broadcast
+scheduled for later is refused until its time has come (run ``send`` from cron then),
+because quiet hours and the frequency cap were checked for that time.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import click
+import pandas as pd
+
+from ._common import echo_frame, pass_workspace
+
+_EARLY = timedelta(minutes=5)
+
+
+def _service(ws):
+    service = getattr(ws, "broadcasts", None)
+    if service is None:  # until the Workspace offers ws.broadcasts
+        from ..broadcasts import Broadcasts
+
+        service = Broadcasts(ws)
+    return service
+
+
+def _names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE.", param_hint=option)
+        out[key.strip()] = value
+    return out
+
+
+def _buttons(values: tuple[str, ...]) -> list[dict] | None:
+    out = []
+    for item in values:
+        text, sep, url = item.partition("=")
+        out.append({"type": "url", "text": text.strip(), "url": url.strip()} if sep
+                   else {"type": "quick_reply", "text": item.strip()})
+    return out or None
+
+
+def _sample(value: str | None):
+    if value is None:
+        return None
+    try:
+        return float(value) if "." in value else int(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is a count (500) or a fraction (0.1).",
+                                 param_hint="--sample") from exc
+
+
+def _counts(result: dict) -> str:
+    variants = ", ".join(f"{k} {v}" for k, v in result.get("by_variant", {}).items())
+    skipped = ", ".join(f"{k} {v}" for k, v in result.get("skipped", {}).items())
+    return (f"{result['queued']} queued" + (f" ({variants})" if variants else "")
+            + (f"; skipped: {skipped}" if skipped else ""))
+
+
+@click.group(name="broadcast")
+def broadcast_group() -> None:
+    """Broadcasts to opted-in customers: create, plan, preview, schedule, send, follow."""
+
+
+@broadcast_group.command(name="create")
+@click.option("--account", "-a", required=True, metavar="PHONE",
+              help="The business account (its number, account_id or phone_number_id).")
+@click.option("--name", required=True, help="The broadcast's name; the template is named after it.")
+@click.option("--category", type=click.Choice(["marketing", "utility"]), default="marketing",
+              show_default=True, help="Marketing needs an opt-in; utility respects opt-outs.")
+@click.option("--body", required=True, metavar="TEXT",
+              help="The message with named placeholders, e.g. 'Hallo {first_name}!'.")
+@click.option("--language", default="de", show_default=True, help="Template language.")
+@click.option("--header", default=None, metavar="TEXT", help="Optional header line.")
+@click.option("--footer", default=None, metavar="TEXT", help="Optional footer line.")
+@click.option("--button", "buttons", multiple=True, metavar="TEXT[=URL]",
+              help="A quick-reply button, or a URL button with TEXT=https://... Repeatable.")
+@click.option("--labels-any", metavar="A,B", help="Contacts with any of these labels.")
+@click.option("--labels-all", metavar="A,B", help="Contacts with all of these labels.")
+@click.option("--labels-none", metavar="A,B", help="Contacts with none of these labels.")
+@click.option("--audience-language", metavar="de,en", help="Contacts with these languages.")
+@click.option("--attribute", "attributes", multiple=True, metavar="NAME=VALUE",
+              help="Contacts whose attribute NAME is VALUE. Repeatable.")
+@click.option("--active-within", type=float, metavar="DAYS",
+              help="Contacts who wrote within DAYS days.")
+@click.option("--inactive-for", type=float, metavar="DAYS",
+              help="Contacts silent for at least DAYS days (or who never wrote).")
+@click.option("--received", "received", multiple=True, type=int, metavar="ID",
+              help="Contacts who received broadcast ID (delivered). Repeatable.")
+@click.option("--read", "read", multiple=True, type=int, metavar="ID",
+              help="Contacts who read broadcast ID. Repeatable.")
+@click.option("--not-read", "not_read", multiple=True, type=int, metavar="ID",
+              help="Contacts who were sent broadcast ID and did not read it. Repeatable.")
+@click.option("--sample", metavar="N|FRACTION", help="A random sample of the eligible contacts.")
+@click.option("--variant-body", "variant_bodies", multiple=True, metavar="TEXT",
+              help="The body of variant B (again for C, ...): an A/B test.")
+@click.option("--control", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Hold-out fraction that receives nothing.")
+@click.option("--seed", type=click.IntRange(0), default=None,
+              help="Seed of the sample and the variant split (default: random, stored).")
+@click.option("--fallback", "fallbacks", multiple=True, metavar="NAME=TEXT",
+              help="Text for a placeholder a contact has no value for (else they are skipped).")
+@click.option("--value", "values", multiple=True, metavar="NAME=TEXT",
+              help="A fixed placeholder value for everyone, e.g. angebot='20 %'.")
+@pass_workspace
+def create(ws, account, name, category, body, language, header, footer, buttons, labels_any,
+           labels_all, labels_none, audience_language, attributes, active_within, inactive_for,
+           received, read, not_read, sample, variant_bodies, control, seed, fallbacks,
+           values) -> None:
+    """Create a draft broadcast and print its id."""
+    audience = {"labels_any": _names(labels_any), "labels_all": _names(labels_all),
+                "labels_none": _names(labels_none), "language": _names(audience_language),
+                "attributes": _pairs(attributes, "--attribute") or None,
+                "active_within_days": active_within, "inactive_for_days": inactive_for,
+                "received": list(received) or None, "read": list(read) or None,
+                "not_read": list(not_read) or None, "sample": _sample(sample)}
+    found = _service(ws).create(
+        account, name, body=body, category=category, language=language, header=header,
+        footer=footer, buttons=_buttons(buttons),
+        audience={k: v for k, v in audience.items() if v is not None},
+        variants=list(variant_bodies) or None, control=control, seed=seed,
+        fallbacks=_pairs(fallbacks, "--fallback") or None,
+        values=_pairs(values, "--value") or None, actor="cli")
+    click.echo(found["broadcast_id"])
+
+
+@broadcast_group.command(name="list")
+@click.option("--account", "-a", default=None, metavar="PHONE", help="Only this account.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@pass_workspace
+def list_(ws, account, as_csv) -> None:
+    """List broadcasts, newest first, with their counts so far."""
+    frame = _service(ws).list(account)
+    if not as_csv and not frame.empty:
+        frame = frame.drop(columns=["created_at"])
+        frame["scheduled_for"] = frame["scheduled_for"].map(
+            lambda t: "" if pd.isna(t) else f"{t:%Y-%m-%d %H:%M}")
+    echo_frame(frame, csv=as_csv)
+
+
+def _funnel_line(f: dict) -> str:
+    def pct(x):
+        return "n/a" if x is None or pd.isna(x) else f"{100 * x:.1f}%"
+
+    return (f"sent {f['sent']}, delivered {f['delivered']}, read {f['read']}, failed "
+            f"{f['failed']}, replied {f['replied']} (delivery {pct(f['delivery_rate'])}, open "
+            f"{pct(f['open_rate'])}, reply {pct(f['reply_rate'])})")
+
+
+@broadcast_group.command(name="show")
+@click.argument("broadcast_id", type=int)
+@pass_workspace
+def show(ws, broadcast_id) -> None:
+    """Show a broadcast: recipients by state and skip reason, and the funnel so far."""
+    from ..audiences import Audience
+
+    info = _service(ws).show(broadcast_id)
+    b = info["broadcast"]
+    click.echo(f"Broadcast {b['broadcast_id']}: {b['name']!r} ({b['category']}, {b['status']})")
+    when = b["scheduled_for"]
+    click.echo(f"Scheduled for: {when:%Y-%m-%d %H:%M %Z}" if when else "Scheduled for: -")
+    variants = b["variants"] or []
+    click.echo("Template: " + ", ".join(f"{v['variant']}={v['template']}" for v in variants)
+               + (f"; control {b['control_fraction']:g}" if b["control_fraction"] else ""))
+    click.echo(f"Audience: {Audience.parse(b['audience']).describe()}")
+    states = info["states"]
+    click.echo("Recipients:")
+    if states.empty:
+        click.echo("  none frozen yet (schedule or send it)")
+    for row in states.itertuples():
+        reason = "" if pd.isna(row.skip_reason) else f" ({row.skip_reason})"
+        click.echo(f"  {row.state}{reason}: {row.recipients}")
+    click.echo("Funnel: " + _funnel_line(info["funnel"]))
+    per = info["by_variant"]
+    if len(per) > 1:
+        for row in per.to_dict("records"):
+            click.echo(f"  variant {row['variant']}: " + _funnel_line(row))
+
+
+@broadcast_group.command(name="plan")
+@click.argument("broadcast_id", type=int)
+@click.option("--at", default=None, metavar="ISO", help="Planned send time (default: scheduled, else now).")
+@click.option("--rate-card", type=click.Path(dir_okay=False), default=None,
+              help="A rate card CSV (default: $BIZCHAT_RATE_CARD, else the shipped example).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@pass_workspace
+def plan(ws, broadcast_id, at, rate_card, as_json) -> None:
+    """Audience size, expected delivered/read/replies from similar past broadcasts, and cost."""
+    result = _service(ws).plan(broadcast_id, at, rate_card=rate_card)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), default=str, ensure_ascii=False, indent=2))
+        return
+    for line in result.lines():
+        click.echo(line)
+    if len(result.by_country):
+        echo_frame(result.by_country.round(4))
+
+
+@broadcast_group.command(name="preview")
+@click.argument("broadcast_id", type=int)
+@click.option("--contact", required=True, metavar="PHONE",
+              help="The contact (any form of the number, wa_id, user_id or contact_id).")
+@click.option("--variant", default=None, help="Which variant to show (default: theirs, else A).")
+@pass_workspace
+def preview(ws, broadcast_id, contact, variant) -> None:
+    """Print the exact message a contact gets, and whether they would be sent it."""
+    shown = _service(ws).preview(broadcast_id, contact, variant=variant)
+    status = shown.state + (f" ({shown.skip_reason})" if shown.skip_reason else "")
+    click.echo(f"Variant {shown.variant}, template {shown.template}: {status}", err=True)
+    click.echo(shown.text)
+
+
+@broadcast_group.command(name="schedule")
+@click.argument("broadcast_id", type=int)
+@click.option("--at", default=None, metavar="ISO",
+              help="Send time, e.g. 2025-06-02T18:00+02:00 (default: now).")
+@pass_workspace
+def schedule(ws, broadcast_id, at) -> None:
+    """Freeze the recipients of a draft for its send time."""
+    result = _service(ws).schedule(broadcast_id, at, actor="cli")
+    click.echo(f"Broadcast {broadcast_id} scheduled for {result['scheduled_for']:%Y-%m-%d %H:%M} "
+               f"UTC: {_counts(result)}.")
+
+
+def _transport_options(func):
+    func = click.option("--seed", type=int, default=None,
+                        help="Seed of the simulated transport.")(func)
+    func = click.option("--transport", type=click.Choice(["simulated", "cloud"]),
+                        default="simulated", show_default=True,
+                        help="simulated (no messages leave) or cloud (the WhatsApp Cloud API).")(func)
+    func = click.option("--progress/--no-progress", default=False,
+                        help="Show a progress bar.")(func)
+    return func
+
+
+def _print_outcome(result) -> None:
+    if isinstance(result, dict):
+        click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
+    else:
+        click.echo(str(result))
+
+
+@broadcast_group.command(name="send")
+@click.argument("broadcast_id", type=int)
+@_transport_options
+@pass_workspace
+def send(ws, broadcast_id, transport, seed, progress) -> None:
+    """Send a broadcast (a draft is frozen for now first)."""
+    service = _service(ws)
+    found = service.get(broadcast_id)
+    if found["status"] == "draft":
+        result = service.schedule(broadcast_id, actor="cli")
+        click.echo(f"Frozen: {_counts(result)}.", err=True)
+    elif (found["status"] == "scheduled" and found["scheduled_for"] is not None
+          and found["scheduled_for"] > datetime.now(UTC) + _EARLY):
+        raise click.ClickException(
+            f"Broadcast {broadcast_id} is scheduled for {found['scheduled_for']:%Y-%m-%d %H:%M} "
+            "UTC; quiet hours and the frequency cap were checked for that time. Run `send` then "
+            "(e.g. from cron), or cancel it and create a new one to send now.")
+    from .. import outbox  # the sender; imported here so composing works without it
+
+    _print_outcome(outbox.send(ws, broadcast_id, transport=transport, seed=seed,
+                               progress=progress))
+
+
+@broadcast_group.command(name="resume")
+@click.argument("broadcast_id", type=int)
+@_transport_options
+@pass_workspace
+def resume(ws, broadcast_id, transport, seed, progress) -> None:
+    """Continue a send that was interrupted; sends caught mid-call become 'unknown', never resent."""
+    from .. import outbox
+
+    _print_outcome(outbox.resume(ws, broadcast_id, transport=transport, seed=seed,
+                                 progress=progress))
+
+
+@broadcast_group.command(name="resolve")
+@click.argument("broadcast_id", type=int)
+@click.option("--decision", type=click.Choice(["resend", "give_up"]), required=True,
+              help="resend the 'unknown' recipients, or give up on them (failed).")
+@pass_workspace
+def resolve(ws, broadcast_id, decision) -> None:
+    """Decide about recipients whose send a crash left 'unknown'."""
+    from .. import outbox
+
+    _print_outcome(outbox.resolve_unknown(ws, broadcast_id, decision))
+
+
+@broadcast_group.command(name="cancel")
+@click.argument("broadcast_id", type=int)
+@pass_workspace
+def cancel(ws, broadcast_id) -> None:
+    """Cancel a broadcast: recipients still queued are skipped (reason cancelled)."""
+    result = _service(ws).cancel(broadcast_id, actor="cli")
+    click.echo(f"Broadcast {broadcast_id} cancelled; {result['cancelled']} queued recipients "
+               "will not be sent anything.")
+
+
+@broadcast_group.command(name="limits")
+@click.option("--account", "-a", required=True, metavar="PHONE", help="The business account.")
+@click.option("--tier", type=click.Choice(["250", "2000", "10000", "100000", "unlimited"]),
+              default=None, help="Messaging limit: unique users per 24 h.")
+@click.option("--rate", type=click.IntRange(1), default=None, help="Messages per second.")
+@click.option("--cap", default=None, metavar="N/DAYS",
+              help="Marketing frequency cap, e.g. 2/7; 'off' for none.")
+@click.option("--quiet", default=None, metavar="HH:MM-HH:MM",
+              help="Quiet hours in the recipient's time zone; 'off' for none.")
+@pass_workspace
+def limits(ws, account, tier, rate, cap, quiet) -> None:
+    """Show or set an account's sending limits (tier, rate, marketing cap, quiet hours)."""
+    fields: dict = {}
+    if tier is not None:
+        fields["messaging_tier"] = None if tier == "unlimited" else int(tier)
+    if rate is not None:
+        fields["send_rate"] = rate
+    if cap is not None:
+        if cap.strip().lower() == "off":
+            fields["marketing_cap_days"] = 0
+        else:
+            count, sep, days = cap.partition("/")
+            if not sep or not count.strip().isdigit() or not days.strip().isdigit():
+                raise click.BadParameter(f"{cap!r}: write N/DAYS, e.g. 2/7.", param_hint="--cap")
+            fields.update(marketing_cap_count=int(count), marketing_cap_days=int(days))
+    if quiet is not None:
+        fields["quiet_hours"] = quiet
+    service = _service(ws)
+    result = service.set_limits(account, actor="cli", **fields) if fields else \
+        service.limits(account)
+    tier_text = result["messaging_tier"] or "unlimited"
+    cap_text = (f"{result['marketing_cap_count']} per {result['marketing_cap_days']} days"
+                if result["marketing_cap_days"] else "off")
+    start, end = result["quiet_hours_start"], result["quiet_hours_end"]
+    quiet_text = f"{start:%H:%M}-{end:%H:%M}" if start and end and start != end else "off"
+    click.echo(f"Account {result['account']}: tier {tier_text}, {result['send_rate']} msg/s, "
+               f"marketing cap {cap_text}, quiet hours {quiet_text} (recipient's time zone, "
+               f"else {result['timezone']}).")
+
+
+COMMANDS = [broadcast_group]
