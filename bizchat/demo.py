@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,8 +62,8 @@ def build(path=None, *, contacts: int = 20000, seed: int = 7, replace: bool = Fa
     _make_room(path, replace)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(STAGES), desc="demo", unit="stage", file=sys.stderr,
-               disable=not progress, leave=False)
+    bar = tqdm(total=len(STAGES), desc="demo", file=sys.stderr, disable=not progress, leave=False,
+               bar_format="{desc:<26} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]")
     try:
         scenario = _Scenario(np.random.default_rng(seed), contacts, bar)
         scenario.generate()
@@ -96,16 +97,26 @@ def format_summary(summary: dict) -> str:
 
 
 def _make_room(path: Path, replace: bool) -> None:
-    """Refuse to overwrite a workspace with data unless asked; with replace, delete it."""
+    """Refuse to overwrite a workspace with data unless asked; with replace, delete it.
+
+    A file that another process holds raises WorkspaceBusy either way: deleting it under
+    a running receiver or report would lose that process's writes.
+    """
     if not path.exists():
         return
-    if not replace:
-        try:
-            con = store.connect(path, read_only=True)
-        except Exception as exc:
-            raise Conflict(f"{path} exists and is not an empty bizchat workspace ({exc}). Pass "
-                           "--replace (replace=True) to delete it and build the demo.",
+    if path.is_dir():
+        raise BizchatError(f"The workspace path {path} is a folder. Give the path of a .duckdb "
+                           "file, e.g. data/demo.duckdb.", path=str(path))
+    try:
+        con = store.connect(path, read_only=not replace)
+    except duckdb.Error as exc:   # not a DuckDB file (WorkspaceBusy is not caught here)
+        if replace:
+            con = None
+        else:
+            raise Conflict(f"{path} exists and is not a bizchat workspace ({exc}). Pass "
+                           "--replace (replace=True) to delete it and build the demo there.",
                            path=str(path)) from exc
+    if con is not None:
         try:
             tables = {r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables").fetchall()}
@@ -113,13 +124,13 @@ def _make_room(path: Path, replace: bool) -> None:
                        for t in ("accounts", "contacts", "messages") if t in tables)
         finally:
             con.close()
-        if held:
+        if held and not replace:
             raise Conflict(f"The workspace {path} already holds data. Pass --replace "
                            "(replace=True) to delete it and build the demo there, or choose "
                            "another path with --workspace.", path=str(path))
-        return
-    for victim in (path, path.with_name(path.name + ".wal")):
-        victim.unlink(missing_ok=True)
+    if replace:
+        for victim in (path, path.with_name(path.name + ".wal")):
+            victim.unlink(missing_ok=True)
 
 
 # --- time helpers ---------------------------------------------------------------------
@@ -246,7 +257,11 @@ class _Scenario:
         self.created = self._created_times()
         self.engagement = rng.normal(0, 1, n)
         self.no_read_receipts = rng.random(n) < 0.07
-        self.not_on_whatsapp = rng.random(n) < 0.012
+        # Numbers go stale: a few contacts leave WhatsApp (a new number, a new phone) at
+        # some point; later sends fail with 131026, and nothing comes from them after it.
+        leaves = (rng.random(n) < 0.025) & (self.channel != 2)
+        self.gone = np.where(leaves, self.created + (rng.random(n) * (NOW_US - self.created)).astype(np.int64),
+                             NEVER)
 
     def _numbers(self, mask: np.ndarray) -> np.ndarray:
         """Valid mobile numbers as integers (E.164 digits) from real prefixes per country."""
@@ -301,12 +316,12 @@ class _Scenario:
         early = rng.random(n) < 0.05
         gap = np.where(early, rng.exponential(25 * DAY, n), rng.exponential(2600 * DAY, n))
         self.mk_out = np.where(self.mk_in < NEVER, self.mk_in + HOUR + gap.astype(np.int64), NEVER)
-        self.mk_out[self.mk_out > NOW_US] = NEVER
+        self.mk_out[self.mk_out > np.minimum(NOW_US, self.gone)] = NEVER
         self.mk_out_keyword = rng.random(n) < 0.6           # else the WhatsApp stop button
         back = (self.mk_out < NEVER) & (rng.random(n) < 0.15)
         self.mk_re = np.where(back, self.mk_out + rng.exponential(40 * DAY, n).astype(np.int64) + DAY,
                               NEVER)
-        self.mk_re[self.mk_re > NOW_US] = NEVER
+        self.mk_re[self.mk_re > np.minimum(NOW_US, self.gone)] = NEVER
         self.mk_re_chat = rng.random(n) < 0.5                # "START" in the chat, else resume
 
     def opted_in(self, t, c: np.ndarray) -> np.ndarray:
@@ -356,11 +371,12 @@ class _Scenario:
         lag = np.where(offline, rng.lognormal(np.log(2 * HOUR), 1.0, m),
                        rng.lognormal(np.log(3 * S), 0.8, m)).astype(np.int64)
         delivered = np.where(rng.random(m) < 0.975, sent + S + lag, NEVER)
+        delivered[delivered > self.gone[contact]] = NEVER
         reads = (rng.random(m) < p_read) & ~self.no_read_receipts[contact] & (delivered < NEVER)
         read_lag = np.minimum(rng.lognormal(np.log(read_median), 1.6, m), 9 * DAY).astype(np.int64)
         read = np.where(reads, delivered + S + read_lag, NEVER)
         delivered[delivered > NOW_US] = NEVER
-        read[read > NOW_US] = NEVER
+        read[read > np.minimum(NOW_US, self.gone[contact])] = NEVER
         return {"sent": sent + S, "delivered": delivered, "read": read,
                 "failed": np.full(m, NEVER), "error": np.zeros(m, np.int32), "pricing": pricing}
 

@@ -207,7 +207,7 @@ def _send(sc, plans, rc, msg) -> None:
               + np.where(at[plan] - sc.created[c] < 60 * DAY, 0.3, 0.0))
     out = sc.outcomes(c, created, 1 / (1 + np.exp(-effect)), 35 * MIN, pricing=0)
     u = rng.random(len(c))
-    error = np.where(sc.not_on_whatsapp[c] | ((u >= 0.008) & (u < 0.0105)), 131026,
+    error = np.where((created > sc.gone[c]) | ((u >= 0.008) & (u < 0.0105)), 131026,
                      np.where(u < 0.008, 131049, np.where(u < 0.011, 131000, 0))).astype(np.int32)
     failed = error > 0
     out["failed"] = np.where(failed, created + (rng.lognormal(np.log(5 * S), 0.6, len(c))).astype(np.int64),

@@ -85,7 +85,7 @@ def service_threads(sc) -> None:
 
     # Greeting for a new contact's first message in business hours, away message otherwise.
     closed = _next_open(start) > start
-    auto = np.flatnonzero(first | closed)
+    auto = np.flatnonzero((first | closed) & (start <= sc.gone[contact]))
     text = np.where(closed[auto], C.AWAY, C.GREETING).tolist()
     out = sc.outcomes(contact[auto], start[auto] + 2 * S, 0.85, 2 * MIN, pricing=1)
     sc.add_messages(contact[auto], start[auto] + 2 * S, 1, TEXT, text, automatic=True, **out)
@@ -111,7 +111,7 @@ def service_threads(sc) -> None:
             body = np.where(kind == IMAGE, _pick(rng, C.CAPTIONS, len(live)),
                             np.where(kind == TEXT, body, None))
             body = [b or None for b in body]
-            keep = now <= NOW_US
+            keep = now <= np.minimum(NOW_US, sc.gone[c])
             sc.add_messages(c[keep], now[keep], 0, kind[keep], [b for b, f in zip(body, keep, strict=True) if f],
                             media=media[keep])
         else:           # staff, in business hours
@@ -135,7 +135,7 @@ def service_threads(sc) -> None:
                 out[key] = np.where(fails, NEVER, out[key])
             out["failed"] = np.where(fails, now + S, NEVER)
             out["error"] = np.where(fails, 131047, 0).astype(np.int32)
-            keep = now <= NOW_US
+            keep = now <= np.minimum(NOW_US, sc.gone[c])
             sc.add_messages(c[keep], now[keep], 1, kind[keep], body[keep].tolist(),
                             media=np.where(doc, 2, -1)[keep],
                             **{key: (v[keep] if isinstance(v, np.ndarray) else v) for key, v in out.items()})

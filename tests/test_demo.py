@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import functools
 import random
+import subprocess
+import sys
 from datetime import timedelta
 
 import phonenumbers
@@ -11,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 import bizchat
-from bizchat import demo
+from bizchat import demo, store
 from bizchat import demo_content as content
 from bizchat.cli import main
-from bizchat.errors import Conflict
+from bizchat.errors import Conflict, WorkspaceBusy
 from bizchat.phones import parse
 
 N = 500
@@ -301,6 +304,11 @@ def test_receipts_are_plausible(built):
         WHERE r.direction = 'in' AND r.body NOT IN (SELECT unnest(?))""", [content.STOP_WORDS])
     assert len(replies) > 20
     assert (replies["after"] > timedelta(0)).all() and (replies["after"] < timedelta(hours=72)).all()
+    # A few recipients answer a broadcast with STOPP within 7 days.
+    stops = one(ws, """SELECT count(*) FROM messages s JOIN messages b ON b.message_id = s.reply_to
+                       WHERE s.body IN (SELECT unnest(?)) AND b.kind = 'template'
+                         AND s.created_at - b.created_at <= INTERVAL 7 DAYS""", [content.STOP_WORDS])
+    assert 0 < stops < 0.01 * one(ws, "SELECT count(*) FROM messages WHERE kind = 'template'")
     # Read rates differ by label: VIP and Kinderbuch readers open more than Krimi readers.
     rates = ws.sql("""SELECT l.name, avg((s.read_at IS NOT NULL)::INT) AS rate
         FROM messages m JOIN message_status s USING (message_id)
@@ -319,6 +327,30 @@ def test_refuses_to_overwrite_without_replace(tmp_path):
     assert one(bizchat.open(path), "SELECT count(*) FROM contacts") == first["contacts"]
     again = demo.build(path, contacts=80, seed=2, replace=True)
     assert again["contacts"] == 80 == one(bizchat.open(path), "SELECT count(*) FROM contacts")
+
+
+def test_replace_waits_for_a_process_that_holds_the_file(tmp_path, monkeypatch):
+    # Deleting a file under a running receiver would lose its writes: wait, then give up.
+    monkeypatch.setattr(store, "connect", functools.partial(store.connect, timeout=0.5))
+    path = tmp_path / "held.duckdb"
+    demo.build(path, contacts=60)
+    code = f"import duckdb, time; con = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(30)"
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            with pytest.raises(WorkspaceBusy):
+                demo.build(path, contacts=60, replace=True)
+        finally:
+            holder.kill()
+    assert one(bizchat.open(path), "SELECT count(*) FROM contacts") == 60
+
+
+def test_replace_takes_a_file_that_is_not_a_workspace(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("not a database")
+    with pytest.raises(Conflict, match="--replace"):
+        demo.build(path, contacts=60)
+    assert demo.build(path, contacts=60, replace=True)["contacts"] == 60
 
 
 def test_builds_into_a_fresh_empty_workspace(tmp_path):
