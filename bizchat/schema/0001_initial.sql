@@ -127,7 +127,7 @@ CREATE TABLE message_events (
 -- what message_events implies (view latest_status) and saves re-deriving it per query.
 -- A read implies delivered: analytics use coalesce(delivered_at, read_at).
 CREATE TABLE message_status (
-    message_id    VARCHAR PRIMARY KEY,
+    message_id    VARCHAR NOT NULL,          -- one row per message (kept so by ingestion; no key, for bulk speed)
     status        VARCHAR NOT NULL,
     sent_at       TIMESTAMPTZ,
     delivered_at  TIMESTAMPTZ,
