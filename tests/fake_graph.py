@@ -140,6 +140,9 @@ class FakeGraph:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    # One request per connection: nothing stays open when the test ends.
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                     for name, value in (headers or {}).items():
                         self.send_header(name, value)
                     self.end_headers()

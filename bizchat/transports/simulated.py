@@ -369,7 +369,7 @@ class SimulatedTransport(Transport):
         zone = (self.account or {}).get("timezone") or "UTC"
         local = pd.to_datetime(sent["at"], utc=True).dt.tz_convert(zone)
         shift = np.asarray(r.hour_effects, dtype=float)[local.dt.hour.to_numpy()]
-        shift += np.where(local.dt.weekday.to_numpy() >= 5, r.weekend_effect, 0.0)
+        shift += np.where(local.dt.day_of_week.to_numpy() >= 5, r.weekend_effect, 0.0)
         variants = sent["variant"].fillna("").astype(str)
         effects = {v: self._effect(v, r.variant_effects, 0.25, "variant") for v in variants.unique()}
         shift += variants.map(effects).to_numpy(dtype=float)
