@@ -250,9 +250,13 @@ def test_after_a_keyword_no_marketing_is_allowed(ledger, word, minutes):
     ws, aid = ledger
     cid = int(ws.contacts.ensure(aid, pd.DataFrame(
         {"wa_id": [None], "user_id": [f"K{next(_fresh)}"], "name": [None]})).iloc[0])
-    ws.consent.opt_in(cid, source="form", evidence="e", at=T0)
     with ws.transaction() as con:
+        record_events(con, pd.DataFrame([{"contact_id": cid, "purpose": "marketing",
+                                          "action": "opt_in", "source": "form",
+                                          "recorded_at": T0}]))
+        assert may_send(con, aid, [cid])["allowed"].tolist() == [True]
         record_keyword_opt_outs(con, pd.DataFrame({
             "account_id": [aid], "contact_id": [cid], "text": [f"  {word.lower()}! "],
             "at": [T0 + timedelta(minutes=minutes)], "message_id": [f"m{minutes}"]}))
-    assert ws.consent.may_send(aid, cid) == Decision(False, "opted_out")
+        decided = may_send(con, aid, [cid])
+    assert decided["reason"].tolist() == ["opted_out"] and not decided["allowed"].any()
