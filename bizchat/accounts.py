@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from . import phones, store
-from .errors import BizchatError, Conflict, InvalidPhoneNumber, NotFound
+from .errors import BizchatError, Conflict, InvalidPhoneNumber, InvalidValue, NotFound  # noqa: F401 - InvalidValue re-exported
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_TIMEZONE = "Europe/Berlin"
@@ -40,10 +40,6 @@ _ALIASES = {"name": "display_name", "hours": "business_hours", "website": "websi
 _COLUMNS = ("account_id, phone_e164, number_type, region, display_name, phone_number_id, "
             "waba_id, about, description, category, address, email, websites, business_hours, "
             "timezone, opt_out_keywords, max_labels, max_quick_replies, created_at")
-
-
-class InvalidValue(BizchatError, ValueError):
-    """A field value that bizchat cannot accept (time zone, hours, purpose, e-mail ...)."""
 
 
 # --- validation (pure) ---------------------------------------------------------------------

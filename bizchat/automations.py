@@ -38,9 +38,9 @@ import duckdb
 import pandas as pd
 
 from . import render as renderer
-from .accounts import WEEKDAYS, InvalidValue, parse_hours
+from .accounts import WEEKDAYS, parse_hours
 from .accounts import _get as _get_account
-from .errors import NotFound
+from .errors import InvalidValue, NotFound
 from .labels import label_ids
 
 KINDS = ("greeting", "away")

@@ -29,11 +29,10 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pandas as pd
 
-from .accounts import InvalidValue
 from .accounts import _get as _get_account
 from .contacts import _get as _get_contact
 from .contacts import _one as _contact_by_id
-from .errors import NotFound
+from .errors import InvalidValue, NotFound
 
 PURPOSES = ("marketing", "service")
 ACTIONS = ("opt_in", "opt_out")

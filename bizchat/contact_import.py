@@ -30,11 +30,11 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from . import store
-from .accounts import InvalidValue, check_timezone, default_region
 from .accounts import _get as _get_account
+from .accounts import check_timezone, default_region
 from .consent import record_events
 from .contacts import check_attributes, check_language, dump_attributes, parse_contact_phone
-from .errors import BizchatError, ImportFormatError
+from .errors import BizchatError, ImportFormatError, InvalidValue
 
 # Header names users write, mapped to ours (compared lower-case, spaces -> _).
 _ALIASES = {

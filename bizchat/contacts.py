@@ -19,9 +19,9 @@ import duckdb
 import pandas as pd
 
 from . import phones, store
-from .accounts import InvalidValue, check_timezone, default_region
 from .accounts import _get as _get_account
-from .errors import Conflict, InvalidPhoneNumber, NotFound
+from .accounts import check_timezone, default_region
+from .errors import Conflict, InvalidPhoneNumber, InvalidValue, NotFound
 
 _COLUMNS = ("contact_id, account_id, phone_e164, wa_id, user_id, name, language, timezone, "
             "attributes, created_at")

@@ -169,7 +169,7 @@ class Chats:
     def messages(self, chat_id: int) -> pd.DataFrame:
         """A chat's messages in order, with their latest status."""
         with self.ws.connect() as con:
-            if not con.execute("SELECT 1 FROM chats WHERE chat_id = ?", [chat_id]).fetchone():
+            if not con.execute("SELECT 1 FROM chats WHERE chat_id = ?", [chat_id]).fetchall():
                 raise NotFound(f"There is no chat {chat_id}. List chats with ws.chats.list(account).",
                                chat_id=chat_id)
             return con.execute("""
@@ -192,7 +192,7 @@ class Chats:
             contact_id = resolve_contact_id(con, account_id, contact)
             row = con.execute(
                 "SELECT last_inbound_at FROM chats WHERE account_id = ? AND contact_id = ?",
-                [account_id, contact_id]).fetchone()
-        last = row[0] if row else None
+                [account_id, contact_id]).fetchall()
+        last = row[0][0] if row else None
         until = last + SERVICE_WINDOW if last else None
         return {"open": bool(until and last <= at < until), "until": until}

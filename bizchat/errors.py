@@ -54,6 +54,10 @@ class LimitExceeded(BizchatError, ValueError):
     """A per-account limit (labels, quick replies ...) would be exceeded."""
 
 
+class InvalidValue(BizchatError, ValueError):
+    """A field value that bizchat cannot accept (time zone, hours, purpose, e-mail ...)."""
+
+
 class Conflict(BizchatError, ValueError):
     """A name or number that already exists where it must be unique."""
 

@@ -114,12 +114,12 @@ def import_export(con, account_ref, source: str | os.PathLike | IO, *,
         record_keyword_opt_outs(con, texts.rename(columns={"body": "text", "created_at": "at"}),
                                 actor=actor)
     chat = con.execute("SELECT chat_id FROM chats WHERE account_id = ? AND contact_id = ?",
-                       [account["account_id"], contact_id]).fetchone()
+                       [account["account_id"], contact_id]).fetchall()
     con.execute("""INSERT INTO audit_log ("at", actor, action, subject_key, details)
                    VALUES (?, ?, 'export.import', NULL, ?)""",
                 [datetime.now(UTC), actor, json.dumps({
                     "account_id": account["account_id"], "contact_id": contact_id,
                     "file": os.path.basename(name), "messages": len(rows), "new": len(new)})])
-    return ExportImport(chat_id=chat[0] if chat else None, contact_id=contact_id,
+    return ExportImport(chat_id=chat[0][0] if chat else None, contact_id=contact_id,
                         messages=len(rows), new=len(new), system_lines=int(system.sum()),
                         inbound=int((~outbound).sum()), outbound=int(outbound.sum()))

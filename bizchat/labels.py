@@ -22,9 +22,9 @@ import duckdb
 import pandas as pd
 
 from . import phones
-from .accounts import InvalidValue, default_region
 from .accounts import _get as _get_account
-from .errors import Conflict, InvalidPhoneNumber, LimitExceeded, NotFound
+from .accounts import default_region
+from .errors import Conflict, InvalidPhoneNumber, InvalidValue, LimitExceeded, NotFound
 
 # WhatsApp's 20 label colours; colour number n is PALETTE[n - 1] (the app counts 0..19).
 PALETTE = (

@@ -98,7 +98,7 @@ def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | 
                OR (i.status = 'played' AND s.played_at IS NULL)
                OR (i.status = 'failed' AND s.failed_at IS NULL)
         """)
-        new = con.execute("SELECT count(*) FROM _new_events").fetchone()[0]
+        new = con.execute("SELECT count(*) FROM _new_events").fetchall()[0][0]
         if new:
             con.execute("INSERT INTO message_events SELECT * FROM _new_events")
             # Merge per message: update the rows that exist, append the others. (A plain

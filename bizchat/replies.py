@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from . import render as renderer
-from .accounts import InvalidValue
 from .accounts import _get as _get_account
 from .contacts import _get as _get_contact
-from .errors import Conflict, LimitExceeded, NotFound, TemplateError
+from .errors import Conflict, InvalidValue, LimitExceeded, NotFound, TemplateError
 
 SHORTCUT = re.compile(r"/[A-Za-z0-9_-]+")
 MAX_SHORTCUT_LENGTH = 25

@@ -106,10 +106,10 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The highest applied migration, 0 for an empty file."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return 0
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
 
 
 def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int]:
@@ -177,4 +177,4 @@ def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str, count: int 
     """
     if not (table.isidentifier() and column.isidentifier()):
         raise ValueError(f"not an identifier: {table}.{column}")
-    return con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchone()[0]
+    return con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchall()[0][0]

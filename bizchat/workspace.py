@@ -104,7 +104,7 @@ class Workspace:
                 "SELECT table_name FROM information_schema.tables "
                 "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name"
             ).fetchall()]
-            counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+            counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables}
             return {"path": str(self.path), "schema_version": store.schema_version(con), "tables": counts}
 
     # --- domain services (each connects per call) ---------------------------------------

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bizchat
-from bizchat.accounts import InvalidValue
 from bizchat.consent import (
     DEFAULT_OPT_OUT_KEYWORDS,
     Decision,
@@ -21,7 +20,7 @@ from bizchat.consent import (
     record_events,
     record_keyword_opt_outs,
 )
-from bizchat.errors import NotFound
+from bizchat.errors import InvalidValue, NotFound
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 _fresh = itertools.count()  # a new contact per hypothesis example
