@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from . import consent, conversations
+from . import consent, conversations, render
 from .errors import Conflict, NotFound
 from .transports import Transport, make
 from .transports.base import MESSAGE_FIELDS
@@ -70,6 +70,7 @@ class _Run:
     max_attempts: int
     actor: str
     next_slot: datetime
+    templates: dict
     batches: int = 0
 
 
@@ -184,6 +185,7 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
                     "AND status IN ('scheduled', 'done') AND EXISTS (SELECT 1 FROM "
                     "broadcast_recipients WHERE broadcast_id = ? AND state = 'queued')",
                     [broadcast_id, broadcast_id])
+        templates = _templates(con, broadcast) if transport.needs_params else {}
         total = con.execute("SELECT count(*) FROM broadcast_recipients WHERE broadcast_id = ? "
                             "AND state = 'queued'", [broadcast_id]).fetchall()[0][0]
     wait = timedelta(seconds=max_wait) if max_wait is not None else (
@@ -191,7 +193,7 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
     span = horizon if horizon is not None else (14 * 86400 if simulated else None)
     run = _Run(broadcast, account, transport, rate, consent.PURPOSE_OF[broadcast["category"]],
                batch_size, wait, start + timedelta(seconds=span) if span else None,
-               max_attempts, actor, next_slot=start)
+               max_attempts, actor, next_slot=start, templates=templates)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -379,7 +381,8 @@ def _messages(run: _Run, go: pd.DataFrame) -> pd.DataFrame:
         "kind": np.where(template.notna().to_numpy(), "template", "text"),
         "template_name": template.to_numpy(),
         "language": variant.map(languages).fillna(b.get("language") or "de").to_numpy(),
-        "params": go["params"].to_numpy(),
+        "params": (_structured_params(run, go) if run.transport.needs_params
+                   else go["params"].to_numpy()),
         "body": go["body"].to_numpy(),
         "send_at": go["send_at"].to_numpy(),
         "attempt": go["attempt"].to_numpy(),
@@ -411,6 +414,51 @@ def _variant_templates(broadcast: dict) -> tuple[dict, dict]:
             if v.get("language"):
                 languages[v.get("variant")] = v["language"]
     return names, languages
+
+
+def _structured_params(run: _Run, go: pd.DataFrame) -> list:
+    """Each recipient's frozen placeholder values split the way the template uses them:
+    ``{"header": {...}, "body": {...}, "buttons": [{"index": i, "text": ...}]}``."""
+    templates = run.templates
+    out = []
+    for variant, raw in zip(go["variant"], go["params"], strict=True):
+        values = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+        parts = templates.get(variant)
+        if parts is None:   # no registered template known: all values fill the body
+            out.append(values)
+            continue
+        header, body, buttons = parts
+        entry = {"body": {n: values.get(n, "") for n in body}}
+        if header:
+            entry["header"] = {n: values.get(n, "") for n in header}
+        if buttons:
+            entry["buttons"] = [{"index": i, "sub_type": "url", "text": values.get(n, "")}
+                                for i, n in buttons]
+        out.append(entry)
+    return out
+
+
+def _templates(con, b: dict) -> dict:
+    """variant -> (header names, body names, [(button index, url name)]) of its template."""
+    variants = b.get("variants")
+    variants = json.loads(variants) if isinstance(variants, str) else (variants or [])
+    ids = {v.get("variant"): v.get("template_id") for v in variants if v.get("template_id")}
+    if not ids and b.get("template_id"):
+        ids = {"A": b["template_id"]}
+    parts = {}
+    if ids:
+        rows = con.execute("SELECT template_id, header, body, CAST(buttons AS VARCHAR) "
+                           "FROM templates WHERE list_contains(?, template_id)",
+                           [list(ids.values())]).fetchall()
+        by_id = {r[0]: r[1:] for r in rows}
+        for variant, template_id in ids.items():
+            if template_id in by_id:
+                header, body, buttons = by_id[template_id]
+                urls = [(i, render.placeholders(x.get("url") or "")) for i, x in
+                        enumerate(json.loads(buttons) if buttons else []) if x.get("type") == "url"]
+                parts[variant] = (render.placeholders(header or ""), render.placeholders(body),
+                                  [(i, names[0]) for i, names in urls if names])
+    return parts
 
 
 def _labels_of(con, run: _Run, go: pd.DataFrame) -> list:
@@ -459,7 +507,9 @@ def _record(con, run: _Run, outbound: pd.DataFrame, results: pd.DataFrame) -> pd
     not_before = pd.Series(pd.NaT, index=x.index, dtype="datetime64[us, UTC]")
     not_before[retry] = (send_at + backoff)[retry]
     not_before[defer] = (send_at + MARKETING_LIMIT_DEFERRAL)[defer]
-    sent_at = pd.to_datetime(x["sent_at"], utc=True).fillna(send_at).where(ok, pd.NaT)
+    send_at = send_at.astype("datetime64[us, UTC]")
+    sent_at = pd.to_datetime(x["sent_at"], utc=True).astype("datetime64[us, UTC]")
+    sent_at = sent_at.fillna(send_at).where(ok, pd.NaT)
     out = pd.DataFrame({
         "key": x["key"], "state": state,
         "message_id": x["message_id"].where(ok, None),

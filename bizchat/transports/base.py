@@ -16,6 +16,7 @@ transport answers a whole DataFrame at once, while the base class falls back to
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field, fields
@@ -134,6 +135,9 @@ class Transport:
     name = "transport"
     # True when resending the same idempotency key can never produce a second message.
     honours_idempotency_key = False
+    # Whether the transport uses ``params`` (the outbox then splits them into the
+    # template's header, body and button parameters) or only the rendered ``body``.
+    needs_params = True
 
     def __init__(self) -> None:
         self.clock: WallClock | SimClock = WallClock()
@@ -153,8 +157,12 @@ class Transport:
     def send_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The columnar form: one row per message (columns of OutboundMessage) in, one
         row per result (columns of SendResult) out, same order."""
-        messages = [OutboundMessage(**{k: _plain(v) for k, v in row.items() if k in MESSAGE_FIELDS})
-                    for row in frame.to_dict("records")]
+        messages = []
+        for row in frame.to_dict("records"):
+            values = {k: _plain(v) for k, v in row.items() if k in MESSAGE_FIELDS}
+            if isinstance(values.get("params"), str):
+                values["params"] = json.loads(values["params"])
+            messages.append(OutboundMessage(**values))
         results = self.send_batch(messages)
         return pd.DataFrame([r.__dict__ for r in results], columns=RESULT_FIELDS)
 

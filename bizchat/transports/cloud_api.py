@@ -114,7 +114,9 @@ def build_payload(message: OutboundMessage) -> dict:
             raise TransportError(
                 f"Message {message.idempotency_key} is a template send without a template "
                 "name; give the broadcast a registered template.", key=message.idempotency_key)
-        template = {"name": message.template_name, "language": {"code": message.language or "de"}}
+        # The Cloud API writes language codes with an underscore: de-AT -> de_AT.
+        language = (message.language or "de").replace("-", "_")
+        template = {"name": message.template_name, "language": {"code": language}}
         components = _components(message.params or {})
         if components:
             template["components"] = components

@@ -159,6 +159,7 @@ class SimulatedTransport(Transport):
 
     name = "simulated"
     honours_idempotency_key = True
+    needs_params = False
 
     def __init__(self, seed: int | None = 0, *, rates: SimRates | None = None,
                  ingest: str = "webhook", batch_delay: float = 0.0,
@@ -216,8 +217,8 @@ class SimulatedTransport(Transport):
             h_user = _hash(frame["to"].astype(str), f"stopped/{self.seed}")
             stopped = _unit(h_user, 0) < self.rates.stopped_marketing
             code[new & (code == 0) & marketing & stopped] = 131050
-            h_try = _hash(keys + "#" + pd.Series(attempt, index=keys.index).astype(str),
-                          f"limit/{self.seed}")
+            h_try = _hash(_draw_ids(keys, broadcast, frame["to"]) + "#"
+                          + pd.Series(attempt, index=keys.index).astype(str), f"limit/{self.seed}")
             limited = _unit(h_try, 0) < self.rates.marketing_limit
             code[new & (code == 0) & marketing & limited] = 131049
             accepted = new & (code == 0)
@@ -326,7 +327,8 @@ class SimulatedTransport(Transport):
         """The receipts of newly accepted messages (columns of message_events plus the
         business number), drawn from (seed, key)."""
         r = self.rates
-        h = _hash(sent["idempotency_key"], f"receipts/{self.seed}")
+        h = _hash(_draw_ids(sent["idempotency_key"], sent["broadcast_id"].to_numpy(), sent["to"]),
+                  f"receipts/{self.seed}")
         t0 = _seconds(sent["at"])
         kind = sent["kind"].to_numpy()
         category = sent["category"].to_numpy()
@@ -398,7 +400,7 @@ class SimulatedTransport(Transport):
     def recover(self, con, broadcast_id: int) -> int:
         """Receipts of messages in the ledger that have none yet (a crash lost them)."""
         lost = con.execute("""
-            SELECT l.idempotency_key, min(l."at") AS "at",
+            SELECT l.idempotency_key, any_value(l.broadcast_id) AS broadcast_id, min(l."at") AS "at",
                    any_value(l.detail->>'message_id') AS message_id,
                    any_value(l.detail->>'kind') AS kind,
                    any_value(l.detail->>'category') AS category,
@@ -464,6 +466,14 @@ class SimulatedTransport(Transport):
             text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
             items.append((webhook_ingest.payload_id(text), now, text))
         return items
+
+
+def _draw_ids(keys: pd.Series, broadcast: np.ndarray, to: pd.Series) -> pd.Series:
+    """What the random draws of a message hang on: broadcast and recipient for broadcast
+    messages (so a re-frozen audience with fresh keys plays out the same), else the key."""
+    keys = keys.reset_index(drop=True).astype(str)
+    per = pd.Series("b" + pd.Series(broadcast).astype(str) + ":" + to.reset_index(drop=True).astype(str))
+    return per.where((pd.Series(broadcast) > 0) & to.reset_index(drop=True).notna(), keys)
 
 
 def _labels(frame: pd.DataFrame, n: int) -> pd.Series:
