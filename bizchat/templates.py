@@ -47,6 +47,9 @@ URL_MAX = 2000
 MAX_BUTTONS = 10
 MAX_URL_BUTTONS = 2
 _NAME = re.compile(r"^[a-z0-9_]+$")
+# WhatsApp's named parameters: lowercase letters, digits and underscores. A leading
+# underscore is refused as well, so no dunder name ({__class__}) ever reaches a template.
+_PARAMETER = re.compile(r"^[a-z][a-z0-9_]*$")
 _BUTTON_TYPES = {"quick_reply": "quick_reply", "quick-reply": "quick_reply",
                  "reply": "quick_reply", "url": "url", "link": "url"}
 
@@ -97,8 +100,24 @@ def _text(part: str, value, limit: int, *, required: bool = False) -> str | None
         raise TemplateError(f"The template {part} has {len(value)} characters; WhatsApp allows "
                             f"at most {limit}. Shorten it.", template=value, piece=None,
                             position=limit)
-    render.parse(value)  # the safe syntax, or TemplateError with the position
+    check_placeholders(value)
     return value
+
+
+def check_placeholders(text: str) -> list[str]:
+    """The safe syntax (``render.parse``: TemplateError with the position), and
+    placeholder names WhatsApp accepts as named parameters."""
+    names = []
+    for part in render.parse(text):
+        if isinstance(part, render.Placeholder):
+            if not _PARAMETER.match(part.name):
+                raise TemplateError(
+                    f"{{{part.name}}} at character {part.position + 1} is not allowed in a "
+                    "template: placeholder names are lowercase letters, digits and underscores, "
+                    "starting with a letter (e.g. {first_name}).", template=text,
+                    position=part.position, piece="{" + part.name + "}")
+            names.append(part.name)
+    return names
 
 
 def check_buttons(buttons) -> list[dict] | None:
@@ -144,6 +163,7 @@ def check_buttons(buttons) -> list[dict] | None:
             if len(url) > URL_MAX:
                 raise InvalidValue(f"The URL of button {i} is longer than {URL_MAX} characters.",
                                    input=button)
+            check_placeholders(url)
             parts = render.parse(url)
             names = [p for p in parts if isinstance(p, render.Placeholder)]
             if len(names) > 1 or (names and parts[-1] is not names[0]):
@@ -306,8 +326,8 @@ def render_template(template: Mapping, values: pd.DataFrame,
             if fallbacks.get(name) is not None:
                 column = column.where(column.notna(), fallbacks[name])
             as_text = _as_text(name, column)
-            encoded = as_text.map({v: json.dumps(v, ensure_ascii=False)
-                                   for v in pd.unique(as_text.dropna())}, na_action="ignore")
+            encoded = _obj(as_text.map({v: json.dumps(v, ensure_ascii=False)
+                                        for v in pd.unique(as_text.dropna())}, na_action="ignore"))
             params = params + ("" if i == 0 else ", ") + json.dumps(name) + ": " + \
                 encoded.fillna("null")
         params = params + "}"

@@ -10,9 +10,10 @@ Life of a broadcast from the command line:
     bizchat broadcast show 7
 
 ``create`` registers the template from --body (named after the broadcast) and prints only
-the new id, for scripts. ``send`` of a draft freezes it for the current time; a broadcast
-scheduled for later is refused until its time has come (run ``send`` from cron then),
-because quiet hours and the frequency cap were checked for that time.
+the new id, for scripts. ``send`` of a draft freezes it for the current time. With the
+Cloud API a broadcast scheduled for later is refused until its time has come (run ``send``
+from cron then), because quiet hours and the frequency cap were checked for that time;
+the simulated transport runs on its own clock from the scheduled time.
 """
 
 from __future__ import annotations
@@ -273,7 +274,8 @@ def send(ws, broadcast_id, transport, seed, progress) -> None:
     if found["status"] == "draft":
         result = service.schedule(broadcast_id, actor="cli")
         click.echo(f"Frozen: {_counts(result)}.", err=True)
-    elif (found["status"] == "scheduled" and found["scheduled_for"] is not None
+    elif (transport == "cloud" and found["status"] == "scheduled"
+          and found["scheduled_for"] is not None
           and found["scheduled_for"] > datetime.now(UTC) + _EARLY):
         raise click.ClickException(
             f"Broadcast {broadcast_id} is scheduled for {found['scheduled_for']:%Y-%m-%d %H:%M} "
