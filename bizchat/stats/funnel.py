@@ -1,0 +1,97 @@
+"""The campaign funnel and its rates, grouped any way marketers ask for.
+
+recipients -> sent -> delivered -> read, plus failed (by error code), replied within 72 h
+and opted out within 7 days. Rates (DESIGN.md): delivery = delivered / sent, open = read /
+delivered (a lower bound: read receipts can be off), reply = replied / delivered, opt-out
+= opted out / delivered. Replies and opt-outs are counted among delivered recipients, so
+every rate is a proportion. A zero denominator gives NaN.
+
+Each function returns an Ibis expression; ``Stats`` runs it and converts to pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+from .outcomes import aggregate, attach_broadcasts, grouped_recipients, key_columns
+from .tables import Filters, Tables, ratio
+
+COUNTS = ("recipients", "skipped", "sent", "delivered", "read", "failed")
+RATES = ("delivery_rate", "open_rate")
+RESPONSE_COUNTS = ("replied", "opted_out")
+RESPONSE_RATES = ("reply_rate", "opt_out_rate")
+
+
+def _counts(rel: ir.Table, responses: bool) -> dict:
+    metrics = dict(
+        recipients=rel.count(),
+        skipped=rel.count(where=rel.state == "skipped"),
+        sent=rel.count(where=rel.sent),
+        delivered=rel.count(where=rel.delivered),
+        read=rel.count(where=rel.read),
+        failed=rel.count(where=rel.failed),
+    )
+    if responses:
+        metrics.update(
+            control=rel.count(where=rel.control),
+            replied=rel.count(where=rel.delivered & rel.first_reply_at.notnull()),
+            opted_out=rel.count(where=rel.delivered & rel.first_opt_out_at.notnull()),
+        )
+    return metrics
+
+
+def _rates(agg: ir.Table, responses: bool) -> ir.Table:
+    rates = dict(delivery_rate=ratio(agg.delivered, agg.sent),
+                 open_rate=ratio(agg.read, agg.delivered))
+    if responses:
+        rates.update(reply_rate=ratio(agg.replied, agg.delivered),
+                     opt_out_rate=ratio(agg.opted_out, agg.delivered))
+    return agg.mutate(**rates)
+
+
+def open_rates(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") -> ir.Table:
+    """The campaign open-rate table: per group recipients, skipped, sent, delivered, read,
+    failed, delivery_rate, open_rate (per broadcast also name, account_id, category,
+    template and ref_at, the broadcast's scheduled or first send time)."""
+    keys = key_columns(by)
+    rel = grouped_recipients(t, f, by, tz)
+    agg = _rates(aggregate(rel, keys, _counts(rel, False)), False)
+    return attach_broadcasts(t, f, agg, keys)
+
+
+def funnel(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") -> ir.Table:
+    """The whole funnel: the open-rate table plus control (hold-out recipients), replied,
+    opted_out, reply_rate, opt_out_rate."""
+    keys = key_columns(by)
+    rel = grouped_recipients(t, f, by, tz, responses=True)
+    agg = _rates(aggregate(rel, keys, _counts(rel, True)), True)
+    return attach_broadcasts(t, f, agg, keys)
+
+
+def failures(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") -> ir.Table:
+    """Failed messages by error code: keys, error_code, error_title (the latest the
+    platform gave for that code), failed, share_of_failed, share_of_sent."""
+    keys = key_columns(by)
+    rel = grouped_recipients(t, f, by, tz)
+    failed = rel.filter(rel.failed)
+    per_code = aggregate(failed, [*keys, "error_code"], dict(failed=failed.count()))
+    totals = aggregate(rel, keys, dict(sent_total=rel.count(where=rel.sent),
+                                       failed_total=rel.count(where=rel.failed))).view()
+    if keys:
+        j = per_code.join(totals, [per_code[k] == totals[k] for k in keys])
+        table = j.select(per_code, totals.sent_total, totals.failed_total)
+    else:
+        table = per_code.cross_join(totals)
+    e = t.message_events
+    titles = (e.filter(e.status == "failed", e.error_code.notnull())
+              .group_by("error_code").aggregate(error_title=e.error_title.argmax(e["at"])))
+    j = table.left_join(titles, table.error_code == titles.error_code)
+    table = j.select(*[table[k] for k in keys], table.error_code, titles.error_title,
+                     table.failed,
+                     share_of_failed=ratio(table.failed, table.failed_total),
+                     share_of_sent=ratio(table.failed, table.sent_total))
+    return attach_broadcasts(t, f, table, keys,
+                             order=[*keys, ibis.desc("failed"), "error_code"])
