@@ -42,7 +42,7 @@ def fingerprint(ws) -> dict:
               "chats": "chats", "contact_labels": "contact_labels",
               "message_status": "(SELECT * EXCLUDE (updated_at) FROM message_status)"}
     # The sum of row hashes: independent of row order, changed by any value.
-    return {name: one(ws, f"SELECT sum(hash(t)::HUGEINT) FROM {sql} AS t") for name, sql in tables.items()}
+    return {name: one(ws, f"SELECT sum(hash(t)::HUGEINT)::VARCHAR FROM {sql} AS t") for name, sql in tables.items()}
 
 
 # --- determinism ------------------------------------------------------------------------
