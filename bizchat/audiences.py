@@ -39,8 +39,7 @@ import pandas as pd
 
 from . import consent, labels
 from . import templates as tpl
-from .accounts import InvalidValue
-from .errors import NotFound
+from .errors import InvalidValue, NotFound
 
 SKIP_REASONS = ("invalid_number", "opted_out", "no_consent", "frequency_cap", "quiet_hours",
                 "missing_placeholder", "control", "cancelled")
@@ -336,9 +335,10 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 
 
 def variant_shares(variants: list[dict]) -> np.ndarray:
+    """Each variant's part of the non-control recipients: ``share`` is a relative weight
+    (default 1, so variants without one split evenly)."""
     shares = np.array([float(v.get("share") or 0) for v in variants])
-    if not (shares > 0).all():
-        shares = np.ones(len(variants))
+    shares = np.where(shares > 0, shares, 1.0)
     return shares / shares.sum()
 
 

@@ -30,10 +30,9 @@ import pandas as pd
 from . import audiences as aud
 from . import planning
 from . import templates as tpl
-from .accounts import InvalidValue
 from .accounts import _get as _get_account
 from .conversations import SERVICE_WINDOW
-from .errors import Conflict, NotFound
+from .errors import Conflict, InvalidValue, NotFound
 
 CATEGORIES = ("marketing", "utility")
 MISSING = ("skip", "fallback")

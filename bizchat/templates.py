@@ -29,10 +29,9 @@ import duckdb
 import pandas as pd
 
 from . import render
-from .accounts import InvalidValue
 from .accounts import _get as _get_account
 from .contacts import check_language
-from .errors import Conflict, NotFound, TemplateError
+from .errors import Conflict, InvalidValue, NotFound, TemplateError
 
 CATEGORIES = ("marketing", "utility", "authentication")
 STANDARD = frozenset(render.STANDARD_PLACEHOLDERS)

@@ -15,9 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bizchat
-from bizchat.accounts import InvalidValue
 from bizchat.audiences import Audience, Limits, sample, split
-from bizchat.errors import NotFound
+from bizchat.errors import InvalidValue, NotFound
 
 
 @pytest.fixture

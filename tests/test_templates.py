@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from bizchat import render
 from bizchat import templates as tpl
-from bizchat.accounts import InvalidValue
-from bizchat.errors import Conflict, NotFound, TemplateError
+from bizchat.errors import Conflict, InvalidValue, NotFound, TemplateError
 from bizchat.templates import Templates
 
 
