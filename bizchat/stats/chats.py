@@ -36,7 +36,7 @@ def _messages(t: Tables, f: Filters) -> ir.Table:
         preds.append(m.account_id == f.account_id)
     m = m.filter(*preds)
     if f.label_ids:
-        m = m.semi_join(f.labelled_contacts(t), "contact_id")
+        m = m.filter(f.has_label(t, m.contact_id))
     return m
 
 

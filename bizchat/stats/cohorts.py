@@ -25,7 +25,7 @@ def opt_in_cohorts(t: Tables, f: Filters, tz: str) -> ir.Table:
         preds.append(c.account_id == f.account_id)
     ins = c.filter(*preds)
     if f.label_ids:
-        ins = ins.semi_join(f.labelled_contacts(t), "contact_id")
+        ins = ins.filter(f.has_label(t, ins.contact_id))
     first = ins.group_by(["contact_id", "account_id"]).aggregate(opted_in_at=ins.recorded_at.min())
     time = f.time(first.opted_in_at)
     if time:

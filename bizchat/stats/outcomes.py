@@ -105,7 +105,7 @@ def recipients(t: Tables, f: Filters, *, with_ref: bool = False,
     if f.broadcast_ids:  # filter before the join, so only these recipients are joined
         r = r.filter(r.broadcast_id.isin(list(f.broadcast_ids)))
     if f.label_ids:
-        r = r.semi_join(f.labelled_contacts(t), "contact_id")
+        r = r.filter(f.has_label(t, r.contact_id))
     b = broadcast_scope(t, f, with_ref=with_ref)
     s = t.message_status
     j = r.join(b, r.broadcast_id == b.broadcast_id).left_join(s, r.message_id == s.message_id)

@@ -48,8 +48,13 @@ class Tables:
         return self._tables[name]
 
     def execute(self, expr: ir.Table) -> pd.DataFrame:
-        """Run ``expr`` and return pandas: the edge where results leave Ibis."""
-        return to_pandas(self.backend.execute(expr), expr.schema())
+        """Run ``expr`` and return pandas: the edge where results leave Ibis.
+
+        Through Arrow rather than ``backend.execute``: ibis 12's pandas conversion reads a
+        pandas option that pandas 3 deprecates (a warning, an error under pytest).
+        """
+        table = self.backend.to_pyarrow(expr)
+        return to_pandas(table.to_pandas(date_as_object=False), expr.schema())
 
 
 @contextlib.contextmanager
@@ -165,9 +170,11 @@ class Filters:
             preds.append(ts < self.end)
         return preds
 
-    def labelled_contacts(self, t: Tables) -> ir.Table:
+    def has_label(self, t: Tables, contact_id: ir.IntegerValue) -> ir.BooleanValue:
+        """``contact_id`` carries one of the labels (an IN subquery: unlike a semi join it
+        keeps the filtered table a plain relation for the joins that follow)."""
         cl = t.contact_labels
-        return cl.filter(cl.label_id.isin(list(self.label_ids))).select("contact_id").distinct()
+        return contact_id.isin(cl.filter(cl.label_id.isin(list(self.label_ids))).contact_id)
 
 
 CATEGORIES = ("marketing", "utility")
