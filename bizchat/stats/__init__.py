@@ -25,7 +25,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from ..accounts import InvalidValue
+from ..errors import InvalidValue
 from . import chats, cohorts, experiments, funnel, timing
 from .experiments import ABPlan, ABTest, ControlLift
 from .outcomes import add_weekday_names, grouped_recipients, key_columns, parse_by

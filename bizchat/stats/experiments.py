@@ -24,7 +24,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from ..accounts import InvalidValue
+from ..errors import InvalidValue
 from . import proportions as P
 from .outcomes import OPT_OUT_WINDOW, REPLY_WINDOW, recipients, with_responses
 from .tables import Filters, Tables

@@ -23,7 +23,7 @@ from datetime import timedelta
 import ibis
 import ibis.expr.types as ir
 
-from ..accounts import InvalidValue
+from ..errors import InvalidValue
 from .tables import Filters, Tables, local_time
 
 REPLY_WINDOW = timedelta(hours=72)
@@ -134,9 +134,10 @@ def recipients(t: Tables, f: Filters, *, with_ref: bool = False,
     rel = j.select(**cols)
     if template:
         m = t.messages.filter(t.messages.direction == "out")
-        m = m.select("message_id", "template_name")
+        m = m.select("message_id", "template_name").view()
+        keep = [rel[c] for c in rel.columns if c != "template"]
         rel = rel.left_join(m, rel.message_id == m.message_id).select(
-            rel.drop("template"), template=ibis.coalesce(m.template_name, rel.template))
+            *keep, template=ibis.coalesce(m.template_name, rel.template))
     return rel
 
 

@@ -23,9 +23,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 
-from ..accounts import InvalidValue
 from ..accounts import resolve_id as resolve_account_id
-from ..errors import NotFound
+from ..errors import InvalidValue, NotFound
 
 # The tables and views the metrics read.
 TABLES = ("accounts", "contacts", "consent_events", "chats", "messages", "message_status",
