@@ -55,6 +55,22 @@ def recipient(n: int) -> str:
     return f"49170{n % 10_000_000:07d}"
 
 
+PER_POST = 3  # statuses in one small (receiver-sized) batch
+
+
+def small_status_items(j: int) -> list[tuple[str, str, str]]:
+    """(message id, status, unix time) of small batch ``j``: messages 3j, 3j+1, 3j+2."""
+    return [(message_id(PER_POST * j + k), ("sent", "delivered", "read")[k], str(T0 + j))
+            for k in range(PER_POST)]
+
+
+def small_status_bodies(first: int, count: int) -> list[bytes]:
+    """``count`` small status batches as Cloud API bodies, numbered from ``first``."""
+    ws_samples = samples()
+    return [ws_samples.dumps(ws_samples.statuses(small_status_items(j)))
+            for j in range(first, first + count)]
+
+
 # --- processes on loopback -----------------------------------------------------------
 
 def free_port() -> int:
