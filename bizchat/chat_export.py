@@ -1,56 +1,64 @@
 """WhatsApp "Export chat" text files: read one into a DataFrame of messages.
 
 ``parse_export(source, dayfirst=None)`` reads the ``.txt`` file that WhatsApp writes with
-*Chat > More > Export chat* (or the ``.zip`` around it) on Android or iOS, in any language
-whose header uses digits, and returns one row per message.
+*Chat > More > Export chat* on Android or iOS (or the ``.zip`` iOS shares, with
+``_chat.txt`` inside), in any language whose header uses digits, and returns one row
+per message. ``source`` is a path or an open text or binary stream; the bytes must be
+UTF-8 (a BOM is skipped; UTF-16 with a BOM is accepted).
 
-The DataFrame contract (columns in this order, exactly these dtypes)::
+The DataFrame contract (exactly these columns, in this order, with these dtypes)::
 
-    timestamp  datetime64[us]   naive, the wall-clock time as written in the file (the
-                                export carries no time zone; the importer decides one)
-    author     string           the name or number as written; <NA> for system lines
-    text       string           the message; lines of a multi-line message are joined
-                                with "\\n" (blank lines kept); leading/trailing whitespace,
-                                U+200E/U+200F marks and the "<This message was edited>"
-                                marker removed; U+00A0 and U+202F become plain spaces
-    kind       string           "text", "media", "system" or "deleted"
-    edited     bool             the message carried an edited marker
-    line       int64            1-based line number of the message's header in the file
+    timestamp  datetime64[us]  naive wall-clock time as written in the file (an export
+                               carries no time zone; the importer decides one)
+    author     string          name or number as written; <NA> on system lines
+    text       string          the message; the lines of a multi-line message joined with
+                               "\n" (blank lines kept), trimmed; U+200E/U+200F marks and
+                               the edited marker removed; U+00A0/U+202F read as spaces
+    kind       string          "text", "media", "system" or "deleted"
+    edited     bool            the message ended in "<This message was edited>" or
+                               "<Diese Nachricht wurde bearbeitet>"
+    line       int64           1-based line number of the message's header in the file
 
-Rows are in file order (not sorted). An empty (or whitespace-only) file gives an empty
-frame with these columns. ``kind`` is decided like this:
+``string`` is ``pd.StringDtype("pyarrow")`` (missing values are ``pd.NA``). Rows come in
+file order, not sorted. An empty or whitespace-only file gives a frame with no rows and
+these columns (``empty_frame()``). ``kind``:
 
-* ``system``: a line without ``Name: `` after the header (``X created group``, ``X added
-  Y``, the Android encryption notice ...); an iOS line whose text starts with a U+200E
-  mark and is not a media or deleted placeholder (iOS writes the group or contact name
-  before its system texts); any line whose text is the end-to-end encryption notice.
-  The author of a system line is always <NA>; the text keeps the whole line.
-* ``media``: the whole text is a placeholder such as ``<Media omitted>``, ``image
-  omitted``, ``Bild weggelassen``, ``<attached: 0001-PHOTO-....jpg>``, ``<Anhang: ...>``,
-  ``file.pdf • 3 pages document omitted`` (the text is kept as written).
+* ``system``: a line with no ``Name: `` after the header (``X created group``, ``X added
+  Y``, the Android encryption notice ...); an iOS line whose text starts with U+200E and
+  is no placeholder (iOS writes the chat's name before its system texts); any text that
+  is the end-to-end encryption or business notice. Its author is always <NA>.
+* ``media``: the whole text is a placeholder, kept as written: ``<Media omitted>``,
+  ``<Medien ausgeschlossen>``, ``image omitted``, ``Bild weggelassen`` (video, audio,
+  sticker, GIF, document, contact card), ``<attached: 00000012-PHOTO-....jpg>``,
+  ``<Anhang: ...>``, ``file.pdf • 3 pages document omitted``, ``x.pdf (file attached)``.
 * ``deleted``: ``This message was deleted``, ``You deleted this message``, ``Diese
   Nachricht wurde gelöscht.``, ``Du hast diese Nachricht gelöscht.``.
 
-Header layouts: ``12/31/20, 23:59 - Name: text`` (Android) and ``[31.12.20, 23:59:59]
-Name: text`` (iOS), with ``/ . -`` date separators, two- or four-digit years, year-first
-dates, 24-hour or 12-hour clocks (``11:59 PM``, ``11:59 pm``, ``11:59 p. m.``) and
-optional seconds. Each header is read on its own, so a file that mixes layouts still
-parses. Whether ``03/04/21`` is day-first is decided for the whole file: a first field
-above 12 means day-first, a second field above 12 month-first; if every date is
-ambiguous, the order under which the timestamps run forward (then: with the smaller
-gaps) wins, and if both are equal, day-first unless the file uses ``/`` with a 12-hour
-clock (the US layout). ``dayfirst=True/False`` forces the order.
+Headers: ``12/31/20, 23:59 - Name: text`` (Android) and ``[31.12.20, 23:59:59] Name:
+text`` (iOS), with ``/ . -`` date separators, two-digit (20yy) or four-digit years,
+year-first dates, 24-hour or 12-hour clocks (``11:59 PM``, ``11:59 pm``, ``11:59 p. m.``),
+with or without seconds, marks before the header. Each header is read on its own, so a
+file that mixes layouts still parses. Whether ``03/04/21`` is day-first is decided for
+the whole file: a first field above 12 means day-first, a second field above 12
+month-first (both in one file is an error); if every date is ambiguous, the order under
+which the chat runs forward wins, then the one with the smaller gaps, then day-first
+unless the file writes ``/`` with a bare AM/PM (the US layout). ``dayfirst=True/False``
+forces the order.
 
-Limits: a continuation line that looks exactly like a header starts a new message (every
-parser of this format shares this); a system line whose text contains ``": "`` (a group
-subject with a colon) reads as a message by the part before the colon.
+Errors: ``ImportFormatError`` (a ``ValueError``) with ``path``, ``line`` and ``input``
+when the first non-blank line is not a header, the bytes are not UTF-8, a date or time
+is impossible under the chosen order (or before 1970), or day-first and month-first
+dates are mixed.
 
-Speed: the file is read once as bytes and never becomes Python strings per line. Line
-starts come from one numpy scan for newlines; one compiled header pattern (RE2, matched by
-pyarrow over all lines at once) marks the header lines; byte positions of the separators
-(pyarrow ``find_substring``) cut each message into date, author and text as zero-copy
-slices of the file buffer; dates are read from the digits with numpy. No per-message
-Python code runs, which keeps a million-message export around a second.
+Limits: a continuation line that looks exactly like a header starts a new message (the
+format has no escaping); a system line whose text contains ``": "`` (a group subject
+with a colon) reads as a message by the part before the colon.
+
+Speed: the file stays one bytes buffer; there is no Python code per line or message.
+A numpy scan finds the line starts, one RE2 pattern (pyarrow) marks the header lines,
+``find_substring`` gives the separators' byte positions, the date, author and text are
+cut from the buffer at those positions, and dates and times are read from their few
+distinct strings with numpy. A million messages take about a second.
 """
 
 from __future__ import annotations
@@ -75,6 +83,7 @@ KINDS = ("text", "media", "system", "deleted")
 
 _STRING = pd.StringDtype("pyarrow")
 _TEXT = pa.large_string()  # 64-bit offsets: an export may pass 2 GB
+_KIND_NAMES = pa.array(KINDS, _TEXT)
 _MARKS = "\u200e\u200f"  # left-to-right / right-to-left marks
 _BLANK = " \t\n" + _MARKS
 
@@ -88,41 +97,32 @@ _DATETIME = (
 _EN_DASH = "\u2013"  # some locales write "31.12.20, 23:59 – Name: text"
 _HEADER = rf"^[{_MARKS}]*(?:\[[{_MARKS}]*{_DATETIME}\]|{_DATETIME} [-{_EN_DASH}]) "
 
+# What WhatsApp writes in place of a message, in English and German.
 _ATTACHMENT = r"(?i:image|video|audio|sticker|GIF|document|contact card|bild|dokument|kontaktkarte)"
-# Placeholders and notices. Each pattern is anchored at the start or at the end only, so
-# RE2 decides most texts after a few bytes; the rare candidates are then sorted out by
-# the exact patterns below.
-_AT_START = (
-    r"^(?:<[^<>\n]*(?:omitted|ausgeschlossen|weggelassen)>$"
-    rf"|{_ATTACHMENT} (?:omitted|weggelassen)$"
-    r"|<(?:attached|Anhang): "
-    r"|(?:This message was deleted|You deleted this message"
-    r"|Diese Nachricht wurde gelöscht|Du hast diese Nachricht gelöscht)\.?$"
-    r"|Messages and calls are end-to-end encrypted"
+_PLACEHOLDER = (rf"<[^<>\n]*(?:omitted|ausgeschlossen|weggelassen)>"
+                rf"|{_ATTACHMENT} (?:omitted|weggelassen)")
+_ATTACHED = r"<(?:attached|Anhang): "  # iOS: <attached: 00000012-PHOTO-....jpg>
+_FILE = (r"\.\w{1,6}(?: • [^\n]*)? (?:document omitted|Dokument weggelassen)"
+         r"|\.\w{1,6} \((?:file attached|Datei angehängt)\)")
+_DELETED_TEXT = (r"(?:This message was deleted|You deleted this message"
+                 r"|Diese Nachricht wurde gelöscht|Du hast diese Nachricht gelöscht)\.?")
+_NOTICE_TEXT = (
+    r"Messages and calls are end-to-end encrypted"
     r"|Messages to this (?:group|chat) are now secured with end-to-end encryption"
     r"|Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt"
     r"|Nachrichten (?:an diese Gruppe|in diesem Chat) sind jetzt mit Ende-zu-Ende-Verschl"
     r"|This business (?:uses a secure service|works with other companies)"
-    r"|Dieses Unternehmen (?:nutzt einen sicheren Service|arbeitet mit anderen))"
+    r"|Dieses Unternehmen (?:nutzt einen sicheren Service|arbeitet mit anderen)"
 )
-_AT_END = (
-    r"(?:\.\w{1,6}(?: • [^\n]*)? (?:document omitted|Dokument weggelassen)"
-    r"|\.\w{1,6} \((?:file attached|Datei angehängt)\)"
-    r"|<(?:This message was edited|Diese Nachricht wurde bearbeitet)>)$"
-)
-_MEDIA = (
-    r"(?s)^(?:<[^<>\n]*(?:omitted|ausgeschlossen|weggelassen)>"
-    rf"|{_ATTACHMENT} (?:omitted|weggelassen)"
-    r"|[^\n]+\.\w{1,6}(?: • [^\n]*)? (?:document omitted|Dokument weggelassen)"
-    r"|[^\n]+\.\w{1,6} \((?:file attached|Datei angehängt)\)"
-    r")$|^<(?:attached|Anhang): [^<>\n]+>"
-)
-_DELETED = (
-    r"^(?:This message was deleted|You deleted this message"
-    r"|Diese Nachricht wurde gelöscht|Du hast diese Nachricht gelöscht)\.?$"
-)
-_NOTICE = r"^(?:Messages|Nachrichten|This business|Dieses Unternehmen) "  # after _AT_START
-_EDITED = r"\s*<(?:This message was edited|Diese Nachricht wurde bearbeitet)>$"
+_EDITED_TEXT = r"<(?:This message was edited|Diese Nachricht wurde bearbeitet)>"
+# Prefilters, each anchored at one end only, so that RE2 settles most texts after a few
+# bytes; the few candidates then meet the exact patterns below.
+_AT_START = rf"^(?:(?:{_PLACEHOLDER}|{_DELETED_TEXT})$|{_ATTACHED}|{_NOTICE_TEXT})"
+_AT_END = rf"(?:{_FILE}|{_EDITED_TEXT})$"
+_MEDIA = rf"^(?:{_PLACEHOLDER})$|^{_ATTACHED}[^<>\n]+>|^[^\n]+(?:{_FILE})$"
+_DELETED = rf"^{_DELETED_TEXT}$"
+_NOTICE = rf"^(?:{_NOTICE_TEXT})"
+_EDITED = rf"\s*{_EDITED_TEXT}$"
 
 
 def parse_export(source: str | os.PathLike | IO, dayfirst: bool | None = None) -> pd.DataFrame:
@@ -180,6 +180,18 @@ def _unzip(name: str, data: bytes) -> tuple[str, bytes]:
         return f"{name}!{chosen[0]}", zf.read(chosen[0])
 
 
+def _positions(raw: np.ndarray, byte: int, chunk: int = 1 << 22) -> np.ndarray:
+    """Where ``byte`` occurs, scanned in chunks: a file-sized temporary would cost a page
+    fault per 4 KB on every call."""
+    hit = np.empty(min(chunk, len(raw)), bool)
+    found = [np.zeros(0, np.int64)]
+    for at in range(0, len(raw), chunk):
+        part = hit[:len(raw) - at] if len(raw) - at < chunk else hit
+        np.equal(raw[at:at + chunk], byte, out=part)
+        found.append(np.flatnonzero(part) + at)
+    return np.concatenate(found)
+
+
 def _normalise(data: bytes) -> tuple[bytes, np.ndarray, bool]:
     """CR LF to LF, no-break spaces to spaces; also where the U+200E/U+200F marks are and
     whether an en dash occurs (one numpy scan finds all three-byte punctuation)."""
@@ -189,7 +201,7 @@ def _normalise(data: bytes) -> tuple[bytes, np.ndarray, bool]:
         data = data.replace(b"\xc2\xa0", b" ")
     for _ in range(2):
         raw = np.frombuffer(data, np.uint8)
-        lead = np.flatnonzero(raw[:-2] == 0xE2)  # U+2000..U+2FFF
+        lead = _positions(raw[:-2], 0xE2)  # U+2000..U+2FFF
         lead = lead[raw[lead + 1] == 0x80]
         third = raw[lead + 2]
         if not (third == 0xAF).any():  # U+202F narrow no-break space (iOS, before AM/PM)
@@ -259,7 +271,7 @@ def _parse(data: bytes, marks: np.ndarray, en_dash: bool, name: str,
     except pa.ArrowInvalid:
         raise _not_utf8(name, data) from None
     raw = np.frombuffer(data, np.uint8)
-    line_offsets = np.concatenate(([0], np.flatnonzero(raw == 10) + 1, [len(data)]))
+    line_offsets = np.concatenate(([0], _positions(raw, 10) + 1, [len(data)]))
     lines = _strings(line_offsets, buf)
     idx = np.flatnonzero(_np(pc.match_substring_regex(lines, _HEADER)))
     head_end = int(idx[0]) if idx.size else len(lines)
@@ -312,10 +324,13 @@ def _parse(data: bytes, marks: np.ndarray, en_dash: bool, name: str,
     space = starts + first(" ")  # splits the date from the time, see _fields()
 
     n = len(idx)
-    bounds = np.column_stack([starts, space, date_end, name_start, name_end, text_start])
-    pieces = _strings(np.concatenate(([0], bounds.ravel(), [len(data)])), buf)
+    bounds = np.empty(6 * n + 2, np.int64)
+    bounds[0], bounds[-1] = 0, len(data)
+    for k, column in enumerate((starts, space, date_end, name_start, name_end, text_start)):
+        bounds[1 + k:-1:6] = column
+    pieces = _strings(bounds, buf)  # 0: preamble, then six pieces per message
 
-    def column(k: int) -> pa.Array:
+    def column(k: int) -> pa.Array:  # a fresh array (offset 0, no nulls)
         return pieces.take(pa.array(np.arange(1 + k, 1 + 6 * n, 6)))
 
     lines_no = idx.astype(np.int64) + 1
@@ -329,7 +344,10 @@ def _parse(data: bytes, marks: np.ndarray, en_dash: bool, name: str,
         texts = _patch(texts, np.unique(at[marks >= text_start[at]]), f"[{_MARKS}]")
     texts = pc.utf8_trim_whitespace(texts)
     kinds, is_system, edited, texts = _classify(has_author, flagged, texts)
-    authors = pc.if_else(pa.array(~is_system), authors, pa.scalar(None, _TEXT))
+    if is_system.any():  # system lines have no author: mark them null, keep the buffers
+        authors = pa.LargeStringArray.from_buffers(
+            n, authors.buffers()[1], authors.buffers()[2],
+            pa.py_buffer(np.packbits(~is_system, bitorder="little")))
 
     return pd.DataFrame({
         "timestamp": timestamps,
@@ -368,20 +386,21 @@ def _classify(has_author: np.ndarray, flagged: np.ndarray, texts: pa.Array):
         deleted[candidates] = _np(pc.match_substring_regex(some, _DELETED)) & ~media[candidates]
         notice[candidates] = _np(pc.match_substring_regex(some, _NOTICE)) & ~media[candidates]
     is_system = ~has_author | (flagged & ~media & ~deleted) | notice
-    kinds = np.select([is_system, deleted, media], ["system", "deleted", "media"], "text")
-    return pa.array(kinds, _TEXT), is_system, edited, texts
+    codes = np.where(is_system, 2, np.where(deleted, 3, np.where(media, 1, 0)))  # KINDS order
+    return _KIND_NAMES.take(pa.array(codes)), is_system, edited, texts
 
 
 # -- timestamps ----------------------------------------------------------------------
 
-def _digits(part: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: up to six digit runs (padded with 0), their count, and a/p clock letters.
+def _digits(part: pa.Array):
+    """Read the distinct strings of a header part with numpy.
 
-    A chat has few distinct dates and at most 86,400 distinct times of day, so the part
-    is dictionary-encoded and only the distinct strings are read, all at once with numpy.
+    A chat has few distinct dates and at most 86,400 distinct times of day, so each part
+    is dictionary-encoded and only its distinct strings are read: up to six runs of digits
+    each (0-padded), how many there were, and whether an a or a p (a.m./p.m.) occurs.
+    Returns (distinct index per row, runs, count, am, pm).
     """
     encoded = pc.dictionary_encode(part)
-    rows = _np(encoded.indices).astype(np.intp)
     distinct = encoded.dictionary
     offsets = np.frombuffer(distinct.buffers()[1], np.int64)[
         distinct.offset:distinct.offset + len(distinct) + 1]
@@ -413,49 +432,66 @@ def _digits(part: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     def has(letter: str) -> np.ndarray:
         return np.diff(np.concatenate(([0], np.cumsum(letters == ord(letter))))[offsets]) > 0
 
-    return runs[rows], count[rows], has("a")[rows], has("p")[rows]
+    return _np(encoded.indices).astype(np.intp), runs, count, has("a"), has("p")
 
 
-def _fields(dates: pa.Array, times: pa.Array) -> tuple[np.ndarray, ...]:
-    """Read the header fields: the three date numbers, hour, minute, second, a.m./p.m."""
-    d_runs, d_count, _, _ = _digits(dates)
-    t_runs, t_count, am, pm = _digits(times)
-    if (d_count == 3).all():  # the usual case: "31.12.20," then "23:59:59"
-        a, b, c = d_runs[:, 0], d_runs[:, 1], d_runs[:, 2]
-        rest = t_runs
-    else:  # e.g. "2020. 12. 31. 10:00", split at its first space: shift the time runs in
-        merged = np.zeros((len(d_runs), 6), np.int64)
-        rows = np.arange(len(d_runs))
-        for j in range(6):
-            from_date = j < d_count
-            merged[:, j] = np.where(from_date, d_runs[:, min(j, 5)],
-                                    t_runs[rows, np.clip(j - d_count, 0, 5)])
-        a, b, c = merged[:, 0], merged[:, 1], merged[:, 2]
-        rest = merged[:, 3:]
-    count = d_count + t_count
-    return a, b, c, rest[:, 0], rest[:, 1], rest[:, 2], am, pm, count
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _days(year, month, day) -> tuple[np.ndarray, np.ndarray]:
+    """Days since 1970-01-01, and whether (year, month, day) is a real date."""
+    month_ok = (month >= 1) & (month <= 12)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _MONTH_DAYS[np.where(month_ok, month, 0)] + (leap & (month == 2))
+    valid = month_ok & (day >= 1) & (day <= month_days) & (year >= 1970) & (year <= 2999)
+    # The proleptic Gregorian day count, with years starting in March (leap day last).
+    y = year - (month <= 2)
+    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    return y * 365 + y // 4 - y // 100 + y // 400 + day_of_year - 719468, valid
 
 
 def _timestamps(dates: pa.Array, times: pa.Array, lines: np.ndarray, name: str,
                 dayfirst: bool | None) -> np.ndarray:
-    a, b, c, hour, minute, second, am, pm, count = _fields(dates, times)
+    """datetime64[us] per message from its date part ("[31.12.20,") and time part (" 23:59")."""
+    date_of, date_runs, date_count, _, _ = _digits(dates)
+    time_of, time_runs, time_count, am, pm = _digits(times)
+    if not (date_count == 3).all():
+        # e.g. "2020. 12. 31. 10:00", where the first space falls inside the date: join
+        # each row's runs and read them per row.
+        d_count, rows = date_count[date_of], np.arange(len(date_of))
+        runs = np.zeros((len(rows), 6), np.int64)
+        for j in range(6):
+            runs[:, j] = np.where(j < d_count, date_runs[date_of, min(j, 5)],
+                                  time_runs[time_of, np.clip(j - d_count, 0, 5)])
+        time_count = d_count + time_count[time_of] - 3
+        am, pm, date_runs, time_runs = am[time_of], pm[time_of], runs[:, :3], runs[:, 3:]
+        date_of = time_of = rows
+
+    hour, minute, second = time_runs[:, 0], time_runs[:, 1], time_runs[:, 2]
     # 12-hour clock: "13:37 p.m." occurs in the wild and means 13:37.
     hour = np.where(pm & (hour < 12), hour + 12, np.where(am & (hour == 12), 0, hour))
+    time_ok = ((time_count == 2) | (time_count == 3)) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    clock = hour * 3600 + minute * 60 + second
+    a, b, c = date_runs[:, 0], date_runs[:, 1], date_runs[:, 2]
     yearfirst = a > 31
     year = np.where(yearfirst, a, c)
     year = np.where(year < 100, year + 2000, year)
 
     def build(day_first: bool) -> tuple[np.ndarray, np.ndarray]:
         month = np.where(yearfirst, b, b if day_first else a)
-        day = np.where(yearfirst, c, a if day_first else b)
-        values, valid = _compose(year, month, day, hour, minute, second)
-        return values, valid & ((count == 5) | (count == 6))
+        days, date_ok = _days(year, month, np.where(yearfirst, c, a if day_first else b))
+        valid = date_ok[date_of] & time_ok[time_of]
+        seconds = np.where(valid, days[date_of] * 86400 + clock[time_of], 0)
+        return (seconds * 1_000_000).astype("datetime64[us]"), valid
+
+    def row(distinct_date: int) -> int:
+        return int(np.argmax(date_of == distinct_date))
 
     def shown(i: int) -> str:
         return (dates[i].as_py() + times[i].as_py()).strip(_BLANK + "[")
 
     if dayfirst is None:
-        dayfirst = _detect_dayfirst(a, b, yearfirst, lines, name, build, shown)
+        dayfirst = _detect_dayfirst(a, b, yearfirst, build, row, lines, name, shown)
     values, valid = build(dayfirst)
     if not valid.all():
         i = int(np.argmin(valid))
@@ -468,35 +504,17 @@ def _timestamps(dates: pa.Array, times: pa.Array, lines: np.ndarray, name: str,
     return values
 
 
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-
-
-def _compose(year, month, day, hour, minute, second) -> tuple[np.ndarray, np.ndarray]:
-    """Build datetime64[us] from integer fields; also say which rows were real dates."""
-    month_ok = (month >= 1) & (month <= 12)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    month_days = _MONTH_DAYS[np.where(month_ok, month, 0)] + (leap & (month == 2))
-    valid = (month_ok & (day >= 1) & (day <= month_days) & (hour <= 23) & (minute <= 59)
-             & (second <= 59) & (year >= 1970) & (year <= 2999))
-    # Days since 1970-01-01 from the civil date (the proleptic Gregorian count, with the
-    # year starting in March so that the leap day comes last).
-    y = year - (month <= 2)
-    shifted = (month + 9) % 12
-    day_of_year = (153 * shifted + 2) // 5 + day - 1
-    days = y * 365 + y // 4 - y // 100 + y // 400 + day_of_year - 719468
-    seconds = np.where(valid, days * 86400 + hour * 3600 + minute * 60 + second, 0)
-    return (seconds * 1_000_000).astype("datetime64[us]"), valid
-
-
-def _detect_dayfirst(a, b, yearfirst, lines, name, build, shown) -> bool:
+def _detect_dayfirst(a, b, yearfirst, build, row, lines, name, shown) -> bool:
+    """Day-first or month-first for the whole file (a, b: the distinct dates' first fields)."""
     day_a, day_b = ~yearfirst & (a > 12), ~yearfirst & (b > 12)
     if day_a.any() and day_b.any():
-        i, j = int(np.argmax(day_a)), int(np.argmax(day_b))
+        i, j = row(int(np.argmax(day_a))), row(int(np.argmax(day_b)))
+        later = max(i, j)  # the first line that contradicts the lines before it
         raise ImportFormatError(
             f"{name}: the file mixes day-first dates (line {lines[i]}: {shown(i)!r}) and "
             f"month-first dates (line {lines[j]}: {shown(j)!r}); one WhatsApp export uses "
             "one order. Split the file, or pass dayfirst= and fix the other lines.",
-            path=name, line=int(lines[j]), input=shown(j))
+            path=name, line=int(lines[later]), input=shown(later))
     if day_a.any() or day_b.any():
         return bool(day_a.any())
     # Ambiguous throughout: prefer the order that keeps the chat running forward, then the

@@ -231,6 +231,23 @@ def test_english_android_12_hour_clock_with_crlf():
     assert df["edited"].tolist() == [False] * 7 + [True]
 
 
+@pytest.mark.parametrize(("line", "at"), [
+    ("2020. 12. 31. 10:00 - Anna: x", "2020-12-31 10:00"),  # Hungarian-style dates
+    ("31.12.20, 23.59 \u2013 Anna: x", "2020-12-31 23:59"),  # dotted time, en dash
+    ("[31/12/2020 23:59:59] Anna: x", "2020-12-31 23:59:59"),
+    ("2020-12-31, 10:00 - Anna: x", "2020-12-31 10:00"),
+    (f"{LRM}[12/31/20, 11:59:59 PM] {LRM}Anna: x", "2020-12-31 23:59:59"),
+    ("12/31/20, 11:59 pm - Anna: x", "2020-12-31 23:59"),
+    ("31/12/2020, 11:59 p. m. - Anna: x", "2020-12-31 23:59"),
+    ("31/12/2020, 12:05 a.m. - Anna: x", "2020-12-31 00:05"),
+    ("31/12/2020, 12:05\u00a0p.\u00a0m. - Anna: x", "2020-12-31 12:05"),
+    ("31.12.20, 10:00 - Anna:\nx", "2020-12-31 10:00"),  # the text starts on the next line
+])
+def test_header_variants(line, at):
+    df = parse_export(io.StringIO(line + "\n"))
+    assert rows(df) == [(T(at), "Anna", "text", "x")]
+
+
 def test_dayfirst_is_detected_and_can_be_forced():
     path = OURS / "ambiguous_dates.txt"
     # Every date fits both orders; only day-first keeps the chat running forward.
