@@ -203,7 +203,7 @@ class Stats:
         ci_high, diff, diff_ci_low, diff_ci_high, z, p_value, p_adjusted, significant)."""
         counts, info = self._arms(broadcast_id)
         shares = experiments.planned_shares(info["variants"], float(info["control_fraction"]),
-                                            [v for v in counts["variant"] if v is not None])
+                                            list(counts["variant"]))
         return experiments.evaluate_ab(counts, metric=metric, baseline=baseline, alpha=alpha,
                                        mde=mde, power=power, shares=shares, as_of=as_of,
                                        broadcast_id=int(broadcast_id))

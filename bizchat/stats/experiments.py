@@ -75,7 +75,10 @@ def planned_shares(variants_json, control_fraction: float, observed: list[str]) 
             variants_json = json.loads(variants_json)
         except ValueError:
             variants_json = None
-    for item in variants_json or []:
+    if not isinstance(variants_json, list):
+        variants_json = []
+    observed = [v for v in observed if isinstance(v, str)]
+    for item in variants_json:
         if isinstance(item, dict) and item.get("variant") and item.get("share"):
             plan[str(item["variant"])] = float(item["share"])
     arms = [v for v in observed if v != "control"]
