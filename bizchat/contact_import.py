@@ -329,6 +329,12 @@ def import_contacts(ws, path: str | os.PathLike, account, *, actor: str = "bizch
     result = ImportResult(file=str(path), account=acc["phone_e164"], rows=len(records),
                           bad=bad, consent_not_recorded=not_recorded, ignored_columns=ignored)
     with ws.transaction() as con:
+        # People erased from this account come back only with consent given after that.
+        from .privacy.tombstones import hold_back
+
+        rows, erased = hold_back(con, acc["account_id"], rows)
+        if erased:
+            result.bad = sorted(result.bad + erased, key=lambda item: item["line"])
         _write(con, acc["account_id"], rows, result, actor)
         con.execute(
             'INSERT INTO audit_log ("at", actor, action, subject_key, details) '

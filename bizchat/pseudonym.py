@@ -1,0 +1,158 @@
+"""Pseudonymous contact keys: the one place that turns a contact into an analyst-facing key.
+
+A plain hash of a phone number is not anonymous: the number space is small enough to hash
+every number in it. So the key is a keyed hash, HMAC-SHA256 with a per-workspace secret:
+
+* the secret comes from ``$BIZCHAT_PSEUDONYM_KEY`` when set, else from the workspace's
+  ``settings`` table (key ``pseudonym_key``), where it is generated once (64 random hex
+  digits). It is never in the repo, never a report parameter, never printed;
+* ``contact_key`` is the hex HMAC of ``"contact:<contact_id>"`` (64 hex digits); it is what ``subject_key`` means in ``audit_log``, exports and the analyst
+  views (``analyst_contacts``, ``analyst_messages``);
+* ``erasure_hash`` keys the tombstones of erased people by account and identifier, so a
+  re-import can be recognised without keeping the number.
+
+Bulk paths compute the same HMAC inside DuckDB: ``sha256`` is built in, and HMAC is two
+nested hashes over the key padded with 0x36 / 0x5c bytes (RFC 2104). Python computes those
+two pads and passes them as BLOB parameters, so the secret never appears in SQL text or in
+a view definition stored in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+import duckdb
+import pandas as pd
+
+from .errors import BizchatError
+
+ENV = "BIZCHAT_PSEUDONYM_KEY"
+SETTING = "pseudonym_key"
+KEY_ID_SETTING = "pseudonym_key_id"
+_BLOCK = 64                        # SHA-256 block size in bytes
+
+
+class MissingPseudonymKey(BizchatError, LookupError):
+    """No key in the environment and none stored yet (and the connection cannot write)."""
+
+
+# --- the secret ------------------------------------------------------------------------------
+
+def workspace_secret(con: duckdb.DuckDBPyConnection, *, create: bool = True) -> bytes:
+    """The pseudonymisation secret: ``$BIZCHAT_PSEUDONYM_KEY``, else the stored one.
+
+    With ``create`` a missing key is generated and stored in ``settings`` (the connection
+    must be writable; call inside the caller's transaction).
+    """
+    env = os.environ.get(ENV)
+    if env:
+        return env.encode("utf-8")
+    rows = con.execute("SELECT value FROM settings WHERE key = ?", [SETTING]).fetchall()
+    if rows:
+        return rows[0][0].encode("utf-8")
+    if not create:
+        raise MissingPseudonymKey(
+            "This workspace has no pseudonymisation key yet. Run any privacy command once "
+            f"(e.g. `bizchat privacy coverage`) to create it, or set ${ENV}.")
+    # Two processes may race to create it: the first one wins, both use that.
+    con.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                [SETTING, secrets.token_hex(32)])
+    return con.execute("SELECT value FROM settings WHERE key = ?", [SETTING]).fetchall()[0][0].encode("utf-8")
+
+
+def secret_for(ws) -> bytes:
+    """``workspace_secret`` as its own unit of work (read first; create only if missing)."""
+    if os.environ.get(ENV):
+        return os.environ[ENV].encode("utf-8")
+    with ws.connect() as con:
+        rows = con.execute("SELECT value FROM settings WHERE key = ?", [SETTING]).fetchall()
+    if rows:
+        return rows[0][0].encode("utf-8")
+    with ws.transaction() as con:
+        return workspace_secret(con)
+
+
+def key_id(secret: bytes) -> str:
+    """A fingerprint of the secret (not the secret): tells which key made a stored hash."""
+    return hmac.new(secret, b"bizchat key id", hashlib.sha256).hexdigest()[:16]
+
+
+# --- keys in Python ----------------------------------------------------------------------------
+
+def contact_key(secret: bytes, contact_id: int) -> str:
+    """The pseudonymous key of one contact (64 hex digits)."""
+    return hmac.new(secret, f"contact:{int(contact_id)}".encode(), hashlib.sha256).hexdigest()
+
+
+def erasure_hash(secret: bytes, account_id: int, identifier: str) -> str:
+    """The tombstone hash of one identifier (E.164 number, wa_id or user_id) in an account."""
+    message = f"erased:{int(account_id)}:{identifier}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+# --- keys in SQL (bulk) ------------------------------------------------------------------------
+
+def pads(secret: bytes) -> tuple[bytes, bytes]:
+    """(outer, inner) padded keys of RFC 2104, the parameters of ``hmac_sql``."""
+    key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
+    key = key.ljust(_BLOCK, b"\0")
+    return bytes(b ^ 0x5C for b in key), bytes(b ^ 0x36 for b in key)
+
+
+def hmac_sql(message_sql: str) -> str:
+    """SQL for the hex HMAC-SHA256 of the VARCHAR expression ``message_sql``.
+
+    It has two ``?`` placeholders, bound to ``pads(secret)`` in that order. The expression
+    must come from code, never from user input.
+    """
+    return f"sha256(?::BLOB || unhex(sha256(?::BLOB || encode({message_sql}))))"
+
+
+def contact_key_sql(column: str = "contact_id") -> str:
+    """SQL for ``contact_key`` of an integer column (two ``?``: ``pads(secret)``)."""
+    return hmac_sql("'contact:' || CAST(" + column + " AS VARCHAR)")
+
+
+def contact_keys(con: duckdb.DuckDBPyConnection, contact_ids, *, secret: bytes | None = None) -> pd.Series:
+    """The keys of many contact_ids, in order (vectorised in DuckDB)."""
+    secret = secret or workspace_secret(con)
+    ids = pd.DataFrame({"pos": range(len(contact_ids)),
+                        "contact_id": pd.array(list(contact_ids), dtype="Int64")})
+    con.execute("SELECT NULL").fetchall()  # no pending result, or register refuses
+    con.register("_key_ids", ids)
+    try:
+        keys = con.execute(
+            f"SELECT CASE WHEN contact_id IS NOT NULL THEN {contact_key_sql()} END AS k "
+            "FROM _key_ids ORDER BY pos", list(pads(secret))).df()["k"]
+    finally:
+        con.unregister("_key_ids")
+    return keys.astype(object).where(keys.notna(), None)
+
+
+def refresh(con: duckdb.DuckDBPyConnection, *, secret: bytes | None = None) -> int:
+    """Bring ``subject_keys`` (contact_id -> key, behind the analyst views) up to date.
+
+    Adds keys of new contacts and drops those of deleted ones; recomputes all when the
+    secret changed. Returns how many keys were written. Call inside a transaction.
+    """
+    secret = secret or workspace_secret(con)
+    current = key_id(secret)
+    stored = con.execute("SELECT value FROM settings WHERE key = ?", [KEY_ID_SETTING]).fetchall()
+    if not stored or stored[0][0] != current:
+        con.execute("DELETE FROM subject_keys")
+        con.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                    [KEY_ID_SETTING, current])
+    con.execute("DELETE FROM subject_keys WHERE contact_id NOT IN (SELECT contact_id FROM contacts)")
+    added = con.execute(f"""
+        INSERT INTO subject_keys (contact_id, subject_key)
+        SELECT contact_id, {contact_key_sql()} FROM contacts
+        WHERE contact_id NOT IN (SELECT contact_id FROM subject_keys)""", list(pads(secret))).fetchall()
+    return int(added[0][0]) if added else 0
+
+
+__all__ = ["ENV", "MissingPseudonymKey", "contact_key", "contact_key_sql", "contact_keys",
+           "erasure_hash", "hmac_sql", "key_id", "pads", "refresh", "secret_for",
+           "workspace_secret"]
