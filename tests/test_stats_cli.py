@@ -1,0 +1,85 @@
+"""`bizchat stats ...` in the terminal, on the hand-built workspace (test_stats_world)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from test_stats_experiments import ab_world  # noqa: F401 - the fixture
+from test_stats_world import build_campaigns
+
+from bizchat.cli import main
+
+
+@pytest.fixture
+def path(ws):
+    build_campaigns(ws)
+    return str(ws.path)
+
+
+def run(path, *args):
+    return CliRunner().invoke(main, ["-w", path, "stats", *args], catch_exceptions=False)
+
+
+def test_open_rates_table_and_csv(path):
+    result = run(path, "open-rates")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:2] == ["broadcast_id", "name"]
+    assert "80.0%" in lines[1] and "71.4%" in lines[1]  # open 4/5, delivery 5/7
+    assert "lower bound" in result.output
+    csv = run(path, "open-rates", "--csv")
+    df = pd.read_csv(io.StringIO(csv.output))
+    assert df["open_rate"].iloc[0] == pytest.approx(0.8)
+    assert pd.isna(df.set_index("broadcast_id").loc[3, "open_rate"])
+    assert "lower bound" not in csv.output  # CSV stays machine-readable
+
+
+@pytest.mark.parametrize("by,key", [("label", "label"), ("day", "day"), ("hour", "hour")])
+def test_open_rates_by(path, by, key):
+    result = run(path, "open-rates", "--by", by, "--csv", "--tz", "Europe/Berlin")
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(io.StringIO(result.output))
+    assert key in df.columns and df["recipients"].sum() >= 11
+
+
+def test_open_rates_filters(path):
+    result = run(path, "open-rates", "--csv", "--account", "1", "--label", "VIP", "--label", "Krimi",
+                 "--category", "marketing", "--since", "2025-01-01", "--until", "2025-02-01")
+    df = pd.read_csv(io.StringIO(result.output))
+    assert df[["broadcast_id", "recipients"]].values.tolist() == [[1, 4]]
+
+
+def test_other_commands_run(path):
+    for args in (["funnel", "--by", "broadcast"], ["failures"], ["time-to-read", "--by", "label"],
+                 ["send-time", "--tz", "Europe/Berlin", "--min-delivered", "1"], ["cohorts"],
+                 ["chats", "--by", "month"], ["sample-size", "--mde", "0.1", "--baseline", "0.5"]):
+        result = run(path, *args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "Best send time: Sat 00:00-01:00 (Europe/Berlin)" in run(
+        path, "send-time", "--tz", "Europe/Berlin", "--min-delivered", "1").output
+    assert "each variant needs about" in run(path, "sample-size", "--mde", "0.1",
+                                             "--baseline", "0.5").output
+
+
+def test_errors_are_one_clear_line(path):
+    result = CliRunner().invoke(main, ["-w", path, "stats", "open-rates", "--label", "Nope"])
+    assert result.exit_code == 1
+    assert "No label named 'nope'" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["-w", path, "stats", "lift", "1"])
+    assert result.exit_code == 1 and "no control group" in result.output
+    result = CliRunner().invoke(main, ["-w", path, "stats", "ab", "1"])
+    assert result.exit_code == 1 and "at least two" in result.output
+
+
+def test_ab_and_lift_print_verdicts(ab_world):  # noqa: F811
+    path = str(ab_world.path)
+    ab = run(path, "ab", "9", "--metric", "reply")
+    assert ab.exit_code == 0, ab.output
+    assert "split matches the plan" in ab.output and "Too few recipients to tell B from A" in ab.output
+    lift = run(path, "lift", "9", "--cost-per-delivered", "0.1")
+    assert lift.exit_code == 0, lift.output
+    assert "reply_72h" in lift.output and "control group" in lift.output
+    assert "read" not in lift.output.split("\n")[0]  # no read column in the lift table
