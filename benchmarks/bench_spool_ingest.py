@@ -298,11 +298,10 @@ def _timers(times: dict):
 
 def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[float, dict]:
     """A second drain with timers around every stage; (total seconds, seconds per stage)."""
+    from bizchat import store
     from bizchat.webhook_ingest import ingest_bodies
-    from bizchat.workspace import Workspace
 
     times: dict = defaultdict(float)
-    ws = Workspace(workspace_path)
     total_start = time.perf_counter()
     with _timers(times):
         while spool.pending_bytes():
@@ -310,8 +309,9 @@ def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple
             records, end = spool.read(batch_bytes)
             times["python: spool.read (line JSON + dates)"] += time.perf_counter() - start
             start = time.perf_counter()
-            with ws.connect() as con:
-                times["connect"] += time.perf_counter() - start
+            con = store.connect(workspace_path)
+            times["connect"] += time.perf_counter() - start
+            try:
                 con.execute("BEGIN TRANSACTION")
                 start = time.perf_counter()
                 ingest_bodies(_Timed(con, times), records)
@@ -319,6 +319,10 @@ def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple
                 start = time.perf_counter()
                 con.execute("COMMIT")
                 times["commit"] += time.perf_counter() - start
+            finally:
+                start = time.perf_counter()
+                con.close()
+                times["close (checkpoint)"] += time.perf_counter() - start
             start = time.perf_counter()
             spool.commit(end)
             times["spool.commit (offset fsync)"] += time.perf_counter() - start
@@ -340,7 +344,9 @@ def _clock(times: dict, label: str):
 
 
 def _format_breakdown(total: float, times: dict) -> str:
-    parts = sorted(times.items(), key=lambda kv: -kv[1])
+    rest = total - sum(times.values())
+    parts = sorted({**times, "not timed (loop, temp tables, scheduling)": rest}.items(),
+                   key=lambda kv: -kv[1])
     return "; ".join(f"{name} {sec:.2f} s ({sec / total:.0%})" for name, sec in parts if sec >= 0.005)
 
 
@@ -433,7 +439,8 @@ def prototype(workspace_path: Path, spool) -> tuple[float, float, dict]:
             with clock("commit"):
                 con.execute("COMMIT")
         finally:
-            con.close()
+            with clock("close (checkpoint)"):
+                con.close()
         with clock("spool.commit (offset fsync)"):
             spool.commit(end)
     return time.perf_counter() - start, time.process_time() - cpu, dict(times)
