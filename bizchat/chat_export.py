@@ -37,7 +37,7 @@ these columns (``empty_frame()``). ``kind``:
 Headers: ``12/31/20, 23:59 - Name: text`` (Android) and ``[31.12.20, 23:59:59] Name:
 text`` (iOS), with ``/ . -`` date separators, two-digit (20yy) or four-digit years,
 year-first dates, 24-hour or 12-hour clocks (``11:59 PM``, ``11:59 pm``, ``11:59 p. m.``),
-with or without seconds, marks before the header. Each header is read on its own, so a
+with or without seconds, U+200E/U+200F marks anywhere. Each header is read on its own, so a
 file that mixes layouts still parses. Whether ``03/04/21`` is day-first is decided for
 the whole file: a first field above 12 means day-first, a second field above 12
 month-first (both in one file is an error); if every date is ambiguous, the order under
@@ -84,8 +84,7 @@ KINDS = ("text", "media", "system", "deleted")
 _STRING = pd.StringDtype("pyarrow")
 _TEXT = pa.large_string()  # 64-bit offsets: an export may pass 2 GB
 _KIND_NAMES = pa.array(KINDS, _TEXT)
-_MARKS = "\u200e\u200f"  # left-to-right / right-to-left marks
-_BLANK = " \t\n" + _MARKS
+_BLANK = " \t\n"
 
 # A message header at the start of a line, up to the space before the name or text.
 # RE2 syntax (pyarrow); the same digits are read again with numpy in _fields().
@@ -95,7 +94,7 @@ _DATETIME = (
     r"(?: ?[AaPp]\.? ?[Mm]\.?)?\.?"                  # PM | pm | p. m. | p.m. ; "13:34."
 )
 _EN_DASH = "\u2013"  # some locales write "31.12.20, 23:59 – Name: text"
-_HEADER = rf"^[{_MARKS}]*(?:\[[{_MARKS}]*{_DATETIME}\]|{_DATETIME} [-{_EN_DASH}]) "
+_HEADER = rf"^(?:\[{_DATETIME}\]|{_DATETIME} [-{_EN_DASH}]) "
 
 # What WhatsApp writes in place of a message, in English and German.
 _ATTACHMENT = r"(?i:image|video|audio|sticker|GIF|document|contact card|bild|dokument|kontaktkarte)"
@@ -193,8 +192,12 @@ def _positions(raw: np.ndarray, byte: int, chunk: int = 1 << 22) -> np.ndarray:
 
 
 def _normalise(data: bytes) -> tuple[bytes, np.ndarray, bool]:
-    """CR LF to LF, no-break spaces to spaces; also where the U+200E/U+200F marks are and
-    whether an en dash occurs (one numpy scan finds all three-byte punctuation)."""
+    """CR LF to LF, no-break spaces to spaces, U+200E/U+200F marks removed.
+
+    Returns the bytes, where the left-to-right marks stood in them (iOS starts generated
+    texts with one; see ``flagged`` in _parse) and whether an en dash occurs. One numpy
+    scan finds the three-byte punctuation (E2 80 xx) all this needs.
+    """
     if b"\r" in data:  # memchr
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if b"\xc2\xa0" in data:  # U+00A0; rare in chats, so the search is quick
@@ -207,8 +210,15 @@ def _normalise(data: bytes) -> tuple[bytes, np.ndarray, bool]:
         if not (third == 0xAF).any():  # U+202F narrow no-break space (iOS, before AM/PM)
             break
         data = data.replace("\u202f".encode(), b" ")
-    marks = lead[(third == 0x8E) | (third == 0x8F)]
-    return data, marks, bool((third == 0x93).any())
+    is_mark = (third == 0x8E) | (third == 0x8F)
+    # After removing k marks, the k-th one's place moves back by 3 k bytes.
+    moved = lead[is_mark] - 3 * np.arange(int(is_mark.sum()))
+    lrm_at = moved[third[is_mark] == 0x8E]
+    if is_mark.any():  # copy the bytes between the marks (faster than two replaces)
+        cut, view = lead[is_mark], memoryview(data)
+        begins, ends = np.concatenate(([0], cut + 3)).tolist(), np.append(cut, len(data)).tolist()
+        data = b"".join(view[b:e] for b, e in zip(begins, ends, strict=True))
+    return data, lrm_at, bool((third == 0x93).any())
 
 
 def _not_utf8(name: str, data: bytes) -> ImportFormatError:
@@ -250,20 +260,7 @@ def _np(array: pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _skip_marks(raw: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Move each position past any U+200E/U+200F (bytes E2 80 8E/8F) that start there."""
-    at = at.copy()
-    rows = np.flatnonzero(raw[np.minimum(at, len(raw) - 1)] == 0xE2)
-    while rows.size:
-        p = at[rows]
-        rows, p = rows[p <= len(raw) - 3], p[p <= len(raw) - 3]
-        mark = (raw[p + 1] == 0x80) & ((raw[p + 2] == 0x8E) | (raw[p + 2] == 0x8F))
-        rows = rows[mark & (raw[p] == 0xE2)]
-        at[rows] += 3
-    return at
-
-
-def _parse(data: bytes, marks: np.ndarray, en_dash: bool, name: str,
+def _parse(data: bytes, lrm_at: np.ndarray, en_dash: bool, name: str,
            dayfirst: bool | None) -> pd.DataFrame:
     buf = pa.py_buffer(data)
     try:
@@ -292,10 +289,7 @@ def _parse(data: bytes, marks: np.ndarray, en_dash: bool, name: str,
     def first(needle: str) -> np.ndarray:
         return _np(pc.find_substring(lines, needle))[idx]
 
-    def skip_marks(at: np.ndarray) -> np.ndarray:
-        return _skip_marks(raw, at) if marks.size else at
-
-    bracketed = raw[skip_marks(starts)] == ord("[")
+    bracketed = raw[starts] == ord("[")
     date_end = np.zeros_like(starts)
     if bracketed.any():
         date_end = np.where(bracketed, starts + first("] "), date_end)
@@ -310,17 +304,18 @@ def _parse(data: bytes, marks: np.ndarray, en_dash: bool, name: str,
         else:
             sep_len = np.where(bracketed, 2, 3)
         date_end = np.where(bracketed, date_end, starts + dash)
-    name_start = skip_marks(date_end + sep_len)
+    name_start = date_end + sep_len
     colon = starts + first(": ")
     colon_space = (colon >= starts) & (colon > name_start)
     colon_eol = ~colon_space & (eol - 1 > name_start) & (raw[eol - 1] == ord(":"))
     has_author = colon_space | colon_eol
     name_end = np.where(colon_space, colon, np.where(colon_eol, eol - 1, name_start))
     text_start = np.where(colon_space, colon + 2, np.where(colon_eol, eol, name_start))
-    marked = skip_marks(text_start)
     # iOS starts generated texts (system lines, placeholders) with U+200E.
-    flagged = has_author & (marked > text_start) & (raw[np.minimum(text_start + 2, len(raw) - 1)] == 0x8E)
-    text_start = marked
+    flagged = np.zeros_like(has_author)
+    if lrm_at.size:
+        nearest = lrm_at[np.minimum(np.searchsorted(lrm_at, text_start), lrm_at.size - 1)]
+        flagged = has_author & (nearest == text_start)
     space = starts + first(" ")  # splits the date from the time, see _fields()
 
     n = len(idx)
@@ -336,18 +331,14 @@ def _parse(data: bytes, marks: np.ndarray, en_dash: bool, name: str,
     lines_no = idx.astype(np.int64) + 1
     timestamps = _timestamps(column(0), column(1), lines_no, name, dayfirst)
     authors, texts = column(3), column(5)
-    if marks.size:  # strip the marks from the few names and texts that still hold some
-        marks = marks[marks >= starts[0]]
-        at = np.searchsorted(starts, marks, side="right") - 1
-        in_name = (marks >= name_start[at]) & (marks < name_end[at])
-        authors = _patch(authors, np.unique(at[in_name]), f"[{_MARKS}]")
-        texts = _patch(texts, np.unique(at[marks >= text_start[at]]), f"[{_MARKS}]")
     texts = pc.utf8_trim_whitespace(texts)
     kinds, is_system, edited, texts = _classify(has_author, flagged, texts)
-    if is_system.any():  # system lines have no author: mark them null, keep the buffers
+    if is_system.any() and authors.offset == 0:  # null the system lines' authors in place
         authors = pa.LargeStringArray.from_buffers(
             n, authors.buffers()[1], authors.buffers()[2],
             pa.py_buffer(np.packbits(~is_system, bitorder="little")))
+    elif is_system.any():
+        authors = pc.if_else(pa.array(~is_system), authors, pa.scalar(None, _TEXT))
 
     return pd.DataFrame({
         "timestamp": timestamps,

@@ -242,6 +242,7 @@ def test_english_android_12_hour_clock_with_crlf():
     ("31/12/2020, 12:05 a.m. - Anna: x", "2020-12-31 00:05"),
     ("31/12/2020, 12:05\u00a0p.\u00a0m. - Anna: x", "2020-12-31 12:05"),
     ("31.12.20, 10:00 - Anna:\nx", "2020-12-31 10:00"),  # the text starts on the next line
+    ("\u200f31.12.20,\u200f 10:00 - \u200fAnna\u200e: x", "2020-12-31 10:00"),  # marks anywhere
 ])
 def test_header_variants(line, at):
     df = parse_export(io.StringIO(line + "\n"))
