@@ -50,13 +50,15 @@ def proof(con: duckdb.DuckDBPyConnection, contact: dict) -> ConsentProof:
                a.actor AS recorded_by, a."at" AS logged_at, e.event_id
         FROM consent_events e
         LEFT JOIN (
-            SELECT actor, "at", TRY_CAST(json_extract_string(details, '$.contact_id') AS BIGINT) AS cid,
+            -- The first audit entry of each event: who recorded it and when.
+            SELECT TRY_CAST(json_extract_string(details, '$.contact_id') AS BIGINT) AS cid,
                    json_extract_string(details, '$.purpose') AS purpose,
                    json_extract_string(details, '$.source') AS source,
                    substr(action, 9) AS act,
-                   TRY_CAST(json_extract_string(details, '$.recorded_at') AS TIMESTAMPTZ) AS rec
+                   TRY_CAST(json_extract_string(details, '$.recorded_at') AS TIMESTAMPTZ) AS rec,
+                   arg_min(actor, "at") AS actor, min("at") AS "at"
             FROM audit_log WHERE action IN ('consent.opt_in', 'consent.opt_out')
-            QUALIFY row_number() OVER (PARTITION BY cid, purpose, source, act, rec ORDER BY "at") = 1
+            GROUP BY ALL
         ) a ON a.cid = e.contact_id AND a.purpose = e.purpose AND a.source = e.source
            AND a.act = e.action AND a.rec = e.recorded_at
         WHERE e.contact_id = ?
