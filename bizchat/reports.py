@@ -44,7 +44,11 @@ class ReportError(BizchatError, RuntimeError):
     """A report notebook failed; the executed notebook shows where."""
 
 
-class UnsafeParameter(BizchatError, ValueError):
+class ParameterError(BizchatError, ValueError):
+    """A report parameter the notebook does not declare, or of the wrong type."""
+
+
+class UnsafeParameter(ParameterError):
     """A report parameter that is, or looks like, a secret."""
 
 
@@ -159,8 +163,8 @@ def _coerce(name: str, value, declared: dict):
                 return False
             raise ValueError(value)
     except ValueError:
-        raise UnsafeParameter(f"The report parameter {name!r} must be a {kind}, not {value!r}.",
-                              input=name) from None
+        raise ParameterError(f"The report parameter {name!r} must be a {kind}, not {value!r}.",
+                             input=name) from None
     return value
 
 
@@ -190,14 +194,14 @@ def run_report(ws, name: str, params: dict | None = None, *, output_dir=None, fo
     source = _notebook(name, folder)
     declared = papermill.inspect_notebook(str(source))
     params = dict(params or {})
+    secrets = known_secrets(ws)
+    check_params(params, secrets)
     unknown = sorted(set(params) - set(declared))
     if unknown:
-        raise UnsafeParameter(
+        raise ParameterError(
             f"The report {name!r} has no parameter {', '.join(map(repr, unknown))}; it takes "
             f"{', '.join(p for p in declared if p not in AUTOMATIC) or 'none'}.", input=unknown)
     params = {k: _coerce(k, v, declared[k]) for k, v in params.items()}
-    secrets = known_secrets(ws)
-    check_params(params, secrets)
     out_dir = Path(output_dir) if output_dir else ws.path.parent / "reports"
     out_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -239,5 +243,5 @@ def runs(ws, report: str | None = None) -> pd.DataFrame:
                               ORDER BY started_at DESC""", [report, report]).df()
 
 
-__all__ = ["ReportError", "UnsafeParameter", "check_params", "known_secrets", "list_reports",
+__all__ = ["ParameterError", "ReportError", "UnsafeParameter", "check_params", "known_secrets", "list_reports",
            "parameters", "reports_dir", "run_report", "runs"]
