@@ -6,9 +6,10 @@
   ``$BIZCHAT_APP_SECRET``), then makes the body durable in the spool and only then
   answers 200. Concurrent requests share one fsync (group commit), so throughput does not
   stop at the disk's fsync rate.
-- A background thread moves spooled bodies into DuckDB in batches. It connects only for
-  a batch; while another process holds the workspace it just waits and catches up, and
-  the receiver keeps accepting meanwhile.
+- A separate ingest process moves spooled bodies into DuckDB in batches (a process, not
+  a thread, so its parsing never holds the receiver's GIL). It connects only for a
+  batch; while another process holds the workspace it waits and catches up, and the
+  receiver keeps accepting meanwhile.
 - ``GET /health``: counters as JSON.
 
 On SIGTERM/SIGINT uvicorn runs the shutdown: pending bodies are written, one last batch
@@ -71,12 +72,16 @@ class Ingester:
 
     def run_once(self, timeout: float | None = None) -> int:
         """Ingest what is pending; returns how many bodies were processed (0 if busy)."""
-        records, end = self.spool.read(self.batch_bytes)
-        if not records:
+        if self.spool.pending_bytes() == 0:
             return 0
         try:
             ws = self._workspace(self.busy_timeout if timeout is None else timeout)
+            # Connect before reading: while another process holds the file, waiting costs
+            # nothing, instead of decoding the same backlog again and again.
             with ws.transaction() as con:
+                records, end = self.spool.read(self.batch_bytes)
+                if not records:
+                    return 0
                 report = ingest_bodies(con, records)
         except WorkspaceBusy:
             if not self.busy:
@@ -119,6 +124,68 @@ class Ingester:
         except BizchatError as exc:
             log.warning("could not flush at shutdown (%s); the spool keeps %d bytes for next start",
                         exc, self.spool.pending_bytes())
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the receiver dies (e.g. SIGKILL),
+    so a crashed receiver leaves no orphan; the spool replays at the next start."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # elsewhere the getppid() check in the loop ends it
+
+
+def _ingest_process(path: str, interval: float, stop, counters) -> None:
+    """The ingest worker, in its own process so its Python work never holds the
+    receiver's GIL. Stops when told (then flushes) or when the receiver is gone."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the receiver decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    parent = os.getppid()
+    ingester = Ingester(Path(path), Spool(path, repair=False), interval=interval)
+    while not stop.is_set() and os.getppid() == parent:
+        try:
+            done = ingester.run_once()
+        except Exception:  # keep going; the spool keeps the bodies
+            log.exception("ingest batch failed; bodies stay in the spool")
+            done = 0
+        counters[0], counters[1], counters[2] = ingester.ingested, ingester.batches, int(ingester.busy)
+        if not done:
+            stop.wait(interval)
+    if os.getppid() == parent:
+        ingester.stop()
+        counters[0], counters[1], counters[2] = ingester.ingested, ingester.batches, int(ingester.busy)
+
+
+class IngestProcess:
+    """Runs ``_ingest_process`` beside the receiver and reads its counters."""
+
+    def __init__(self, path: Path, interval: float):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._counters = ctx.Array("q", 3, lock=False)
+        self._process = ctx.Process(target=_ingest_process, name="bizchat-ingest", daemon=True,
+                                    args=(str(path), interval, self._stop, self._counters))
+
+    ingested = property(lambda self: self._counters[0])
+    batches = property(lambda self: self._counters[1])
+    busy = property(lambda self: bool(self._counters[2]))
+    last_error = None  # the worker logs its errors to the receiver's stderr
+
+    def start(self) -> None:
+        self._process.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join()
 
 
 class SpoolWriter:
@@ -193,7 +260,7 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
     path = store.resolve_path(workspace)
     spool = Spool(path)
     writer = SpoolWriter(spool)
-    ingester = Ingester(path, spool, interval=interval)
+    ingester = IngestProcess(path, interval)
     started = time.time()
 
     async def verify(request: Request) -> Response:

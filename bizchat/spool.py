@@ -6,10 +6,15 @@ with the byte offset up to which the lines are in DuckDB. Appends are fsynced; t
 offset is advanced only after the DuckDB transaction committed. A crash between the two
 replays a few lines, which ingestion skips as already stored (same sha256), so replay is
 idempotent. When everything is ingested the file is emptied so it does not grow forever.
+
+The receiver appends and a separate ingest process reads and empties the same file, so
+appending and emptying take an exclusive ``flock`` on ``<workspace>.spool.lock``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
@@ -20,13 +25,30 @@ from .webhook_ingest import payload_id
 
 
 class Spool:
-    def __init__(self, workspace_path: str | os.PathLike):
+    def __init__(self, workspace_path: str | os.PathLike, *, repair: bool = True):
         self.path = Path(f"{workspace_path}.spool")
         self.offset_path = Path(f"{workspace_path}.spool.offset")
-        self._lock = threading.Lock()
+        self.lock_path = Path(f"{workspace_path}.spool.lock")
+        self._thread_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(exist_ok=True)
-        self._repair_tail()
+        self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        if repair:  # only the writer may cut a torn tail; a reader would race the writer
+            with self._locked():
+                self._repair_tail()
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Exclusive against other threads (threading lock) and processes (flock)."""
+        with self._thread_lock:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._lock_fd)
 
     def _repair_tail(self) -> None:
         """Drop a torn last line: a crash mid-append was never acknowledged with 200."""
@@ -65,7 +87,7 @@ class Spool:
     def append(self, lines: list[bytes]) -> None:
         """Append lines and fsync: when this returns, they survive a crash."""
         data = b"".join(lines)
-        with self._lock, open(self.path, "ab") as f:
+        with self._locked(), open(self.path, "ab") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -111,7 +133,7 @@ class Spool:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.offset_path)
-        with self._lock:
+        with self._locked():
             if offset == self.size():
                 with open(self.path, "rb+") as f:
                     f.truncate(0)

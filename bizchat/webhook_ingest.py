@@ -125,7 +125,8 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
         frame["account_id"] = _resolve(frame, by_pnid, by_phone)
         setattr(parsed, name, frame[frame["account_id"].notna()].reset_index(drop=True))
 
-    _store_contents(con, parsed, report, actor)
+    received = {pid: at for pid, (at, _) in fresh.items()}
+    _store_contents(con, parsed, report, actor, received)
 
     # 2. Keep every body as received, with what became of it.
     now = datetime.now(UTC)
@@ -149,7 +150,7 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
     return report
 
 
-def _store_contents(con, parsed, report: IngestReport, actor: str) -> None:
+def _store_contents(con, parsed, report: IngestReport, actor: str, received: dict) -> None:
     # Contacts: every person named in contacts[], as a sender or as a preference holder.
     people = pd.concat([
         parsed.contacts[["account_id", "wa_id", "user_id", "name"]],
@@ -189,7 +190,9 @@ def _store_contents(con, parsed, report: IngestReport, actor: str) -> None:
     st = parsed.statuses
     st = st[st["status"].isin(receipts.STATUSES)]
     if not st.empty:
-        st = st.assign(recipient_id=st["recipient_id"].fillna(st["recipient_user_id"]))
+        st = st.assign(recipient_id=st["recipient_id"].fillna(st["recipient_user_id"]),
+                       # when the receiver accepted the body, not when it reached DuckDB
+                       received_at=pd.to_datetime(st["payload_id"].map(received), utc=True))
         report.statuses += receipts.record_status_events(con, st)
         _resolve_outbox(con, st)
         failed = st[st["error_code"] == USER_STOPPED_MARKETING]

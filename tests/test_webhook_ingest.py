@@ -224,3 +224,12 @@ def test_cli_ingest_json_and_json_lines(ws, account, tmp_path):
     bad.write_text(lines.read_text() + "{not json\n")
     result = CliRunner().invoke(main, ["-w", str(ws.path), "webhook", "ingest", str(bad)])
     assert result.exit_code == 1 and "line 4" in result.output
+
+
+def test_received_at_is_when_the_body_was_accepted(ws, account):
+    accepted = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
+    body = dumps(status("wamid.R", "delivered", T0)).decode()
+    with ws.transaction() as con:
+        ingest_bodies(con, [(payload_id(body), accepted, body)])
+    assert ws.sql("SELECT received_at FROM message_events")["received_at"][0] == accepted
+    assert ws.sql("SELECT received_at FROM raw_payloads")["received_at"][0] == accepted
