@@ -36,7 +36,8 @@ def test_open_rates_per_broadcast_counted_by_hand(stats):
     assert b1[["recipients", "skipped", "sent", "delivered", "read", "failed"]].tolist() == [8, 1, 7, 5, 4, 1]
     assert b1["delivery_rate"] == pytest.approx(5 / 7)
     assert b1["open_rate"] == pytest.approx(4 / 5)
-    assert b1["ref_at"] == pd.Timestamp(T1)
+    assert b1["scheduled_for"] == pd.Timestamp(T1)
+    assert b1["first_sent_at"] == pd.Timestamp(T1) + pd.Timedelta(seconds=5)
 
 
 def test_zero_denominators_are_nan_not_zero_or_errors(stats):

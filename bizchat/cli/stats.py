@@ -109,7 +109,7 @@ def funnel(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> Non
     """The whole funnel: sent, delivered, read, replied (72 h), opted out (7 days)."""
     df = _stats(ws).funnel(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
     if not as_csv:
-        df = df.drop(columns=["name", "category", "template", "ref_at"], errors="ignore")
+        df = df.drop(columns=["name", "category", "template", "scheduled_for", "first_sent_at"], errors="ignore")
     show(df, as_csv)
     _lower_bound_note(df, as_csv)
 
@@ -136,7 +136,7 @@ def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
     """Median and p90 minutes from send to read."""
     df = _stats(ws).time_to_read(by, tz=tz, **filters)
     if not as_csv:
-        df = df.drop(columns=["category", "template", "ref_at"], errors="ignore")
+        df = df.drop(columns=["category", "template", "scheduled_for"], errors="ignore")
     show(df, as_csv)
 
 

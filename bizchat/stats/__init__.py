@@ -65,8 +65,9 @@ class Stats:
         category, template, label, day, week, month, hour or weekday (or a list).
 
         Columns: the group keys (per broadcast also name, account_id, category, template,
-        ref_at), recipients, skipped, sent, delivered, read, failed, delivery_rate
-        (delivered / sent), open_rate (read / delivered; a lower bound).
+        scheduled_for), recipients, skipped, sent, delivered, read, failed,
+        first_sent_at (earliest sent receipt), delivery_rate (delivered / sent), open_rate
+        (read / delivered; a lower bound).
         """
         keys, tz = parse_by(by), check_tz(tz)
         return self._frame(lambda t, f: funnel.open_rates(t, f, keys, tz),

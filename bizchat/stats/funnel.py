@@ -33,6 +33,7 @@ def _counts(rel: ir.Table, responses: bool) -> dict:
         delivered=rel.count(where=rel.delivered),
         read=rel.count(where=rel.read),
         failed=rel.count(where=rel.failed),
+        first_sent_at=rel.sent_at.min(),
     )
     if responses:
         metrics.update(
@@ -54,8 +55,8 @@ def _rates(agg: ir.Table, responses: bool) -> ir.Table:
 
 def open_rates(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") -> ir.Table:
     """The campaign open-rate table: per group recipients, skipped, sent, delivered, read,
-    failed, delivery_rate, open_rate (per broadcast also name, account_id, category,
-    template and ref_at, the broadcast's scheduled or first send time)."""
+    failed, first_sent_at (the earliest sent receipt), delivery_rate, open_rate (per
+    broadcast also name, account_id, category, template, scheduled_for)."""
     keys = key_columns(by)
     rel = grouped_recipients(t, f, by, tz)
     agg = _rates(aggregate(rel, keys, _counts(rel, False)), False)

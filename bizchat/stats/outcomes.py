@@ -110,10 +110,12 @@ def recipients(t: Tables, f: Filters, *, with_ref: bool = False,
     s = t.message_status
     j = r.join(b, r.broadcast_id == b.broadcast_id).left_join(s, r.message_id == s.message_id)
     sent = r.message_id.notnull()
-    not_failed = sent & (s.status.fill_null("") != "failed")
+    # message_status.status is 'failed' exactly when failed_at is set; the time column is
+    # cheaper to test than the string.
+    not_failed = sent & s.failed_at.isnull()
     read_at = ibis.least(s.read_at, s.played_at)
     delivered_at = ibis.coalesce(s.delivered_at, read_at)
-    failed = ((s.status == "failed") | (r.state == "failed")).fill_null(False)
+    failed = (s.failed_at.notnull() | (r.state == "failed")).fill_null(False)
     control = ((r.variant == "control") | (r.skip_reason == "control")).fill_null(False)
     cols = dict(
         broadcast_id=r.broadcast_id, account_id=b.account_id, category=b.category,
@@ -215,13 +217,14 @@ def aggregate(rel: ir.Table, keys: Sequence[str], metrics: dict) -> ir.Table:
 def attach_broadcasts(t: Tables, f: Filters, agg: ir.Table, keys: Sequence[str],
                       order: Sequence | None = None) -> ir.Table:
     """Name the broadcasts of a per-broadcast table (name, account, category, template,
-    reference time), keeping its rows; sorted by ``order`` (default: the keys)."""
+    scheduled_for), keeping its rows; sorted by ``order`` (default: the keys)."""
     order = list(order) if order is not None else list(keys)
     if "broadcast_id" not in keys:
         return agg.order_by(order) if order else agg
-    b = broadcast_scope(t, f, with_ref=True)
-    info = b.select("broadcast_id", "name", "account_id", "category", "template", "ref_at").view()
-    extra = [c for c in ("name", "account_id", "category", "template", "ref_at")
+    b = t.broadcasts
+    info = b.select("broadcast_id", "name", "account_id", "category", "template",
+                    "scheduled_for").view()
+    extra = [c for c in ("name", "account_id", "category", "template", "scheduled_for")
              if c not in agg.columns]
     j = agg.left_join(info, agg.broadcast_id == info.broadcast_id)
     front = [agg[k] for k in keys]

@@ -27,8 +27,8 @@ from ..accounts import resolve_id as resolve_account_id
 from ..errors import InvalidValue, NotFound
 
 # The tables and views the metrics read.
-TABLES = ("accounts", "contacts", "consent_events", "chats", "messages", "message_status",
-          "labels", "contact_labels", "broadcasts", "broadcast_recipients")
+TABLES = ("accounts", "contacts", "consent_events", "chats", "messages", "message_events",
+          "message_status", "labels", "contact_labels", "broadcasts", "broadcast_recipients")
 
 
 class Tables:
@@ -68,7 +68,8 @@ def session(ws) -> Iterator[Tables]:
         backend = ibis.duckdb.from_connection(con)
         rows = con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall()
+            "WHERE table_schema = 'main' AND table_name IN (SELECT unnest(?)) "
+            "ORDER BY table_name, ordinal_position", [list(TABLES)]).fetchall()
         schemas: dict[str, dict] = {}
         mapper = backend.compiler.type_mapper
         for table, column, type_ in rows:
