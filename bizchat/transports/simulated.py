@@ -132,8 +132,7 @@ def _message_ids(keys: pd.Series) -> pd.Series:
     nibbles = ((h[:, None] >> np.arange(60, -4, -4, dtype=np.uint64)) & np.uint64(0xF)).astype(np.uint8)
     raw = np.ascontiguousarray(np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]).view("S16").ravel()
     ids = pc.binary_join_element_wise("wamid.SIM", pa.array(raw, pa.binary(16)).cast(pa.string()), "")
-    return pd.Series(ids.to_pylist() if len(keys) < 1000 else ids.to_pandas(), index=keys.index,
-                     dtype=object)
+    return pd.Series(ids.to_numpy(zero_copy_only=False), index=keys.index, dtype=object)
 
 
 def _seconds(stamps: pd.Series) -> np.ndarray:
@@ -425,9 +424,11 @@ class SimulatedTransport(Transport):
         if self.ingest == "bulk":
             # The same rows the webhook path writes, without the JSON round trip.
             new = receipts.record_status_events(con, events)
-            webhook_ingest._resolve_outbox(con, events)
-            stopped = events[events.get("error_code", pd.Series(dtype="Int64")) ==
-                             webhook_ingest.USER_STOPPED_MARKETING]
+            # One receipt per key settles a recipient; the first is enough.
+            webhook_ingest._resolve_outbox(con, events.drop_duplicates("callback_data"))
+            codes = events["error_code"] if "error_code" in events else pd.Series(dtype="Int64")
+            stopped = events[(codes == webhook_ingest.USER_STOPPED_MARKETING).reindex(
+                events.index, fill_value=False).astype(bool)]
             if not stopped.empty:
                 webhook_ingest._stopped_marketing(con, stopped, "simulated")
             return new
