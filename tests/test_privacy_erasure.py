@@ -97,6 +97,7 @@ def test_erasure_leaves_nothing_and_keeps_the_statistics(tmp_path):
     assert ws.sql("SELECT value FROM settings WHERE key = 'privacy.compaction_pending'").empty
 
 
+@pytest.mark.slow
 def test_spool_keeps_other_customers_and_replays(tmp_path):
     filled = fill(tmp_path)
     Privacy(filled.ws).erase(SUBJECT_PHONE, actor="test")
@@ -116,6 +117,7 @@ def test_spool_keeps_other_customers_and_replays(tmp_path):
     assert filled.ws.sql("SELECT count(*) AS n FROM contacts WHERE wa_id = ?", [SUBJECT_WA])["n"][0] == 0
 
 
+@pytest.mark.slow
 def test_erasure_in_one_account_keeps_the_other(tmp_path):
     filled = fill(tmp_path)
     ws = filled.ws
@@ -130,6 +132,7 @@ def test_erasure_in_one_account_keeps_the_other(tmp_path):
     assert _stats(ws)["campaign_stats"].equals(before)
 
 
+@pytest.mark.slow
 def test_tombstone_holds_back_an_old_import_until_new_consent(tmp_path):
     filled = fill(tmp_path)
     ws = filled.ws

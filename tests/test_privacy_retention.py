@@ -128,3 +128,35 @@ def test_cli_retention_and_purge(tmp_path):
     assert bad.exit_code != 0 and "--dry-run" in bad.output
     done = runner.invoke(main, ["-w", str(path), "privacy", "purge"])
     assert done.exit_code == 0 and "Removed" in done.output
+
+
+@pytest.mark.slow
+def test_purging_many_inactive_contacts_keeps_the_statistics(tmp_path):
+    from bizchat import demo
+
+    path = tmp_path / "ws.duckdb"
+    demo.build(path, contacts=300, seed=4)
+    ws = bizchat.open(path)
+    stats = "SELECT * FROM campaign_stats ORDER BY broadcast_id"
+    before = ws.sql(stats)
+    contacts = ws.sql("SELECT count(*) AS n FROM contacts")["n"][0]
+    privacy = Privacy(ws)
+    privacy.set_retention("inactive_contacts", 60)
+    result = privacy.purge(actor="cron")
+    erased = result.erasure.contacts
+    assert erased > 100 and result.compacted
+    assert ws.sql("SELECT count(*) AS n FROM contacts")["n"][0] == contacts - erased
+    assert ws.sql(stats).equals(before)
+    assert ws.sql("SELECT count(*) AS n FROM privacy_tombstones")["n"][0] >= erased
+    gone = result.contacts["contact_id"].tolist()
+    assert ws.sql("SELECT count(*) AS n FROM broadcast_recipients WHERE list_contains(?, contact_id)",
+                  [gone])["n"][0] == 0
+
+
+def test_identifier_patterns_come_in_chunks():
+    from bizchat.privacy.subjects import CHUNK, Identifiers
+
+    ids = Identifiers(phones={f"+49170{i:07d}" for i in range(2 * CHUNK + 5)}, names={"Olga Alt"})
+    assert len(ids.prefilters()) == 3 and len(ids.pattern().compiled) == 3
+    text = "Olga Alt: +49 170 0000003, 0170 0000204 und 01700000999"
+    assert ids.pattern().sub("[x]", text) == "[x]: [x], [x] und 01700000999"

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import audit, pseudonym
 from ..errors import BizchatError
-from . import compaction, consent_proof, erasure, outputs, retention, subject, subjects
+from . import compaction, consent_proof, erasure, outputs, payloads, retention, subject, subjects
 from .erasure import ErasureResult
 from .retention import PurgeResult
 from .spool_redact import redact_spool
@@ -158,16 +158,7 @@ class Privacy:
 
     def _outside(self, con, result: ErasureResult, in_accounts, anywhere) -> None:
         """The spool and report outputs, while this transaction holds the workspace."""
-        accounts = con.execute("SELECT account_id, phone_number_id, phone_e164 FROM accounts").fetchall()
-        erased = set(result.accounts)
-
-        def in_scope(meta: dict) -> bool:
-            pnid = meta.get("phone_number_id")
-            digits = "".join(ch for ch in str(meta.get("display_phone_number") or "") if ch.isdigit())
-            owner = [a for a, p, e in accounts if (pnid and p == pnid) or (digits and e.lstrip("+") == digits)]
-            return not owner or owner[0] in erased
-
-        result.spool = redact_spool(self.ws.path, in_accounts, in_scope)
+        result.spool = redact_spool(self.ws.path, in_accounts, payloads.account_scope(con, result.accounts))
         result.report_files = outputs.redact_files(outputs.report_folders(con, self.ws.path), anywhere)
         result.report_files += outputs.remove_exports(con, self.ws.path, result.subject_keys, anywhere)
         if result.report_files:

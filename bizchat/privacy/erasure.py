@@ -33,7 +33,7 @@ import pandas as pd
 
 from .. import audit, pseudonym
 from . import sweep, tombstones
-from .payloads import Redaction, anonymous_id, redact_text
+from .payloads import Redaction, account_scope, anonymous_id, redact_text
 from .subjects import Identifiers, identifiers, remaining_identifiers
 
 PENDING = "privacy.compaction_pending"
@@ -212,24 +212,15 @@ def erase_in(con: duckdb.DuckDBPyConnection, contacts: list[dict], *, reason: st
 
 def _redact_raw(con, account_ids: list[int], ids, redaction: Redaction) -> int:
     """Take the person out of stored webhook bodies of their accounts (or of no account)."""
-    loose = ids.prefilter()
-    if loose is None:
-        return 0
-    accounts = con.execute("SELECT account_id, phone_number_id, phone_e164 FROM accounts").fetchall()
-    erased = set(account_ids)
-
-    def in_scope(meta: dict) -> bool:
-        pnid = meta.get("phone_number_id")
-        digits = "".join(ch for ch in str(meta.get("display_phone_number") or "") if ch.isdigit())
-        owner = [a for a, p, e in accounts if (pnid and p == pnid) or (digits and e.lstrip("+") == digits)]
-        return not owner or owner[0] in erased
-
+    in_scope = account_scope(con, account_ids)
     # Every body about the person names their wa_id or user_id (from, recipient_id, wa_id).
-    found = con.execute("""
-        SELECT rowid, body FROM raw_payloads
-        WHERE (account_id IS NULL OR list_contains(?::INTEGER[], account_id))
-          AND regexp_matches(body, ?)""", [account_ids, loose]).fetchall()
-    updates = [(rid, new) for rid, body in found
+    found: dict = {}
+    for loose in ids.prefilters():
+        found.update(con.execute("""
+            SELECT rowid, body FROM raw_payloads
+            WHERE (account_id IS NULL OR list_contains(?::INTEGER[], account_id))
+              AND regexp_matches(body, ?)""", [account_ids, loose]).fetchall())
+    updates = [(rid, new) for rid, body in found.items()
                if (new := redact_text(body, redaction, in_scope)) != body]
     if updates:
         con.register("_raw_new", pd.DataFrame(updates, columns=["rid", "body"]).astype({"body": object}))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ class Redaction:
     keys and conversation ids (the same mapping the tables got)."""
 
     ids: set[str]
-    pattern: re.Pattern | None
+    pattern: object | None          # subjects.Patterns: sub, search, fullmatch
     messages: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     conversations: dict[str, str] = field(default_factory=dict)
@@ -61,6 +60,21 @@ def scrub(value, redaction: Redaction):
     if isinstance(value, dict):
         return {redaction.text(str(k)): scrub(v, redaction) for k, v in value.items()}
     return value
+
+
+def account_scope(con, account_ids) -> Callable[[dict], bool]:
+    """``in_scope(metadata)`` for ``redact``: the change belongs to one of ``account_ids``
+    (by phone_number_id, else display number) or to no account of the workspace."""
+    accounts = con.execute("SELECT account_id, phone_number_id, phone_e164 FROM accounts").fetchall()
+    erased = set(account_ids)
+
+    def in_scope(meta: dict) -> bool:
+        pnid = meta.get("phone_number_id")
+        digits = "".join(ch for ch in str(meta.get("display_phone_number") or "") if ch.isdigit())
+        owner = [a for a, p, e in accounts if (pnid and p == pnid) or (digits and e.lstrip("+") == digits)]
+        return not owner or owner[0] in erased
+
+    return in_scope
 
 
 def _values(doc):

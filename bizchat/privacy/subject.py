@@ -86,23 +86,22 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject) -> dict[str, pd.Da
 
 def _raw_payloads(con, subject: Subject, accounts: list[int]) -> pd.DataFrame:
     found = identifiers(subject.contacts)
-    loose = Identifiers(ids=set(found.ids)).prefilter()
-    columns = ["payload_id", "received_at", "account_id", "state", "body_json"]
-    if loose is None:
-        return pd.DataFrame(columns=columns)
-    rows = con.execute("""
-        SELECT payload_id, received_at, account_id, state, body FROM raw_payloads
-        WHERE (account_id IS NULL OR list_contains(?::INTEGER[], account_id))
-          AND regexp_matches(body, ?) ORDER BY received_at""", [accounts, loose]).fetchall()
+    rows: dict = {}
+    for loose in Identifiers(ids=set(found.ids)).prefilters():
+        for row in con.execute("""
+                SELECT payload_id, received_at, account_id, state, body FROM raw_payloads
+                WHERE (account_id IS NULL OR list_contains(?::INTEGER[], account_id))
+                  AND regexp_matches(body, ?) ORDER BY received_at""", [accounts, loose]).fetchall():
+            rows[row[0]] = row
     out = []
-    for pid, at, aid, state, body in rows:
+    for pid, at, aid, state, body in sorted(rows.values(), key=lambda r: r[1]):
         try:
             doc = json.loads(body)
         except ValueError:
             continue
         if payloads.mentions(doc, found.ids):
             out.append((pid, at, aid, state, json.dumps(payloads.about(doc, found.ids), ensure_ascii=False)))
-    return pd.DataFrame(out, columns=columns)
+    return pd.DataFrame(out, columns=["payload_id", "received_at", "account_id", "state", "body_json"])
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from ..errors import NotFound
 
 # Names shorter than this are not searched for in free text (they would match everywhere).
 MIN_NAME_LENGTH = 3
+# Identifiers per regular expression: RE2 refuses very large patterns.
+CHUNK = 100
 
 
 @dataclass
@@ -126,24 +128,47 @@ class Identifiers:
         return Identifiers(phones=set(self.phones), ids=set(self.ids))
 
     def _parts(self, lookaround: bool) -> list[str]:
+        """One pattern per identifier, longest first within each kind."""
         parts = [number_pattern(p, lookaround=lookaround) for p in sorted(self.phones)]
-        if self.ids:
-            alts = "|".join(re.escape(i) for i in sorted(self.ids, key=len, reverse=True))
-            parts.append(rf"(?<![0-9A-Za-z])(?:{alts})(?![0-9A-Za-z])" if lookaround else f"(?:{alts})")
-        if self.names:
-            alts = "|".join(re.escape(n) for n in sorted(self.names, key=len, reverse=True))
-            parts.append(rf"(?i:(?<!\w)(?:{alts})(?!\w))" if lookaround else f"(?i:{alts})")
+        for value in sorted(self.ids, key=len, reverse=True):
+            parts.append(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])" if lookaround
+                         else re.escape(value))
+        for name in sorted(self.names, key=len, reverse=True):
+            parts.append(rf"(?i:(?<!\w){re.escape(name)}(?!\w))" if lookaround
+                         else f"(?i:{re.escape(name)})")
         return [p for p in parts if p]
 
-    def pattern(self) -> re.Pattern | None:
-        """One regular expression for all of them (Python, Unicode-aware boundaries)."""
+    def pattern(self) -> Patterns | None:
+        """Regular expressions for all of them (Python, Unicode-aware boundaries), in chunks
+        so that erasing thousands of people (a retention purge) stays fast."""
         parts = self._parts(True)
-        return re.compile("|".join(parts)) if parts else None
+        if not parts:
+            return None
+        return Patterns([re.compile("|".join(parts[i:i + CHUNK])) for i in range(0, len(parts), CHUNK)])
 
-    def prefilter(self) -> str | None:
-        """A loose RE2 pattern for DuckDB's regexp_matches: any of them, anywhere."""
+    def prefilters(self) -> list[str]:
+        """Loose RE2 patterns for DuckDB's regexp_matches (any of them, anywhere), in chunks
+        that stay below RE2's size limit."""
         parts = [_re2(p) for p in self._parts(False)]
-        return "|".join(parts) if parts else None
+        return ["|".join(parts[i:i + CHUNK]) for i in range(0, len(parts), CHUNK)]
+
+
+class Patterns:
+    """Several compiled expressions used as one (see Identifiers.pattern)."""
+
+    def __init__(self, compiled: list[re.Pattern]):
+        self.compiled = compiled
+
+    def sub(self, replacement: str, text: str) -> str:
+        for pattern in self.compiled:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def search(self, text: str) -> bool:
+        return any(pattern.search(text) for pattern in self.compiled)
+
+    def fullmatch(self, text: str) -> bool:
+        return any(pattern.fullmatch(text) for pattern in self.compiled)
 
 
 def _re2(pattern: str) -> str:

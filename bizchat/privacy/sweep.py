@@ -11,7 +11,7 @@ are searched in the accounts the person is erased from, for all their identifier
 that belong to no account (audit_log, report_runs, message_events ...) are searched for
 the identifiers no remaining contact uses: if the same person stays a customer of another
 account, their number is theirs there. A name is not replaced in the rows of another
-contact who has the same name.
+contact who has the same name, nor in the business's own texts (templates, labels ...).
 
 DuckDB finds candidate rows with a loose pattern (``regexp_matches``); Python then replaces
 whole matches only (digits are not cut out of longer numbers, names are whole words) and
@@ -33,6 +33,8 @@ SKIP_TABLES = {"schema_migrations", "settings", "accounts", "subject_keys",
 # In contacts only the free attributes of *other* contacts can mention someone.
 ONLY_COLUMNS = {"contacts": {"attributes"}}
 BY_BROADCAST = {"broadcast_recipients", "outbox_log"}
+# The business's own texts: a customer called "Krimi" must not edit the templates.
+NO_NAMES = {"templates", "labels", "quick_replies", "automations", "broadcasts"}
 
 
 def text_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
@@ -70,17 +72,19 @@ def _replace(value: str, dtype: str, redaction: Redaction) -> str:
 
 
 def _pass(con, table: str, columns, where: str, params: list, ids: Identifiers) -> int:
-    pattern, loose = ids.pattern(), ids.prefilter()
+    pattern = ids.pattern()
     if pattern is None:
         return 0
     redaction = Redaction(ids=set(), pattern=pattern)
     changed = 0
     for column, dtype in columns:
-        rows = con.execute(
-            f'SELECT rowid, CAST("{column}" AS VARCHAR) FROM "{table}" '
-            f'WHERE "{column}" IS NOT NULL AND ({where}) '
-            f'AND regexp_matches(CAST("{column}" AS VARCHAR), ?)', [*params, loose]).fetchall()
-        updates = [(rid, new) for rid, old in rows
+        rows: dict = {}
+        for loose in ids.prefilters():
+            rows.update(con.execute(
+                f'SELECT rowid, CAST("{column}" AS VARCHAR) FROM "{table}" '
+                f'WHERE "{column}" IS NOT NULL AND ({where}) '
+                f'AND regexp_matches(CAST("{column}" AS VARCHAR), ?)', [*params, loose]).fetchall())
+        updates = [(rid, new) for rid, old in rows.items()
                    if (new := _replace(old, dtype, redaction)) != old]
         if not updates:
             continue
@@ -111,7 +115,7 @@ def sweep(con: duckdb.DuckDBPyConnection, account_ids: list[int], scoped: Identi
         else:
             where, params, ids = "true", [], unscoped
         n = _pass(con, table, columns, where, params, ids.only(names=False))
-        if ids.names:
+        if ids.names and table not in NO_NAMES:
             name_where, name_params = where, list(params)
             if _has_column(con, table, "contact_id"):
                 name_where = (f"({where}) AND (contact_id IS NULL OR contact_id NOT IN ("
