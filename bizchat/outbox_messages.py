@@ -20,29 +20,30 @@ from .transports.base import MESSAGE_FIELDS
 def outbound(run, go: pd.DataFrame) -> pd.DataFrame:
     """The batch as the transport's columns (OutboundMessage fields)."""
     b, account = run.broadcast, run.account
+    go = go.reset_index(drop=True)   # columns are passed as Series: no object round trips
     names, languages = variant_templates(b)
-    variant = go["variant"].astype(object)
-    template = variant.map(names).where(variant.map(names).notna(), b.get("template"))
+    variant = go["variant"]
+    template = variant.map(names).astype(object)
+    template = template.where(template.notna(), b.get("template"))
     frame = pd.DataFrame({
-        "idempotency_key": go["key"].to_numpy(),
+        "idempotency_key": go["key"],
         "phone_number_id": account.get("phone_number_id"),
-        "to": go["to"].to_numpy(),
+        "to": go["to"],
         "kind": np.where(template.notna().to_numpy(), "template", "text"),
-        "template_name": template.to_numpy(),
-        "language": variant.map(languages).fillna(b.get("language") or "de").to_numpy(),
-        "params": (_structured_params(run, go) if run.transport.needs_params
-                   else go["params"].to_numpy()),
-        "body": go["body"].to_numpy(),
-        "send_at": go["send_at"].to_numpy(),
-        "attempt": go["attempt"].to_numpy(),
+        "template_name": template,
+        "language": variant.map(languages).astype(object).fillna(b.get("language") or "de"),
+        "params": (pd.Series(_structured_params(run, go), dtype=object)
+                   if run.transport.needs_params else go["params"]),
+        "body": go["body"],
+        "send_at": go["send_at"],
+        "attempt": go["attempt"],
         "account_id": account["account_id"],
-        "contact_id": go["contact_id"].to_numpy(),
+        "contact_id": go["contact_id"],
         "broadcast_id": b["broadcast_id"],
-        "variant": variant.to_numpy(),
+        "variant": variant,
         "category": b["category"],
-        "labels": go["labels"].to_numpy(),
+        "labels": go["labels"],
     })
-    frame["send_at"] = pd.to_datetime(frame["send_at"], utc=True)
     return frame[MESSAGE_FIELDS]
 
 
@@ -111,9 +112,10 @@ def templates(con, b: dict) -> dict:
 
 
 def labels_of(con, run, go: pd.DataFrame) -> list:
-    """Label names per recipient, for the simulated platform's read rates."""
-    if not run.transport.honours_idempotency_key or go.empty:  # only the simulation uses them
-        return [()] * len(go)
+    """Label names per recipient (None: no labels), for the simulated platform's read
+    rates."""
+    if not run.transport.wants_labels or go.empty:
+        return [None] * len(go)
     con.register("_label_ids", go[["contact_id"]])
     try:
         found = con.execute("""
@@ -124,9 +126,9 @@ def labels_of(con, run, go: pd.DataFrame) -> list:
     finally:
         con.unregister("_label_ids")
     if found.empty:
-        return [()] * len(go)
+        return [None] * len(go)
     names = dict(zip(found["contact_id"], found["names"], strict=True))
-    return [tuple(names.get(c, ())) for c in go["contact_id"]]
+    return [tuple(names[c]) if c in names else None for c in go["contact_id"]]
 
 
 # --- small helpers -----------------------------------------------------------------------

@@ -138,6 +138,9 @@ class Transport:
     # Whether the transport uses ``params`` (the outbox then splits them into the
     # template's header, body and button parameters) or only the rendered ``body``.
     needs_params = True
+    # Whether the outbox should look up each recipient's label names (the simulation's
+    # read rates depend on them).
+    wants_labels = False
 
     def __init__(self) -> None:
         self.clock: WallClock | SimClock = WallClock()

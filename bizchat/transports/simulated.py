@@ -99,8 +99,11 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 def _hash(values: pd.Series, salt: str) -> np.ndarray:
     """A stable uint64 per value, different for every salt."""
     key = hashlib.sha256(salt.encode()).hexdigest()[:16]
-    return pd.util.hash_pandas_object(pd.Series(values, dtype=object).astype(str), index=False,
-                                      hash_key=key, categorize=False).to_numpy()
+    array = np.asarray(values, dtype=object)
+    missing = pd.isna(array)
+    if missing.any():
+        array = np.where(missing, "", array).astype(object)
+    return pd.util.hash_array(array, hash_key=key, categorize=False)
 
 
 def _mix(h: np.ndarray, stream: int) -> np.ndarray:
@@ -159,6 +162,7 @@ class SimulatedTransport(Transport):
     name = "simulated"
     honours_idempotency_key = True
     needs_params = False
+    wants_labels = True
 
     def __init__(self, seed: int | None = 0, *, rates: SimRates | None = None,
                  ingest: str = "webhook", batch_delay: float = 0.0,
@@ -289,10 +293,15 @@ class SimulatedTransport(Transport):
 
     def _too_soon(self, to: pd.Series, t: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """131056: a message to the same user less than ``pair_gap`` seconds after the last."""
+        soon = np.zeros(len(t), dtype=bool)
+        # Only users with two messages in the batch, or one just before it, can be too soon.
+        repeated = (to.duplicated(keep=False) | to.isin(self._last_to.index)).to_numpy()
+        candidates = candidates & repeated
+        if not candidates.any():
+            return soon
         frame = pd.DataFrame({"to": to, "t": t})[candidates].sort_values(["to", "t"], kind="stable")
         previous = frame.groupby("to", sort=False)["t"].shift()
         previous = previous.fillna(frame["to"].map(self._last_to))
-        soon = np.zeros(len(t), dtype=bool)
         soon[frame.index[(frame["t"] - previous) < self.rates.pair_gap - 1e-9]] = True
         return soon
 
@@ -300,15 +309,17 @@ class SimulatedTransport(Transport):
         """Keep only what the next batch's rate checks need: the last pair_gap seconds."""
         if not accepted.any():
             return
+        end = t[accepted].max()
+        accepted = accepted & (t > end - self.rates.pair_gap)
         latest = pd.Series(t[accepted], index=to[accepted].to_numpy())
         last = pd.concat([self._last_to, latest])
         last = last.groupby(level=0).max()
-        self._last_to = last[last > t[accepted].max() - self.rates.pair_gap]
+        self._last_to = last[last > end - self.rates.pair_gap]
         recent = np.sort(np.concatenate([self._recent, t[accepted]]))
         self._recent = recent[recent > recent[-1] - 1.0]
 
     def _log(self, con, ledger: pd.DataFrame) -> None:
-        con.register("_sim_ledger", ledger)
+        con.register("_sim_ledger", pa.Table.from_pandas(ledger, preserve_index=False))
         try:
             con.execute("""
                 INSERT INTO outbox_log (broadcast_id, idempotency_key, event, "at", detail)
@@ -415,7 +426,7 @@ class SimulatedTransport(Transport):
             GROUP BY l.idempotency_key""", [broadcast_id]).df()
         if lost.empty:
             return 0
-        lost["labels"] = lost["labels"].map(lambda v: list(v) if v is not None else [])
+        lost["labels"] = lost["labels"].map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else None)
         return self._ingest(con, self._receipts(lost))
 
     def _ingest(self, con, events: pd.DataFrame) -> int:
@@ -478,7 +489,12 @@ def _draw_ids(keys: pd.Series, broadcast: np.ndarray, to: pd.Series) -> pd.Serie
 
 
 def _labels(frame: pd.DataFrame, n: int) -> pd.Series:
+    """Label names per message as lists (None where there are none: the common case of a
+    broadcast without labels costs no per-row conversion)."""
     if "labels" not in frame:
-        return pd.Series([[] for _ in range(n)], dtype=object)
-    return frame["labels"].map(lambda v: [] if v is None or (isinstance(v, float) and math.isnan(v))
-                               else list(v))
+        return pd.Series([None] * n, dtype=object)
+    labels = frame["labels"].reset_index(drop=True)
+    if labels.isna().all():
+        return pd.Series([None] * n, dtype=object)
+    return labels.map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) and len(v)
+                      else None)
