@@ -203,3 +203,22 @@ def test_cli_erase_asks_on_a_terminal(tmp_path, monkeypatch):
     assert yes.exit_code == 0, yes.output
     with pytest.raises(NotFound):
         ws.contacts.get(1, "+49 170 1234567")
+
+
+def test_import_refuses_to_guess_when_the_key_changed(ws, tmp_path, monkeypatch):
+    from bizchat import pseudonym
+    from bizchat.privacy.tombstones import TombstoneKeyMismatch
+
+    monkeypatch.setenv(pseudonym.ENV, "first-key")
+    acc = ws.accounts.add("+49 30 901820", "Buchladen")
+    ws.contacts.add(acc["account_id"], "+49 170 1234567", name="Rita Ruf")
+    Privacy(ws).erase("+49 170 1234567", actor="test")
+    csv = tmp_path / "alt.csv"
+    csv.write_text("phone,name\n+49 170 1234567,Rita Ruf\n", encoding="utf-8")
+    held = import_contacts(ws, csv, acc["account_id"])
+    assert held.imported == 0 and "erased on" in held.bad[0]["reason"]
+    monkeypatch.setenv(pseudonym.ENV, "another-key")
+    with pytest.raises(TombstoneKeyMismatch, match="BIZCHAT_PSEUDONYM_KEY"):
+        import_contacts(ws, csv, acc["account_id"])
+    with pytest.raises(NotFound):
+        ws.contacts.get(acc["account_id"], "+49 170 1234567")

@@ -71,7 +71,8 @@ def hold_back(con: duckdb.DuckDBPyConnection, account_id: int, rows: pd.DataFram
         "i": range(len(rows)),
         "e164": rows["phone_e164"].astype(object).to_numpy(),
         "wa_id": rows["wa_id"].astype(object).to_numpy(),
-        "opt_in_at": pd.to_datetime(rows["recorded_at"].where(rows["action"] == "opt_in"), utc=True).to_numpy(),
+        "opt_in_at": pd.to_datetime(rows["recorded_at"].where(rows["action"] == "opt_in"), utc=True)
+                      .astype("datetime64[us, UTC]").reset_index(drop=True),
     })
     message = "'erased:' || CAST(? AS VARCHAR) || ':' || {col}"
     outer, inner = pseudonym.pads(secret)
@@ -83,7 +84,8 @@ def hold_back(con: duckdb.DuckDBPyConnection, account_id: int, rows: pd.DataFram
                 SELECT i, opt_in_at, {pseudonym.hmac_sql(message.format(col='e164'))} AS h1,
                        {pseudonym.hmac_sql(message.format(col='wa_id'))} AS h2
                 FROM _tomb_probe)
-            SELECT h.i, max(t.erased_at) AS erased_at, any_value(h.opt_in_at) AS opt_in_at
+            SELECT h.i, max(t.erased_at) AS erased_at,
+                   coalesce(any_value(h.opt_in_at) > max(t.erased_at), false) AS renewed
             FROM h JOIN privacy_tombstones t
               ON t.account_id = ? AND t.subject_hash IN (h.h1, h.h2)
             GROUP BY h.i""", [outer, inner, account_id, outer, inner, account_id, account_id]).df()
@@ -91,8 +93,7 @@ def hold_back(con: duckdb.DuckDBPyConnection, account_id: int, rows: pd.DataFram
         con.unregister("_tomb_probe")
     if found.empty:
         return rows, []
-    renewed = found["opt_in_at"].notna() & (found["opt_in_at"] > found["erased_at"])
-    held = found[~renewed]
+    held = found[~found["renewed"].astype(bool)]
     positions = held["i"].astype(int).tolist()
     lines = rows["line"].iloc[positions].tolist()
     notes = [{"line": int(line), "reason": (
