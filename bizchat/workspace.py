@@ -144,6 +144,26 @@ class Workspace:
         from .automations import Automations
         return Automations(self)
 
+    @cached_property
+    def templates(self):
+        from .templates import Templates
+        return Templates(self)
+
+    @cached_property
+    def broadcasts(self):
+        from .broadcasts import Broadcasts
+        return Broadcasts(self)
+
+    @cached_property
+    def stats(self):
+        from .stats import Stats
+        return Stats(self)
+
+    @cached_property
+    def privacy(self):
+        from .privacy import Privacy
+        return Privacy(self)
+
 
 def open(path: str | os.PathLike | None = None, *, timeout: float = store.DEFAULT_TIMEOUT) -> Workspace:  # noqa: A001
     """Open (creating or upgrading) the workspace at ``path``.
