@@ -27,7 +27,6 @@ preview shows, so the three never disagree.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -43,7 +42,6 @@ from .errors import InvalidValue, NotFound
 
 SKIP_REASONS = ("invalid_number", "opted_out", "no_consent", "frequency_cap", "quiet_hours",
                 "missing_placeholder", "control", "cancelled")
-_ADDRESS = re.compile(r"^[1-9][0-9]{6,14}$")
 _KEYS = {"labels_any": "labels_any", "any_of": "labels_any", "labels": "labels_any",
          "labels_all": "labels_all", "all_of": "labels_all",
          "labels_none": "labels_none", "none_of": "labels_none",
@@ -254,8 +252,9 @@ def candidates(con, account: dict, audience: Audience, at: datetime, *,
                attribute_names=(), contact_ids=None) -> pd.DataFrame:
     """The account's contacts matching ``audience`` at ``at`` (before any exclusion).
 
-    Columns: contact_id, phone_e164, wa_id, user_id, name, timezone, last_inbound_at, and
-    one ``attr_<name>`` column (JSON text) per wanted attribute name.
+    Columns: contact_id, phone_e164, name, timezone, last_inbound_at, wa_address (the
+    address: wa_id, else the number's digits, else the user id), valid_address (one
+    WhatsApp can take), and one ``attr_<name>`` column (JSON text) per wanted attribute.
     """
     where, params = labels.contact_filter(con, account, {
         "any_of": list(audience.labels_any), "all_of": list(audience.labels_all),
@@ -287,8 +286,11 @@ def candidates(con, account: dict, audience: Audience, at: datetime, *,
     attrs = "".join(f", json_extract(c.attributes, ?) AS attr_{i}"
                     for i, _ in enumerate(attribute_names))
     frame = con.execute(f"""
-        SELECT c.contact_id, c.phone_e164, c.wa_id, c.user_id, c.name, c.timezone,
-               h.last_inbound_at {attrs}
+        SELECT c.contact_id, c.phone_e164, c.name, c.timezone, h.last_inbound_at,
+               coalesce(c.wa_id, ltrim(c.phone_e164, '+'), c.user_id) AS wa_address,
+               coalesce(regexp_full_match(coalesce(c.wa_id, ltrim(c.phone_e164, '+')),
+                                          '[1-9][0-9]{{6,14}}'),
+                        c.user_id IS NOT NULL) AS valid_address {attrs}
         FROM contacts c
         LEFT JOIN chats h ON h.account_id = c.account_id AND h.contact_id = c.contact_id
         WHERE {' AND '.join(clauses)}
@@ -373,18 +375,6 @@ def sample(n: int, seed: int, size) -> np.ndarray:
     return keep
 
 
-def _addresses(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """The address per contact (wa_id, else the number's digits, else the user id) and
-    whether it is one WhatsApp can take."""
-    phone = frame["phone_e164"].astype(object)
-    digits = phone.where(phone.isna(), phone.astype(str).str.lstrip("+")).astype(object)
-    number = frame["wa_id"].astype(object).where(frame["wa_id"].notna(), digits)
-    address = number.where(number.notna(), frame["user_id"].astype(object))
-    valid = number.isna() | number.astype(str).str.match(_ADDRESS.pattern)
-    valid &= address.notna()
-    return tpl._obj(address), valid.astype(bool)
-
-
 def evaluate(con, account: dict, broadcast: Mapping, at: datetime, *, contact_ids=None,
              choose: bool = True) -> pd.DataFrame:
     """The recipients of ``broadcast`` if it were frozen for sending at ``at``.
@@ -404,7 +394,7 @@ def evaluate(con, account: dict, broadcast: Mapping, at: datetime, *, contact_id
     frame = candidates(con, account, audience, at, attribute_names=names,
                        contact_ids=contact_ids)
     n_candidates = len(frame)
-    frame["wa_address"], valid = _addresses(frame)
+    valid = frame["valid_address"].astype(bool)
     decided = consent.may_send(con, account["account_id"], frame["contact_id"].tolist(), category)
     reason = pd.Series(decided["reason"].to_numpy(), index=frame.index, dtype=object)
     reason = reason.where(reason.notna() | valid, "invalid_number")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from . import render
@@ -219,23 +220,52 @@ def check_values(values: Mapping | None, what: str = "value") -> dict:
 
 # --- rendering many recipients ------------------------------------------------------------------
 
+def _map_unique(column: pd.Series, func) -> pd.Series:
+    """``func`` applied once per distinct non-missing value of ``column`` and spread back;
+    None where the value is missing (or ``func`` says None)."""
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object, na_value=None))
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[:-1] = [func(u) for u in uniques]
+    mapped[-1] = None
+    return pd.Series(mapped[codes], index=column.index, dtype=object)
+
+
 def _as_text(name: str, column: pd.Series) -> pd.Series:
-    """``render.as_text`` over a column, once per distinct value."""
-    present = column.dropna()
-    converted = {value: render.as_text(name, value) for value in pd.unique(present)}
-    return _obj(column.map(converted, na_action="ignore"))
+    """``render.as_text`` over a column, once per distinct value (text passes as it is)."""
+    column = _obj(column)
+    kinds = {type(v) for v in pd.unique(column.dropna())} if len(column) else set()
+    if kinds <= {str}:
+        return column
+    return _map_unique(column, lambda value: render.as_text(name, value))
 
 
 def _obj(column: pd.Series) -> pd.Series:
     """Object dtype with None for missing (pandas 3 infers a string dtype with NaN)."""
-    column = column.astype(object)
-    return column.where(column.notna(), None)
+    return pd.Series(column.to_numpy(dtype=object, na_value=None), index=column.index,
+                     dtype=object)
+
+
+def _texts(piece, n: int) -> np.ndarray:
+    """A text, or a column with None as "", as an object array. (``fill`` keeps the Python
+    string: numpy's own str scalars would drop trailing NUL characters.)"""
+    if isinstance(piece, str):
+        out = np.empty(n, dtype=object)
+        out.fill(piece)
+        return out
+    return piece.to_numpy(dtype=object, na_value="")
+
+
+def _cat(index: pd.Index, *pieces) -> pd.Series:
+    """Texts and columns joined row by row (Python's + per element, nothing lost)."""
+    out = _texts("", len(index))
+    for piece in pieces:
+        out = np.add(out, _texts(piece, len(index)))
+    return pd.Series(out, index=index, dtype=object)
 
 
 def _column(values: pd.DataFrame, name: str) -> pd.Series:
     if name in values.columns:
-        column = values[name].astype(object)
-        return column.where(column.notna(), None)
+        return _obj(values[name])
     return pd.Series([None] * len(values), index=values.index, dtype=object)
 
 
@@ -253,11 +283,11 @@ def render_frame(text: str | None, values: pd.DataFrame,
     missing = pd.Series([None] * n, index=index, dtype=object)
     if not text:
         return pd.Series([None] * n, index=index, dtype=object), missing
-    out = pd.Series([""] * n, index=index, dtype=object)
+    pieces: list = []
     fallbacks = fallbacks or {}
     for part in render.parse(text):
         if isinstance(part, str):
-            out = out + part
+            pieces.append(part)
             continue
         name = part.name
         column = _column(values, name)
@@ -267,7 +297,8 @@ def render_frame(text: str | None, values: pd.DataFrame,
             column = column.where(~absent, fallback)
             absent = column.isna()
         missing = missing.where(~(absent & missing.isna()), name)
-        out = out + _as_text(name, column).where(~absent, "")
+        pieces.append(_as_text(name, column).where(~absent, None))
+    out = _cat(index, *pieces)
     return _obj(out.where(missing.isna(), None)), _obj(missing)
 
 
@@ -299,37 +330,34 @@ def render_template(template: Mapping, values: pd.DataFrame,
     header, missing = render_frame(template.get("header"), values, fallbacks)
     body, m_body = render_frame(template.get("body"), values, fallbacks)
     missing = missing.combine_first(m_body)
-    text = body.fillna("")
+    pieces: list = [body]
     if template.get("header"):
-        text = header.fillna("") + "\n\n" + text
+        pieces = [header, "\n\n", *pieces]
     if template.get("footer"):
-        text = text + "\n\n" + template["footer"]
+        pieces += ["\n\n", template["footer"]]
     buttons = template.get("buttons") or []
-    if buttons:
-        line = pd.Series([""] * len(values), index=index, dtype=object)
-        for i, button in enumerate(buttons):
-            sep = " " if i else ""
-            if button["type"] == "url" and render.placeholders(button["url"]):
-                url, m_url = render_frame(button["url"], values, fallbacks)
-                missing = missing.combine_first(m_url)
-                line = line + sep + "[" + button["text"] + ": " + url.fillna("") + "]"
-            else:
-                line = line + sep + _button_label(button)
-        text = text + "\n\n" + line
+    for i, button in enumerate(buttons):
+        pieces.append("\n\n" if i == 0 else " ")
+        if button["type"] == "url" and render.placeholders(button["url"]):
+            url, m_url = render_frame(button["url"], values, fallbacks)
+            missing = missing.combine_first(m_url)
+            pieces += ["[" + button["text"] + ": ", url, "]"]
+        else:
+            pieces.append(_button_label(button))
+    text = _cat(index, *pieces)
     ok = missing.isna()
     names = placeholders(template)
     if names:
-        params = pd.Series(["{"] * len(values), index=index, dtype=object)
+        pieces = ["{"]
         for i, name in enumerate(names):
             column = _column(values, name)
             if fallbacks.get(name) is not None:
                 column = column.where(column.notna(), fallbacks[name])
-            as_text = _as_text(name, column)
-            encoded = _obj(as_text.map({v: json.dumps(v, ensure_ascii=False)
-                                        for v in pd.unique(as_text.dropna())}, na_action="ignore"))
-            params = params + ("" if i == 0 else ", ") + json.dumps(name) + ": " + \
-                encoded.fillna("null")
-        params = params + "}"
+            encoded = _map_unique(_as_text(name, column),
+                                  lambda v: json.dumps(v, ensure_ascii=False))
+            pieces += [("" if i == 0 else ", ") + json.dumps(name) + ": ",
+                       encoded.where(encoded.notna(), "null")]
+        params = _cat(index, *pieces, "}")
     else:
         params = pd.Series(["{}"] * len(values), index=index, dtype=object)
     return pd.DataFrame({"text": _obj(text.where(ok, None)), "missing": _obj(missing),
@@ -348,29 +376,27 @@ def value_frame(contacts: pd.DataFrame, account: Mapping, names, attributes: pd.
     """
     index = contacts.index
     out = pd.DataFrame(index=index)
-    raw_names = contacts["name"] if "name" in contacts else pd.Series(None, index=index)
-    uniq = pd.unique(raw_names.dropna())
-    clean = {n: " ".join(n.split()) for n in uniq if isinstance(n, str) and n.strip()}
-    first = {n: n.split()[0] for n in clean}
+    raw_names = (_obj(contacts["name"]) if "name" in contacts
+                 else pd.Series([None] * len(index), index=index, dtype=object))
     business = account.get("display_name")
     business = business.strip() if isinstance(business, str) and business.strip() else None
     for name in names:
         attr = None
         if attributes is not None and name in attributes.columns:
-            decoded = {t: _attribute(t) for t in pd.unique(attributes[name].dropna())}
-            attr = attributes[name].map(decoded, na_action="ignore")
+            attr = _map_unique(attributes[name], _attribute)
         if name == "name":
-            col = raw_names.map(clean, na_action="ignore")
+            col = _map_unique(raw_names, lambda n: " ".join(n.split()) if isinstance(n, str)
+                              and n.strip() else None)
         elif name == "first_name":
-            col = raw_names.map(first, na_action="ignore")
+            col = _map_unique(raw_names, lambda n: n.split()[0] if isinstance(n, str)
+                              and n.strip() else None)
         elif name == "business_name":
             col = pd.Series([business] * len(index), index=index, dtype=object)
         else:
             col = pd.Series([None] * len(index), index=index, dtype=object)
-        col = col.astype(object)
         if attr is not None:
-            col = col.where(col.notna(), attr.astype(object))
-        out[name] = col.where(col.notna(), None)
+            col = col.where(col.notna(), attr)
+        out[name] = _obj(col)
     for name, value in (fixed or {}).items():
         if name in out.columns or name in names:
             out[name] = pd.Series([value] * len(index), index=index, dtype=object)

@@ -126,6 +126,9 @@ def test_wa_id_is_frozen(ws, shop):
     bc.schedule(made["broadcast_id"], T0)
     rows = ws.sql("SELECT contact_id, wa_id FROM broadcast_recipients ORDER BY contact_id")
     assert rows["wa_id"].tolist() == ["491701000001", "491701000002"]
+    outside = bc.preview(made["broadcast_id"], ids[4])
+    assert (outside.text, outside.state, outside.skip_reason) == ("Hallo", "skipped",
+                                                                  "not_in_audience")
 
 
 def test_update_a_draft(ws, shop):
