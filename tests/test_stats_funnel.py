@@ -230,3 +230,28 @@ def test_pseudonym_matches_the_privacy_module_when_present(ws, monkeypatch):
     key = pseudonym_key(ws)
     assert pseudonymize([7, 12345], key) == [privacy.contact_key(key.encode(), 7),
                                               privacy.contact_key(key.encode(), 12345)]
+
+
+def test_null_variant_and_null_schedule(ws):
+    """A broadcast without scheduled_for takes its first send as reference time; recipients
+    without a variant form their own group instead of vanishing."""
+    from test_stats_world import add_account, add_broadcast, add_contact, add_recipient
+    with ws.transaction() as con:
+        add_account(con, 1)
+        add_broadcast(con, 1, 1, T1)
+        con.execute("UPDATE broadcasts SET scheduled_for = NULL")
+        for c in (1, 2):
+            add_contact(con, c, 1)
+            add_recipient(con, 1, 1, c, sent_at=T1 + pd.Timedelta(hours=c),
+                          events=[("delivered", T1 + pd.Timedelta(hours=3))])
+        add_contact(con, 3, 1)
+        add_recipient(con, 1, 1, 3, skip_reason="opted_out")
+    stats = Stats(ws)
+    df = stats.open_rates("variant")
+    assert len(df) == 1 and pd.isna(df["variant"].iloc[0]) and df["recipients"].iloc[0] == 3
+    assert pd.isna(df["scheduled_for"].iloc[0])
+    # Reference time = first send, T1 + 1 h: in [T1 + 1 h, ...) but not in [T1 + 2 h, ...).
+    assert len(stats.open_rates(start=T1 + pd.Timedelta(hours=1))) == 1
+    assert stats.open_rates(start=T1 + pd.Timedelta(hours=2)).empty
+    # The skipped recipient counts at the reference time, the others at their sends.
+    assert stats.open_rates("hour")[["hour", "recipients"]].values.tolist() == [[0, 2], [1, 1]]

@@ -46,7 +46,8 @@ class Stats:
 
     # --- plumbing -----------------------------------------------------------------------
 
-    def _frame(self, build, filters: dict, *, by=(), tz: str = "UTC") -> pd.DataFrame:
+    def _frame(self, build, filters: dict) -> pd.DataFrame:
+        """Resolve the filters, build the expression, run it: one read-only connection."""
         with session(self.ws) as t:
             f = resolve_filters(t.backend.con, **filters)
             return add_weekday_names(t.execute(build(t, f)))
