@@ -224,12 +224,14 @@ def test_recipients_table_is_pseudonymous(stats, ws, monkeypatch):
     assert set(again["contact_key"]) == set(pseudonymize(range(101, 109), "from-the-environment"))
 
 
-def test_pseudonym_matches_the_privacy_module_when_present(ws, monkeypatch):
-    privacy = pytest.importorskip("bizchat.pseudonym")
+def test_contact_keys_are_the_privacy_modules(ws, monkeypatch):
+    from bizchat import pseudonym as privacy
+    from bizchat.stats import pseudonym
     monkeypatch.delenv(ENV_VAR, raising=False)
     key = pseudonym_key(ws)
-    assert pseudonymize([7, 12345], key) == [privacy.contact_key(key.encode(), 7),
-                                              privacy.contact_key(key.encode(), 12345)]
+    assert pseudonymize([7, 12345, None], key) == [privacy.contact_key(key.encode(), 7),
+                                                    privacy.contact_key(key.encode(), 12345), None]
+    assert pseudonym(ws, 7) == pseudonymize([7], key)[0]
 
 
 def test_null_variant_and_null_schedule(ws):
