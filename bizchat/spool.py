@@ -34,11 +34,11 @@ class Spool:
         self.path.touch(exist_ok=True)
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         if repair:  # only the writer may cut a torn tail; a reader would race the writer
-            with self._locked():
+            with self.locked():
                 self._repair_tail()
 
     @contextlib.contextmanager
-    def _locked(self):
+    def locked(self):
         """Exclusive against other threads (threading lock) and processes (flock)."""
         with self._thread_lock:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
@@ -87,7 +87,7 @@ class Spool:
     def append(self, lines: list[bytes]) -> None:
         """Append lines and fsync: when this returns, they survive a crash."""
         data = b"".join(lines)
-        with self._locked(), open(self.path, "ab") as f:
+        with self.locked(), open(self.path, "ab") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -133,7 +133,7 @@ class Spool:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.offset_path)
-        with self._locked():
+        with self.locked():
             if offset == self.size():
                 with open(self.path, "rb+") as f:
                     f.truncate(0)

@@ -170,11 +170,22 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
 
 
 def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str, count: int = 1) -> int:
-    """The first of ``count`` fresh ids for ``table.column`` (max + 1).
+    """The first of ``count`` fresh ids for ``table.column``: max + 1, but never below the
+    floor left by deletions (an erased contact's id is not handed to a new person).
 
     Safe because DuckDB has one writer per file and callers allocate inside their
     transaction; bulk paths allocate a whole range at once.
     """
     if not (table.isidentifier() and column.isidentifier()):
         raise ValueError(f"not an identifier: {table}.{column}")
-    return con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchall()[0][0]
+    top = con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchall()[0][0]
+    floor = con.execute("SELECT value FROM settings WHERE key = ?",
+                        [f"id_floor.{table}.{column}"]).fetchall()
+    return max(top, int(floor[0][0])) if floor else top
+
+
+def raise_id_floor(con: duckdb.DuckDBPyConnection, table: str, column: str) -> None:
+    """Before deleting rows: remember max + 1, so their ids are never allocated again."""
+    top = next_id(con, table, column)
+    con.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                [f"id_floor.{table}.{column}", str(top)])

@@ -200,3 +200,12 @@ def test_docs_schema_covers_every_table_and_column(ws):
             if not any(form in doc for form in forms):
                 missing.append(f"{table}.{column}")
     assert not missing, f"undocumented in docs/schema.md: {missing}"
+
+
+def test_ids_of_deleted_rows_are_not_handed_out_again(ws):
+    with ws.transaction() as con:
+        con.execute("INSERT INTO contacts (contact_id, account_id, created_at) VALUES (1, 1, now()), (2, 1, now())")
+        assert store.next_id(con, "contacts", "contact_id") == 3
+        store.raise_id_floor(con, "contacts", "contact_id")
+        con.execute("DELETE FROM contacts WHERE contact_id = 2")
+        assert store.next_id(con, "contacts", "contact_id") == 3

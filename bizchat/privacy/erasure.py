@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
-from .. import audit, pseudonym
+from .. import audit, pseudonym, store
 from . import sweep, tombstones
 from .payloads import Redaction, account_scope, anonymous_id, redact_text
 from .subjects import Identifiers, identifiers, remaining_identifiers
@@ -181,6 +181,7 @@ def erase_in(con: duckdb.DuckDBPyConnection, contacts: list[dict], *, reason: st
         FROM _erase e
         WHERE TRY_CAST(json_extract_string(audit_log.details, '$.contact_id') AS BIGINT) = e.contact_id""")
     rows["subject_keys"] = _count(con, "DELETE FROM subject_keys WHERE contact_id IN (SELECT contact_id FROM _erase)")
+    store.raise_id_floor(con, "contacts", "contact_id")  # the id is never given to someone else
     rows["contacts"] = _count(con, "DELETE FROM contacts WHERE contact_id IN (SELECT contact_id FROM _erase)")
 
     # 7. Outside the rows: raw bodies, then every other mention (sweep).

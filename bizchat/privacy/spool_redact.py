@@ -83,10 +83,24 @@ def _rewrite_lines(data: bytes, redaction: Redaction, in_scope) -> tuple[bytes, 
 def redact_spool(workspace_path: str | os.PathLike, redaction: Redaction,
                  in_scope: Callable[[dict], bool] = lambda meta: True, *,
                  settle: float = 0.05) -> dict:
-    """Rewrite the spool without the person; returns counts (lines kept, changed, dropped)."""
-    path, offset_path = spool_paths(workspace_path)
+    """Rewrite the spool without the person; returns counts (lines kept, changed, dropped).
+
+    Holds the spool's lock throughout, so the receiver's appends wait for the swap."""
+    path, _ = spool_paths(workspace_path)
     if not path.exists():
         return {"pending_lines": 0, "changed_lines": 0, "dropped_ingested_bytes": 0}
+    from ..spool import Spool
+
+    spool = Spool(workspace_path, repair=False)
+    try:
+        with spool.locked():
+            return _redact_spool(workspace_path, redaction, in_scope, settle)
+    finally:
+        spool.close()
+
+
+def _redact_spool(workspace_path, redaction, in_scope, settle) -> dict:
+    path, offset_path = spool_paths(workspace_path)
     with open(path, "rb") as old:
         data = old.read()
         start = _offset(offset_path, len(data))
