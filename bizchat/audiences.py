@@ -225,6 +225,65 @@ def limits(con: duckdb.DuckDBPyConnection, account_id: int) -> Limits:
     return Limits(*rows[0])
 
 
+TIERS = (250, 2000, 10000, 100000)
+
+
+def _time_of_day(value) -> time | None:
+    if value is None or isinstance(value, time):
+        return value
+    text = str(value).strip()
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError as exc:
+        raise InvalidValue(f"{value!r} is not a time of day; write HH:MM, e.g. 21:00.",
+                           input=value) from exc
+
+
+def check_limits(fields: dict) -> dict:
+    """The accounts columns to set for ``Broadcasts.set_limits`` keyword arguments."""
+    allowed = {"messaging_tier", "send_rate", "marketing_cap_count", "marketing_cap_days",
+               "quiet_hours", "quiet_hours_start", "quiet_hours_end"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise InvalidValue(f"Cannot set {sorted(unknown)}; settable: "
+                           f"{', '.join(sorted(allowed))}.", input=sorted(unknown))
+    values: dict = {}
+    if "messaging_tier" in fields:
+        tier = fields["messaging_tier"]
+        if tier not in (None, *TIERS):
+            raise InvalidValue(f"messaging_tier is one of {', '.join(map(str, TIERS))} or "
+                               f"None (unlimited), got {tier!r}.", input=tier)
+        values["messaging_tier"] = tier
+    for key in ("send_rate", "marketing_cap_count", "marketing_cap_days"):
+        if key in fields:
+            try:
+                number = int(fields[key])
+            except (TypeError, ValueError) as exc:
+                raise InvalidValue(f"{key} is a whole number, got {fields[key]!r}.",
+                                   input=fields[key]) from exc
+            if number < (1 if key == "send_rate" else 0):
+                raise InvalidValue(f"{key} is too small: {number}.", input=number)
+            values[key] = number
+    if "quiet_hours" in fields:
+        spec = fields["quiet_hours"]
+        if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "off",
+                                                                                "none")):
+            values["quiet_hours_start"] = values["quiet_hours_end"] = None
+        else:
+            parts = spec.split("-") if isinstance(spec, str) else list(spec)
+            if len(parts) != 2:
+                raise InvalidValue(f"quiet_hours is a range like 21:00-08:00, got {spec!r}.",
+                                   input=spec)
+            start, end = parts
+            values["quiet_hours_start"] = _time_of_day(start)
+            values["quiet_hours_end"] = _time_of_day(end)
+    for key in ("quiet_hours_start", "quiet_hours_end"):
+        if key in fields:
+            values[key] = _time_of_day(fields[key])
+    return values
+
+
 # --- the candidates -------------------------------------------------------------------------------
 
 def check_broadcast_refs(con, account: dict, audience: Audience) -> None:

@@ -22,7 +22,7 @@ import json
 import secrets
 import string
 from collections.abc import Mapping
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
@@ -38,7 +38,6 @@ from .errors import Conflict, InvalidValue, NotFound
 CATEGORIES = ("marketing", "utility")
 MISSING = ("skip", "fallback")
 STATES = ("queued", "sending", "sent", "unknown", "failed", "skipped")
-TIERS = (250, 2000, 10000, 100000)
 _COLUMNS = ("broadcast_id, account_id, name, template, template_id, category, language, "
             "audience, variants, control_fraction, seed, missing_placeholder, fallbacks, "
             "status, scheduled_for, created_at, finished_at")
@@ -102,18 +101,6 @@ def _state_check(broadcast: dict, allowed: tuple, doing: str) -> None:
         raise Conflict(f"Broadcast {broadcast['broadcast_id']} is {broadcast['status']}; it can "
                        f"only be {doing} while {' or '.join(allowed)}.",
                        input=broadcast["broadcast_id"], status=broadcast["status"])
-
-
-def _time_of_day(value) -> time | None:
-    if value is None or isinstance(value, time):
-        return value
-    text = str(value).strip()
-    try:
-        hours, minutes = text.split(":")
-        return time(int(hours), int(minutes))
-    except ValueError as exc:
-        raise InvalidValue(f"{value!r} is not a time of day; write HH:MM, e.g. 21:00.",
-                           input=value) from exc
 
 
 class Broadcasts:
@@ -533,41 +520,7 @@ class Broadcasts:
         unlimited), ``send_rate`` (messages/s), ``marketing_cap_count`` and
         ``marketing_cap_days`` (days 0 = no cap), ``quiet_hours`` ("21:00-08:00", a pair,
         or None for none) or ``quiet_hours_start`` / ``quiet_hours_end``."""
-        allowed = {"messaging_tier", "send_rate", "marketing_cap_count", "marketing_cap_days",
-                   "quiet_hours", "quiet_hours_start", "quiet_hours_end"}
-        unknown = set(fields) - allowed
-        if unknown:
-            raise InvalidValue(f"Cannot set {sorted(unknown)}; settable: "
-                               f"{', '.join(sorted(allowed))}.", input=sorted(unknown))
-        values: dict = {}
-        if "messaging_tier" in fields:
-            tier = fields["messaging_tier"]
-            if tier not in (None, *TIERS):
-                raise InvalidValue(f"messaging_tier is one of {', '.join(map(str, TIERS))} or "
-                                   f"None (unlimited), got {tier!r}.", input=tier)
-            values["messaging_tier"] = tier
-        for key in ("send_rate", "marketing_cap_count", "marketing_cap_days"):
-            if key in fields:
-                try:
-                    number = int(fields[key])
-                except (TypeError, ValueError) as exc:
-                    raise InvalidValue(f"{key} is a whole number, got {fields[key]!r}.",
-                                       input=fields[key]) from exc
-                if number < (1 if key == "send_rate" else 0):
-                    raise InvalidValue(f"{key} is too small: {number}.", input=number)
-                values[key] = number
-        if "quiet_hours" in fields:
-            spec = fields["quiet_hours"]
-            if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "off",
-                                                                                    "none")):
-                values["quiet_hours_start"] = values["quiet_hours_end"] = None
-            else:
-                start, end = spec.split("-") if isinstance(spec, str) else spec
-                values["quiet_hours_start"] = _time_of_day(start)
-                values["quiet_hours_end"] = _time_of_day(end)
-        for key in ("quiet_hours_start", "quiet_hours_end"):
-            if key in fields:
-                values[key] = _time_of_day(fields[key])
+        values = aud.check_limits(fields)
         with self.ws.transaction() as con:
             acc = _get_account(con, account)
             if values:

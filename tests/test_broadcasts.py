@@ -221,7 +221,7 @@ def test_limits(ws, shop):
     assert changed["messaging_tier"] == 2000 and changed["send_rate"] == 20
     assert f"{changed['quiet_hours_start']:%H:%M}-{changed['quiet_hours_end']:%H:%M}" == \
         "22:30-06:00"
-    for bad in ({"messaging_tier": 300}, {"send_rate": 0}, {"quiet_hours": "22-6"},
+    for bad in ({"messaging_tier": 300}, {"send_rate": 0}, {"quiet_hours": "22-6"}, {"quiet_hours": "1:00-2:00-3:00"},
                 {"colour": 1}):
         with pytest.raises(InvalidValue):
             bc.set_limits(acc["account_id"], **bad)
