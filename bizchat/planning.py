@@ -325,8 +325,8 @@ class Plan:
                    f"billable deliveries{note}; {c['free_in_window']} utility messages free "
                    "inside the 24-hour window")
         rc = self.rate_card
-        out.append(f"Rate card: {rc.get('path')} (source: {rc.get('source') or 'not stated'}; "
-                   f"as of {rc.get('date') or 'unknown'})")
+        out.append(f"Rate card: {rc.get('path')}, rates as of {rc.get('date') or '?'} "
+                   f"(source: {rc.get('source') or 'not stated'})")
         return out
 
 
