@@ -200,14 +200,16 @@ class SimulatedTransport(Transport):
         frame = frame.reset_index(drop=True)
         n = len(frame)
         keys = frame["idempotency_key"].astype(str)
+        to = frame["to"].astype(str)
         at = frame["send_at"] if "send_at" in frame else pd.Series([None] * n)
-        at = pd.to_datetime(at, utc=True).fillna(pd.Timestamp(self.clock.now()))
+        at = pd.to_datetime(at, utc=True).astype("datetime64[us, UTC]")
+        at = at.fillna(pd.Timestamp(self.clock.now()))
         t = _seconds(at)
-        kind = frame["kind"].fillna("template").astype(str).to_numpy()
-        category = frame["category"].fillna("utility").astype(str).to_numpy()
-        marketing = (category == "marketing") & (kind == "template")
-        attempt = frame["attempt"].fillna(1).astype("int64") if "attempt" in frame else 1
-        broadcast = (pd.to_numeric(frame.get("broadcast_id"), errors="coerce").fillna(0)
+        kind = frame["kind"].fillna("template") if "kind" in frame else pd.Series(["template"] * n)
+        category = frame["category"].fillna("utility")
+        marketing = (category.eq("marketing") & kind.eq("template")).to_numpy(dtype=bool)
+        attempt = frame["attempt"].fillna(1).astype("int64") if "attempt" in frame else pd.Series(np.ones(n, "int64"))
+        broadcast = (pd.to_numeric(frame["broadcast_id"], errors="coerce").fillna(0)
                      .astype("int64").to_numpy() if "broadcast_id" in frame else np.zeros(n, "int64"))
 
         with self.ws.transaction() as con:
@@ -216,50 +218,50 @@ class SimulatedTransport(Transport):
             code = np.zeros(n, dtype="int64")
             new = ~seen
             code[new & self._over_rate(t, new)] = 130429
-            code[new & (code == 0) & self._too_soon(frame["to"].astype(str), t, new & (code == 0))] = 131056
-            h_user = _hash(frame["to"].astype(str), f"stopped/{self.seed}")
-            stopped = _unit(h_user, 0) < self.rates.stopped_marketing
+            code[new & (code == 0) & self._too_soon(to, t, new & (code == 0))] = 131056
+            stopped = _unit(_hash(to, f"stopped/{self.seed}"), 0) < self.rates.stopped_marketing
             code[new & (code == 0) & marketing & stopped] = 131050
-            h_try = _hash(_draw_ids(keys, broadcast, frame["to"]) + "#"
-                          + pd.Series(attempt, index=keys.index).astype(str), f"limit/{self.seed}")
+            h_try = _hash(_draw_ids(keys, broadcast, to) + "#" + attempt.astype(str),
+                          f"limit/{self.seed}")
             limited = _unit(h_try, 0) < self.rates.marketing_limit
             code[new & (code == 0) & marketing & limited] = 131049
             accepted = new & (code == 0)
 
-            message_id = pd.Series([None] * n, dtype=object)
+            message_id = np.full(n, None, dtype=object)
             message_id[accepted] = _message_ids(keys[accepted]).to_numpy()
             sent_at = at.copy()
             if seen.any():
                 dup = pd.DataFrame({"key": keys[seen]}).join(known, on="key")
-                first = pd.Series(message_id[accepted].to_numpy(), index=keys[accepted].to_numpy())
+                first = pd.Series(message_id[accepted], index=keys[accepted].to_numpy())
                 first = first[~first.index.duplicated()]
                 message_id[seen] = dup["message_id"].fillna(dup["key"].map(first)).to_numpy()
-                sent_at[seen] = dup["at"].fillna(at[seen]).to_numpy()
-            self._remember(frame["to"].astype(str), t, accepted)
+                sent_at[seen] = pd.to_datetime(dup["at"], utc=True).fillna(at[seen]).to_numpy()
+            self._remember(to, t, accepted)
 
+            codes = pd.array(np.where(code > 0, code, None), "Int64")
             ledger = pd.DataFrame({
                 "broadcast_id": broadcast, "idempotency_key": keys,
                 "event": np.where(accepted, "simulated.accept",
                                   np.where(seen, "simulated.duplicate", "simulated.reject")),
-                "at": at, "message_id": message_id, "code": pd.array(np.where(code > 0, code, None), "Int64"),
+                "at": at, "message_id": message_id, "code": codes,
                 "attempt": attempt, "kind": kind, "category": category,
                 "variant": frame["variant"] if "variant" in frame else None,
                 "labels": _labels(frame, n),
             })
             self._log(con, ledger)
         if accepted.any():
-            acc = ledger[accepted].assign(to=frame["to"][accepted].to_numpy())
-            self._pending.append(self._receipts(acc))
+            self._pending.append(self._receipts(ledger[accepted].assign(to=to[accepted])))
 
         ok = ~new | accepted
         results = pd.DataFrame({
-            "idempotency_key": keys, "ok": ok, "message_id": message_id.where(ok, None),
-            "error_code": pd.array(np.where(code > 0, code, None), "Int64"),
-            "error_title": [ERROR_TITLES.get(c) for c in code],
+            "idempotency_key": keys, "ok": ok,
+            "message_id": pd.Series(np.where(ok, message_id, None), dtype=object),
+            "error_code": codes, "error_title": pd.Series(code).map(ERROR_TITLES).astype(object),
             "retry_after": np.where(code == 130429, 1.0,
                                     np.where(code == 131056, self.rates.pair_gap, np.nan)),
             "unknown": False, "sent_at": sent_at.where(ok, pd.NaT),
         }, columns=RESULT_FIELDS)
+        results["error_title"] = results["error_title"].where(results["error_title"].notna(), None)
         if self.after_send is not None:
             self.after_send(results)
         return results
@@ -333,16 +335,15 @@ class SimulatedTransport(Transport):
 
     # --- receipts ----------------------------------------------------------------------
 
-    def _receipts(self, sent: pd.DataFrame) -> pd.DataFrame:
-        """The receipts of newly accepted messages (columns of message_events plus the
-        business number), drawn from (seed, key)."""
+    def _receipts(self, sent: pd.DataFrame) -> pa.Table:
+        """The receipts of newly accepted messages (message_events' columns), drawn from
+        (seed, broadcast, recipient); an Arrow table, so a million cost no Python rows."""
         r = self.rates
+        sent = sent.reset_index(drop=True)
         h = _hash(_draw_ids(sent["idempotency_key"], sent["broadcast_id"].to_numpy(), sent["to"]),
                   f"receipts/{self.seed}")
         t0 = _seconds(sent["at"])
-        kind = sent["kind"].to_numpy()
-        category = sent["category"].to_numpy()
-        text = kind == "text"
+        text = sent["kind"].eq("text").to_numpy(dtype=bool)
         failed = _unit(h, 1) < np.where(text, r.reengagement, r.undeliverable)
         sent_t = t0 + 0.2 + 1.5 * _unit(h, 2)
         delivered = ~failed & (_unit(h, 3) < r.delivered)
@@ -351,27 +352,36 @@ class SimulatedTransport(Transport):
         read_t = delivered_t + np.minimum(np.exp(math.log(1500.0) + 1.5 * _normal(h, 7)), 3 * 86400)
         failed_t = t0 + 1.0 + 5.0 * _unit(h, 8)
         code = np.where(text, 131047, 131026)
-        pricing = np.where(text, "service", category)
+        pricing = np.where(text, "service", sent["category"].astype(object).to_numpy())
+        message_id = pa.array(sent["message_id"], pa.string())
+        recipient = pa.array(sent["to"], pa.string())
+        key = pa.array(sent["idempotency_key"], pa.string())
+        received = int(datetime.now(UTC).timestamp() * 1e6)
 
         parts = []
         for status, mask, at in (("sent", ~failed, sent_t), ("delivered", delivered, delivered_t),
                                  ("read", read, read_t), ("failed", failed, failed_t)):
-            if not mask.any():
+            rows = np.flatnonzero(mask)
+            if not len(rows):
                 continue
-            part = pd.DataFrame({
-                "message_id": sent["message_id"].to_numpy()[mask], "status": status,
-                "at": _stamps(at[mask]), "recipient_id": sent["to"].to_numpy()[mask],
-                "callback_data": sent["idempotency_key"].to_numpy()[mask],
-            })
+            k = len(rows)
+            columns = {
+                "message_id": message_id.take(rows), "status": pa.repeat(status, k),
+                "at": pa.array(np.floor(at[rows]).astype("int64") * 1_000_000, pa.int64()).cast(_TS),
+                "recipient_id": recipient.take(rows), "callback_data": key.take(rows),
+                "received_at": pa.array(np.full(k, received), pa.int64()).cast(_TS),
+            }
             if status == "sent":
-                part["pricing_category"] = pricing[mask]
-                part["pricing_model"] = "PMP"
-                part["billable"] = ~text[mask]
+                columns.update(pricing_category=pa.array(pricing[rows], pa.string()),
+                               pricing_model=pa.repeat("PMP", k),
+                               billable=pa.array(~text[rows], pa.bool_()))
             if status == "failed":
-                part["error_code"] = code[mask]
-                part["error_title"] = [ERROR_TITLES[c] for c in code[mask]]
-            parts.append(part)
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+                codes = code[rows]
+                columns.update(error_code=pa.array(codes, pa.int32()),
+                               error_title=pa.array([ERROR_TITLES[c] for c in codes], pa.string()),
+                               errors=pa.array([_ERRORS_JSON[c] for c in codes], pa.string()))
+            parts.append(pa.table(columns))
+        return receipts.as_event_table(pa.concat_tables(parts, promote_options="default"))
 
     def _read_probability(self, sent: pd.DataFrame, text: np.ndarray) -> np.ndarray:
         r = self.rates
@@ -403,7 +413,7 @@ class SimulatedTransport(Transport):
         """Ingest the receipts of everything accepted since the last call."""
         if not self._pending:
             return 0
-        events = pd.concat(self._pending, ignore_index=True)
+        events = pa.concat_tables(self._pending)
         self._pending = []
         return self._ingest(con, events)
 
@@ -429,21 +439,23 @@ class SimulatedTransport(Transport):
         lost["labels"] = lost["labels"].map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else None)
         return self._ingest(con, self._receipts(lost))
 
-    def _ingest(self, con, events: pd.DataFrame) -> int:
-        if events.empty:
+    def _ingest(self, con, events: pa.Table) -> int:
+        if events.num_rows == 0:
             return 0
         if self.ingest == "bulk":
-            # The same rows the webhook path writes, without the JSON round trip.
+            # The same rows the webhook path writes, without the JSON round trip; then the
+            # same settlement of outbox keys (one receipt per message: sent or failed).
             new = receipts.record_status_events(con, events)
-            # One receipt per key settles a recipient; the first is enough.
-            webhook_ingest._resolve_outbox(con, events.drop_duplicates("callback_data"))
-            codes = events["error_code"] if "error_code" in events else pd.Series(dtype="Int64")
-            stopped = events[(codes == webhook_ingest.USER_STOPPED_MARKETING).reindex(
-                events.index, fill_value=False).astype(bool)]
-            if not stopped.empty:
-                webhook_ingest._stopped_marketing(con, stopped, "simulated")
+            first = events.filter(pc.is_in(events["status"], pa.array(["sent", "failed"])))
+            webhook_ingest._resolve_outbox(
+                con, first.select(["callback_data", "message_id"]).to_pandas())
+            stopped = events.filter(pc.equal(events["error_code"],
+                                             webhook_ingest.USER_STOPPED_MARKETING))
+            if stopped.num_rows:
+                webhook_ingest._stopped_marketing(con, stopped.to_pandas(), "simulated")
             return new
-        report = webhook_ingest.ingest_bodies(con, self.webhook_bodies(events), actor="simulated")
+        report = webhook_ingest.ingest_bodies(con, self.webhook_bodies(events.to_pandas()),
+                                              actor="simulated")
         return report.statuses
 
     def webhook_bodies(self, events: pd.DataFrame) -> list[tuple[str, datetime, str]]:
@@ -452,6 +464,8 @@ class SimulatedTransport(Transport):
         account = self.account or {}
         digits = "".join(c for c in str(account.get("phone_e164") or "") if c.isdigit())
         metadata = {"display_phone_number": digits, "phone_number_id": account.get("phone_number_id")}
+        if isinstance(events, pa.Table):
+            events = events.to_pandas()
         statuses = []
         for row in events.to_dict("records"):
             status = {"id": row["message_id"], "status": row["status"],
@@ -462,9 +476,7 @@ class SimulatedTransport(Transport):
                 status["pricing"] = {"billable": bool(row["billable"]), "pricing_model": "PMP",
                                      "type": "regular", "category": row["pricing_category"]}
             if row["status"] == "failed":
-                status["errors"] = [{"code": int(row["error_code"]), "title": row["error_title"],
-                                     "message": row["error_title"],
-                                     "error_data": {"details": row["error_title"]}}]
+                status["errors"] = _errors(int(row["error_code"]))
             statuses.append(status)
         now = datetime.now(UTC)
         step = max(1, self.rates.statuses_per_body)
@@ -478,6 +490,19 @@ class SimulatedTransport(Transport):
             text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
             items.append((webhook_ingest.payload_id(text), now, text))
         return items
+
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def _errors(code: int) -> list[dict]:
+    """A failed status's ``errors`` array, as the Cloud API sends it."""
+    title = ERROR_TITLES[code]
+    return [{"code": code, "title": title, "message": title, "error_data": {"details": title}}]
+
+
+# message_events.errors as the webhook path stores it (json.dumps of the parsed array).
+_ERRORS_JSON = {c: json.dumps(_errors(c), ensure_ascii=False) for c in (131026, 131047, 131050)}
 
 
 def _draw_ids(keys: pd.Series, broadcast: np.ndarray, to: pd.Series) -> pd.Series:
