@@ -327,6 +327,9 @@ def test_cli_send_a_draft_through_the_simulated_transport(ws, shop):
     assert out["n"].item() == len(sent)
     result = run(ws.path, "broadcast", "show", str(made["broadcast_id"]))
     assert f"sent {len(sent)}" in result.output
+    result = run(ws.path, "broadcast", "resolve", str(made["broadcast_id"]), "--decision",
+                 "give_up")
+    assert result.exit_code == 0 and "unknown: 0" in result.output
 
 
 def test_cli_cloud_send_waits_for_the_scheduled_time(ws, shop):
