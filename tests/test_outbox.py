@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fake_graph import FakeGraph
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bizchat import conversations, outbox, webhook_ingest
 from bizchat.broadcasts import Broadcasts
@@ -271,6 +273,55 @@ def test_other_errors_fail_with_code_and_message(ws):
     outbox.send(ws, bid, transport=Scripted({wa(1): [132000]}))
     row = recipients(ws, bid).iloc[1]
     assert (row.state, row.error_code, row.error_title) == ("failed", 132000, "error 132000")
+
+
+# --- the consent rule at send time (property) ----------------------------------------------------
+
+ACTIONS = st.sampled_from(["opt_in", "opt_out", "none"])
+
+
+@given(before=st.lists(ACTIONS, min_size=6, max_size=6),
+       after=st.lists(st.sampled_from(["opt_in", "opt_out", "keep"]), min_size=6, max_size=6),
+       category=st.sampled_from(["marketing", "utility"]))
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_no_message_without_current_consent_at_send_time(tmp_path_factory, before, after,
+                                                         category):
+    """Consent given or withdrawn before freezing and changed again before sending: only
+    contacts whose consent at send time allows the category get a message."""
+    import bizchat
+
+    ws = bizchat.open(tmp_path_factory.mktemp("prop") / "ws.duckdb")
+    bid = campaign(ws, 6, opt_in=False, category=category, body="Hallo {first_name}")
+    ids = sorted(ws.sql("SELECT contact_id FROM contacts").contact_id)
+    # Re-freeze with the random history in place (campaign froze with no consent at all).
+    with ws.transaction() as con:
+        con.execute("DELETE FROM broadcast_recipients WHERE broadcast_id = ?", [bid])
+        con.execute("UPDATE broadcasts SET status = 'draft' WHERE broadcast_id = ?", [bid])
+        record_events(con, pd.DataFrame([
+            {"contact_id": c, "purpose": "marketing" if category == "marketing" else "service",
+             "action": a, "source": "form", "recorded_at": T0 - timedelta(days=10)}
+            for c, a in zip(ids, before, strict=True) if a != "none"]))
+    service(ws).schedule(bid, T0)
+    rows = recipients(ws, bid)
+    queued = set(rows.contact_id[rows.state == "queued"])
+    with ws.transaction() as con:
+        record_events(con, pd.DataFrame([
+            {"contact_id": c, "purpose": "marketing" if category == "marketing" else "service",
+             "action": a, "source": "chat", "recorded_at": T0 - timedelta(days=1)}
+            for c, a in zip(ids, after, strict=True) if a != "keep"]))
+    outbox.send(ws, bid, transport=Scripted())
+    purpose = "marketing" if category == "marketing" else "service"
+    state = ws.sql("SELECT contact_id, state FROM current_consent WHERE purpose = ?",
+                   [purpose]).set_index("contact_id").state
+    got = set(sent_per_contact(ws, bid).index)
+    for contact in ids:
+        current = state.get(contact)
+        allowed = current == "opt_in" if category == "marketing" else current != "opt_out"
+        if contact in got:
+            assert allowed, (contact, current)
+    if category == "marketing":   # and everyone frozen who still may gets it
+        assert got == {c for c in queued if state.get(c) == "opt_in"}
 
 
 # --- crashes and unknown outcomes ----------------------------------------------------------------
