@@ -285,8 +285,8 @@ def _batch(ws, run: _Run, bar) -> bool:
     run.next_slot = max(run.next_slot, last + pacing.interval(run.rate))
     if clock.simulated:
         clock.sleep_until(run.next_slot)
-    if bar is not None:
-        bar.update(len(go) + len(skip))
+    if bar is not None:   # recipients settled for now; retries count when they settle
+        bar.update(len(go) - tally.get("queued", 0) + len(skip))
     log.info("broadcast %s batch %d: %s (clock %s)", bid, run.batches,
              ", ".join(f"{v} {k}" for k, v in sorted(tally.items())), last.isoformat())
     return True
