@@ -38,7 +38,23 @@ NOW_US = int(NOW.timestamp()) * S
 NEVER = np.iinfo(np.int64).max             # "did not happen" in time arrays
 BERLIN = ZoneInfo("Europe/Berlin")
 STAGES = ("contacts", "consent", "broadcasts", "replies", "service chats", "messages",
-          "writing", "receipts")
+          "writing", "receipts", "live campaigns")
+
+# The latest campaigns go through the real composer and outbox with the SimulatedTransport
+# (receipts through the webhook ingestion path), the way a user sends one. Their outcomes
+# are seeded; their ids and bookkeeping times are fresh on every build.
+LIVE_CAMPAIGNS = (
+    dict(account=0, name="Herbstlese: neue Bilderbücher", labels_any=["Kinderbuch"],
+         body="Hallo {first_name}, die neuen Bilderbücher für den Herbst sind da! "
+              "Jetzt bei {business_name} stöbern.",
+         variants=["{first_name}, unsere Herbst-Bilderbücher sind eingetroffen – "
+                   "reinschauen lohnt sich!"],
+         control=0.1, at=datetime(2026, 10, 31, 16, 0, tzinfo=UTC)),
+    dict(account=1, name="Krimi-Lesung im November", labels_any=["Krimi", "Lesung"],
+         body="Hallo {first_name}, am 20. November liest Jana Falk aus ihrem neuen Krimi. "
+              "Antworten Sie mit JA, und wir halten Ihnen einen Platz frei.",
+         variants=[], control=0.0, at=datetime(2026, 10, 30, 17, 0, tzinfo=UTC)),
+)
 
 
 def build(path=None, *, contacts: int = 20000, seed: int = 7, replace: bool = False,
@@ -70,6 +86,11 @@ def build(path=None, *, contacts: int = 20000, seed: int = 7, replace: bool = Fa
         ws = Workspace(path)
         with ws.transaction() as con:
             scenario.write(con, seed)
+        bar.set_description_str("demo: live campaigns")
+        live_started = time.perf_counter()
+        _live_campaigns(ws, seed)
+        scenario.stage_seconds["live campaigns"] = round(time.perf_counter() - live_started, 2)
+        bar.update(1)
         with ws.connect() as con:
             summary = _summarise(con, path)
     finally:
@@ -77,6 +98,21 @@ def build(path=None, *, contacts: int = 20000, seed: int = 7, replace: bool = Fa
     summary["seconds"] = round(time.perf_counter() - started, 2)
     summary["stage_seconds"] = scenario.stage_seconds   # where the time went (benchmarks)
     return summary
+
+
+def _live_campaigns(ws, seed: int) -> None:
+    """Compose, schedule and send the latest campaigns like a marketer would."""
+    from . import outbox
+
+    accounts = ws.sql("SELECT account_id FROM accounts ORDER BY account_id")["account_id"].tolist()
+    for i, spec in enumerate(LIVE_CAMPAIGNS):
+        created = ws.broadcasts.create(
+            accounts[spec["account"]], spec["name"], category="marketing", body=spec["body"],
+            labels_any=spec["labels_any"], variants=spec["variants"] or None,
+            control=spec["control"], seed=seed + i, missing="fallback",
+            fallbacks={"first_name": "liebe Leserin, lieber Leser"}, actor="demo")
+        ws.broadcasts.schedule(created["broadcast_id"], at=spec["at"], actor="demo")
+        outbox.send(ws, created["broadcast_id"], transport="simulated", seed=seed + i, actor="demo")
 
 
 def format_summary(summary: dict) -> str:

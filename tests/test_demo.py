@@ -35,12 +35,23 @@ def one(ws, sql, params=None):
     return ws.sql(sql, params).iloc[0, 0]
 
 
+LIVE = "(SELECT broadcast_id FROM broadcasts WHERE name IN ({}))".format(
+    ", ".join(f"'{c['name']}'" for c in demo.LIVE_CAMPAIGNS))
+LIVE_MESSAGES = "(SELECT message_id FROM messages WHERE source = 'transport')"
+
+
 def fingerprint(ws) -> dict:
-    """A content hash per table; message_status.updated_at is wall-clock, so left out."""
-    tables = {"contacts": "contacts", "messages": "messages", "consent_events": "consent_events",
-              "broadcast_recipients": "broadcast_recipients", "message_events": "message_events",
-              "chats": "chats", "contact_labels": "contact_labels",
-              "message_status": "(SELECT * EXCLUDE (updated_at) FROM message_status)"}
+    """A content hash per table of the generated history; message_status.updated_at is
+    wall-clock, and the live campaigns (sent through the outbox) get fresh ids and
+    bookkeeping times on every build, so they are compared by their outcomes instead."""
+    tables = {"contacts": "contacts", "consent_events": "consent_events",
+              "messages": "(SELECT * FROM messages WHERE source <> 'transport')",
+              "broadcast_recipients": f"(SELECT * FROM broadcast_recipients WHERE broadcast_id NOT IN {LIVE})",
+              "message_events": f"(SELECT * FROM message_events WHERE message_id NOT IN {LIVE_MESSAGES})",
+              "chats": "(SELECT chat_id, account_id, contact_id, last_inbound_at FROM chats)",
+              "contact_labels": "contact_labels",
+              "message_status": f"""(SELECT * EXCLUDE (updated_at) FROM message_status
+                                      WHERE message_id NOT IN {LIVE_MESSAGES})"""}
     # The sum of row hashes: independent of row order, changed by any value.
     return {name: one(ws, f"SELECT sum(hash(t)::HUGEINT)::VARCHAR FROM {sql} AS t") for name, sql in tables.items()}
 
@@ -55,6 +66,9 @@ def test_same_seed_same_workspace_other_seed_another(built, tmp_path, capsys):
     assert strip(again) == strip(summary)
     mine = fingerprint(ws)
     assert fingerprint(bizchat.open(tmp_path / "again.duckdb")) == mine
+    live = f"""SELECT name, recipients, skipped, sent, delivered, "read", failed
+               FROM campaign_stats WHERE broadcast_id IN {LIVE} ORDER BY name"""
+    assert bizchat.open(tmp_path / "again.duckdb").sql(live).equals(ws.sql(live))
 
     other = demo.build(tmp_path / "other.duckdb", contacts=N, seed=SEED + 1)
     theirs = fingerprint(bizchat.open(tmp_path / "other.duckdb"))
@@ -215,7 +229,8 @@ def test_recipients_hold_what_was_frozen(built):
     frozen = ws.sql("""SELECT r.body = m.body AS same_body, r.wa_id = c.wa_id AS same_wa_id,
             r.params->>'first_name' AS first_name, c.name, r.sent_at = m.created_at AS same_time,
             r.attempts FROM broadcast_recipients r JOIN messages m USING (message_id)
-            JOIN contacts c ON c.contact_id = r.contact_id""")
+            JOIN contacts c ON c.contact_id = r.contact_id
+            WHERE m.source = 'demo'""")   # the live campaigns' bodies carry fallbacks
     assert frozen.same_body.all() and frozen.same_wa_id.all() and frozen.same_time.all()
     assert (frozen.attempts == 1).all()
     assert all(name.startswith(first) for name, first in zip(frozen.name, frozen.first_name, strict=True))
@@ -244,7 +259,7 @@ def test_messages_and_chats(built):
     kinds = ws.sql("SELECT direction, kind, count(*) AS n FROM messages GROUP BY ALL")
     assert set(kinds.direction) == {"in", "out"}
     assert {"template", "text", "image", "audio", "document", "button"} <= set(kinds.kind)
-    assert one(ws, "SELECT count(*) FROM messages WHERE source <> 'demo'") == 0
+    assert one(ws, "SELECT count(*) FROM messages WHERE source NOT IN ('demo', 'transport')") == 0
     assert one(ws, "SELECT count(*) FROM messages WHERE automatic") > 0
     assert one(ws, """SELECT count(*) FROM messages m JOIN chats c USING (chat_id)
                       WHERE c.contact_id <> m.contact_id OR c.account_id <> m.account_id""") == 0
@@ -295,7 +310,9 @@ def test_receipts_are_plausible(built):
     assert {131026, 131049} <= codes <= set(content.ERRORS)
     assert one(ws, "SELECT count(*) FROM message_status WHERE read_at < delivered_at "
                    "OR delivered_at < sent_at") == 0
-    assert one(ws, "SELECT count(*) FROM message_events WHERE \"at\" > TIMESTAMPTZ '2026-11-01'") == 0
+    # The generated history ends at the demo's "now"; the live campaigns' receipts run on.
+    assert one(ws, f"""SELECT count(*) FROM message_events WHERE "at" > TIMESTAMPTZ '2026-11-01'
+                       AND message_id NOT IN {LIVE_MESSAGES}""") == 0
     # Some readers reply within 72 hours of reading.
     replies = ws.sql("""
         SELECT r.created_at - s.read_at AS after FROM messages r
@@ -373,3 +390,22 @@ def test_cli_demo_prints_the_summary(tmp_path):
     assert any(line.startswith("contacts") and line.endswith("300") for line in lines)
     again = CliRunner().invoke(main, ["demo", "--workspace", str(path), "--contacts", "300"])
     assert again.exit_code == 1 and "--replace" in again.output
+
+
+def test_latest_campaigns_went_through_the_outbox_and_webhook_path(built):
+    """The live campaigns were composed, frozen and sent like a user's, and their
+    receipts came in as Cloud API status webhooks (kept in raw_payloads)."""
+    _, ws = built
+    live = ws.sql(f"SELECT * FROM campaign_stats WHERE broadcast_id IN {LIVE}")
+    assert len(live) == len(demo.LIVE_CAMPAIGNS)
+    assert (live["status"] == "done").all() and (live["sent"] > 0).all()
+    assert (live["delivered"] <= live["sent"]).all() and (live["read"] <= live["delivered"]).all()
+    sent = one(ws, "SELECT count(*) FROM messages WHERE source = 'transport'")
+    assert sent == live["sent"].sum()
+    assert one(ws, "SELECT count(*) FROM raw_payloads WHERE state = 'ingested'") > 0
+    # Nobody without a current opt-in got one.
+    leaked = one(ws, f"""SELECT count(*) FROM broadcast_recipients r
+                         LEFT JOIN current_consent c ON c.contact_id = r.contact_id AND c.purpose = 'marketing'
+                         WHERE r.broadcast_id IN {LIVE} AND r.state = 'sent'
+                           AND coalesce(c.state, '') <> 'opt_in'""")
+    assert leaked == 0

@@ -6,6 +6,7 @@ on purpose are printed as one clear message (no traceback) with exit status 1.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -45,6 +46,9 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, workspace: str | None, timeout: float) -> None:
     """bizchat: business messaging workbench on one DuckDB file."""
+    # Long work (sends, ingestion) reports progress as log lines on stderr.
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s", level=logging.WARNING)
+    logging.getLogger("bizchat").setLevel(logging.INFO)
     ctx.obj = CliState(workspace=workspace, timeout=timeout)
 
 
