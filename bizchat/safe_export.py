@@ -7,8 +7,8 @@ string cell that starts with one of these characters gets a leading apostrophe, 
 spreadsheets show as text (OWASP's advice). Numbers stay numbers: only text is touched.
 The price is that a text phone number ``+4915...`` is written as ``'+4915...``.
 
-Excel files need openpyxl, which bizchat does not depend on: ``safe_excel`` says how to
-install it when it is missing, and everything else works with CSV.
+Excel files are written with openpyxl (a dependency); should it be missing, ``safe_excel``
+says how to install it, and everything else works with CSV.
 """
 
 from __future__ import annotations
