@@ -23,6 +23,12 @@ class CliState:
         return self._ws
 
 
+# The business account a command works on, in any written form of its number.
+account_option = click.option(
+    "--account", "-a", required=True, metavar="PHONE",
+    help="The business account (its number, account_id or phone_number_id).")
+
+
 def workspace_option(func):
     """Accept ``--workspace`` after the command too (``bizchat demo --workspace P``)."""
 

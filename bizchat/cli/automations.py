@@ -5,11 +5,8 @@ from __future__ import annotations
 import click
 
 from ..automations import SCHEDULES, SCOPES
-from ._common import echo_frame, pass_workspace
+from ._common import account_option, echo_frame, pass_workspace
 
-account_option = click.option(
-    "--account", "-a", required=True, metavar="PHONE",
-    help="The business account (its number, account_id or phone_number_id).")
 scope_option = click.option(
     "--scope", type=click.Choice(SCOPES), default="everyone", show_default=True,
     help="Who gets it; only_labels / except_labels need --label.")

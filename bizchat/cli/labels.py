@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import echo_frame, pass_workspace
-
-account_option = click.option(
-    "--account", "-a", required=True, metavar="PHONE",
-    help="The business account (its number, account_id or phone_number_id).")
+from ._common import account_option, echo_frame, pass_workspace
 
 
 @click.group(name="labels")
