@@ -40,19 +40,9 @@ MESSAGE_SCHEMA = pa.schema([
 
 
 def as_message_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
-    """Bring rows to the messages table's columns; absent columns become NULL."""
-    if isinstance(frame, pd.DataFrame):
-        frame = pa.Table.from_pandas(frame, preserve_index=False)
-    n = frame.num_rows
-    columns = []
-    for field in MESSAGE_SCHEMA:
-        if field.name in frame.column_names:
-            columns.append(frame.column(field.name).cast(field.type))
-        elif field.name == "automatic":
-            columns.append(pa.array([False] * n, pa.bool_()))
-        else:
-            columns.append(pa.nulls(n, field.type))
-    return pa.Table.from_arrays(columns, schema=MESSAGE_SCHEMA)
+    """Bring rows to the messages table's columns; absent columns become NULL (automatic:
+    false)."""
+    return store.conform(frame, MESSAGE_SCHEMA, {"automatic": False})
 
 
 def ensure_chats(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> pd.Series:

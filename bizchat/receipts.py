@@ -15,6 +15,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from . import store
+
 STATUSES = ("sent", "delivered", "read", "played", "failed")
 
 # The columns of message_events, in order, with their Arrow types.
@@ -51,20 +53,9 @@ def status_case(t: dict[str, str]) -> str:
 
 
 def as_event_table(events: pd.DataFrame | pa.Table) -> pa.Table:
-    """Bring a batch of events to message_events' columns; missing ones become NULL."""
-    if isinstance(events, pd.DataFrame):
-        events = pa.Table.from_pandas(events, preserve_index=False)
-    n = events.num_rows
-    columns = []
-    for field in EVENT_SCHEMA:
-        if field.name in events.column_names:
-            column = events.column(field.name)
-            columns.append(column.cast(field.type))
-        elif field.name == "received_at":
-            columns.append(pa.array([pd.Timestamp.now(tz="UTC")] * n, field.type) if n else pa.array([], field.type))
-        else:
-            columns.append(pa.nulls(n, field.type))
-    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+    """Bring a batch of events to message_events' columns; missing ones become NULL and a
+    missing received_at is now."""
+    return store.conform(events, EVENT_SCHEMA, {"received_at": pd.Timestamp.now(tz="UTC")})
 
 
 def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | pa.Table) -> int:

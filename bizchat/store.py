@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 
 from .errors import SchemaError, WorkspaceBusy
 
@@ -189,3 +191,21 @@ def raise_id_floor(con: duckdb.DuckDBPyConnection, table: str, column: str) -> N
     top = next_id(con, table, column)
     con.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
                 [f"id_floor.{table}.{column}", str(top)])
+
+
+def conform(frame: pd.DataFrame | pa.Table, schema: pa.Schema, defaults: dict | None = None) -> pa.Table:
+    """``frame`` as an Arrow table with exactly ``schema``'s columns, in order and cast to
+    its types; a missing column takes its value from ``defaults`` (a scalar), else NULL.
+    Bulk inserts go through this, so callers may pass only the columns they know."""
+    if isinstance(frame, pd.DataFrame):
+        frame = pa.Table.from_pandas(frame, preserve_index=False)
+    n, defaults = frame.num_rows, defaults or {}
+    columns = []
+    for field in schema:
+        if field.name in frame.column_names:
+            columns.append(frame.column(field.name).cast(field.type))
+        elif field.name in defaults:
+            columns.append(pa.repeat(pa.scalar(defaults[field.name], field.type), n))
+        else:
+            columns.append(pa.nulls(n, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
