@@ -120,9 +120,13 @@ def test_the_stored_pseudonym_key_is_refused_too(shop):
 
 
 def test_ordinary_values_pass():
-    reports.check_params({"account": "+49 30 901820", "workspace": "/tmp/a_rather_long_path/ws.duckdb",
-                          "title": "Consent coverage for Q3 2026", "dry_run": True, "n": 30},
-                         ["s3cr3t-value"])
+    """No false alarms on everyday parameters (the check raises UnsafeParameter if it
+    mistakes one for a secret); the same call with the secret in a value is refused."""
+    params = {"account": "+49 30 901820", "workspace": "/tmp/a_rather_long_path/ws.duckdb",
+              "title": "Consent coverage for Q3 2026", "dry_run": True, "n": 30}
+    assert reports.check_params(params, ["s3cr3t-value"]) is None
+    with pytest.raises(reports.UnsafeParameter):
+        reports.check_params({**params, "title": "x s3cr3t-value"}, ["s3cr3t-value"])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
