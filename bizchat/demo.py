@@ -102,8 +102,20 @@ def build(path=None, *, contacts: int = 20000, seed: int = 7, replace: bool = Fa
 
 def _live_campaigns(ws, seed: int) -> None:
     """Compose, schedule and send the latest campaigns like a marketer would."""
+    import logging
+
     from . import outbox
 
+    # The demo shows one progress bar; the outbox's per-batch lines would bury it.
+    quiet = logging.getLogger("bizchat.outbox")
+    level, quiet.level = quiet.level, max(quiet.getEffectiveLevel(), logging.WARNING)
+    try:
+        _send_live(ws, seed, outbox)
+    finally:
+        quiet.setLevel(level)
+
+
+def _send_live(ws, seed: int, outbox) -> None:
     accounts = ws.sql("SELECT account_id FROM accounts ORDER BY account_id")["account_id"].tolist()
     for i, spec in enumerate(LIVE_CAMPAIGNS):
         created = ws.broadcasts.create(
