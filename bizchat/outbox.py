@@ -13,7 +13,7 @@ Per batch there are two transactions around the transport call:
 
 A crash between 1 and 3 leaves ``sending`` rows. ``resume`` turns them into ``unknown``
 and never resends them: a status webhook echoing the idempotency key settles them
-(``webhook_ingest._resolve_outbox``; the simulated transport re-delivers the receipts of
+(``webhook_ingest.resolve_outbox``; the simulated transport re-delivers the receipts of
 everything its ledger accepted), or an operator decides with ``resolve_unknown``.
 
 Pacing (the platform's rules): at most ``accounts.send_rate`` messages per second per

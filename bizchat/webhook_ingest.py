@@ -194,10 +194,10 @@ def _store_contents(con, parsed, report: IngestReport, actor: str, received: dic
                        # when the receiver accepted the body, not when it reached DuckDB
                        received_at=pd.to_datetime(st["payload_id"].map(received), utc=True))
         report.statuses += receipts.record_status_events(con, st)
-        _resolve_outbox(con, st)
+        resolve_outbox(con, st)
         failed = st[st["error_code"] == USER_STOPPED_MARKETING]
         if not failed.empty:
-            report.consent_changes += _stopped_marketing(con, failed, actor)
+            report.consent_changes += record_stopped_marketing(con, failed, actor)
 
     prefs = parsed.preferences
     if not prefs.empty:
@@ -205,7 +205,7 @@ def _store_contents(con, parsed, report: IngestReport, actor: str, received: dic
         report.consent_changes += _preference_changes(con, prefs, actor)
 
 
-def _resolve_outbox(con, statuses: pd.DataFrame) -> None:
+def resolve_outbox(con, statuses: pd.DataFrame) -> None:
     """A status carrying an outbox idempotency key settles that recipient: a send whose
     outcome a crash hid (``sending``/``unknown``) becomes ``sent`` with its message id."""
     keyed = statuses[statuses["callback_data"].notna()][["callback_data", "message_id"]]
@@ -252,7 +252,7 @@ def _consent_rows(con, frame: pd.DataFrame, actor: str) -> int:
     return consent.record_events(con, frame, actor=actor)
 
 
-def _stopped_marketing(con, failed: pd.DataFrame, actor: str) -> int:
+def record_stopped_marketing(con, failed: pd.DataFrame, actor: str) -> int:
     """Error 131050 means the customer stopped marketing from us: record the opt-out."""
     rows = con.execute("""
         SELECT m.contact_id, m.account_id FROM messages m
@@ -286,4 +286,5 @@ def _preference_changes(con, prefs: pd.DataFrame, actor: str) -> int:
     return _consent_rows(con, frame, actor)
 
 
-__all__ = ["IngestReport", "PayloadError", "ingest_bodies", "payload_id"]
+__all__ = ["IngestReport", "PayloadError", "ingest_bodies", "payload_id", "record_stopped_marketing",
+           "resolve_outbox"]

@@ -447,12 +447,12 @@ class SimulatedTransport(Transport):
             # same settlement of outbox keys (one receipt per message: sent or failed).
             new = receipts.record_status_events(con, events)
             first = events.filter(pc.is_in(events["status"], pa.array(["sent", "failed"])))
-            webhook_ingest._resolve_outbox(
+            webhook_ingest.resolve_outbox(
                 con, first.select(["callback_data", "message_id"]).to_pandas())
             stopped = events.filter(pc.equal(events["error_code"],
                                              webhook_ingest.USER_STOPPED_MARKETING))
             if stopped.num_rows:
-                webhook_ingest._stopped_marketing(con, stopped.to_pandas(), "simulated")
+                webhook_ingest.record_stopped_marketing(con, stopped.to_pandas(), "simulated")
             return new
         report = webhook_ingest.ingest_bodies(con, self.webhook_bodies(events.to_pandas()),
                                               actor="simulated")
