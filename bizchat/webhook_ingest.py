@@ -235,10 +235,8 @@ def _keyword_opt_outs(con, new_messages: pd.DataFrame) -> int:
 
 
 def _automatic_replies(con, new_messages: pd.DataFrame) -> int:
-    try:
-        from . import automations
-    except ImportError:  # pragma: no cover - automations not installed in this build
-        return 0
+    from . import automations
+
     inbound = new_messages[new_messages["direction"] == "in"]
     if inbound.empty:
         return 0

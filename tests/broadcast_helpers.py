@@ -21,7 +21,7 @@ T0 = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)   # Monday 10:00 in Berlin
 
 
 def service(ws) -> Broadcasts:
-    return getattr(ws, "broadcasts", None) or Broadcasts(ws)
+    return ws.broadcasts
 
 
 def account(ws, phone="+49 30 901820", name="Buchladen Linde", **more) -> dict:

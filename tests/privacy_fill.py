@@ -19,9 +19,7 @@ import pandas as pd
 
 import bizchat
 from bizchat import demo, outbox
-from bizchat.broadcasts import Broadcasts
 from bizchat.contact_import import import_contacts
-from bizchat.privacy import Privacy
 from bizchat.spool import Spool
 from bizchat.transports.simulated import SimRates, SimulatedTransport
 from bizchat.webhook_ingest import ingest_bodies, payload_id
@@ -110,7 +108,7 @@ def fill(tmp_path: Path, *, contacts: int = 60) -> Filled:
     ws.labels.assign(a1["account_id"], "Neukunde", [ws.contacts.get(a1["account_id"], OTHER_PHONE)["contact_id"]])
 
     # 4. A broadcast to everyone opted in (the subject too), sent by the simulation.
-    service = getattr(ws, "broadcasts", None) or Broadcasts(ws)
+    service = ws.broadcasts
     found = service.create(a1["account_id"], "Frühlingslese", body="Hallo {first_name}, neue Bücher sind da!",
                            seed=9)
     service.schedule(found["broadcast_id"], T0)
@@ -148,7 +146,7 @@ def fill(tmp_path: Path, *, contacts: int = 60) -> Filled:
     spool.append([Spool.record(b, T0) for b in pending])
 
     # 7. An access export, and contact-level report outputs (one in a run's own folder).
-    privacy = Privacy(ws)
+    privacy = ws.privacy
     privacy.export(SUBJECT_PHONE, actor="test")
     reports = path.parent / "reports"
     reports.mkdir(exist_ok=True)

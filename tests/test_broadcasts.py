@@ -55,9 +55,8 @@ def test_create_registers_the_template_and_variants(ws, shop):
 def test_create_with_an_existing_template_and_checks(ws, shop):
     acc, _ = shop
     bc = service(ws)
-    from bizchat.templates import Templates
 
-    Templates(ws).create(acc["account_id"], "paket", "Ihr Paket, {first_name}", category="utility")
+    ws.templates.create(acc["account_id"], "paket", "Ihr Paket, {first_name}", category="utility")
     made = bc.create(acc["account_id"], "Lieferung", template="paket")
     assert made["category"] == "utility" and made["template"] == "paket"
     with pytest.raises(InvalidValue, match="utility template"):

@@ -37,7 +37,7 @@ CALM = SimRates(stopped_marketing=0, marketing_limit=0)   # no synchronous refus
 
 
 def service(ws) -> Broadcasts:
-    return getattr(ws, "broadcasts", None) or Broadcasts(ws)
+    return ws.broadcasts
 
 
 def campaign(ws, n=40, *, category="marketing", body="Hallo {first_name}, neue Bücher!",

@@ -14,7 +14,7 @@ import pytest
 import bizchat
 from bizchat import store
 from bizchat.errors import WorkspaceBusy
-from bizchat.privacy import Privacy, compaction
+from bizchat.privacy import compaction
 
 SECRET_ROW = "Geheimnis-Zeile-4711"
 
@@ -41,14 +41,14 @@ def test_deleted_values_leave_the_file_and_everything_else_stays(tmp_path):
     ws = _filled(path)
     assert SECRET_ROW.encode() in path.read_bytes()          # DuckDB kept it after DELETE
     before = _snapshot(ws)
-    done = Privacy(ws).compact(actor="test")
+    done = ws.privacy.compact(actor="test")
     assert SECRET_ROW.encode() not in path.read_bytes()
     assert done.bytes_after <= done.bytes_before and done.rows > 5000
     after = _snapshot(ws)
     assert after["schema_migrations"].equals(before["schema_migrations"])
     pending = before["settings"][before["settings"]["key"] == compaction.PENDING]
     assert after["settings"].equals(before["settings"].drop(index=pending.index).reset_index(drop=True))
-    assert Privacy(ws).compaction_pending() is None
+    assert ws.privacy.compaction_pending() is None
     assert not (tmp_path / "ws.duckdb.wal").exists() and not (tmp_path / "ws.duckdb.compact").exists()
     # Views and constraints came along.
     assert ws.sql("SELECT count(*) AS n FROM campaign_stats")["n"][0] == 0
@@ -73,7 +73,7 @@ def test_a_crash_before_the_swap_loses_nothing(tmp_path):
     after = _snapshot(bizchat.open(path))
     assert all(after[t].equals(before[t]) for t in before)
     # The next compaction removes the leftover and completes.
-    Privacy(ws).compact()
+    ws.privacy.compact()
     assert not (tmp_path / "ws.duckdb.compact").exists()
     assert SECRET_ROW.encode() not in path.read_bytes()
 
@@ -132,4 +132,4 @@ def test_verification_refuses_a_copy_that_differs(tmp_path, monkeypatch):
     with pytest.raises(compaction.CompactionError, match="differs"):
         compaction.compact(path)
     assert os.path.getsize(path) == size and not (tmp_path / "ws.duckdb.compact").exists()
-    assert Privacy(ws).compaction_pending() == "x"
+    assert ws.privacy.compaction_pending() == "x"

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 import bizchat
 from bizchat.cli import main
-from bizchat.privacy import Privacy
 
 T = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
@@ -34,7 +33,7 @@ def _shop(ws):
 
 def test_proof_has_every_event_with_source_evidence_and_recorder(ws):
     a, _, rita = _shop(ws)
-    proof = Privacy(ws).consent_proof("+49 170 1000001", account=a["account_id"])
+    proof = ws.privacy.consent_proof("+49 170 1000001", account=a["account_id"])
     h = proof.history
     assert h["action"].tolist() == ["opt_in", "opt_in", "opt_out", "opt_in"]
     assert h["purpose"].tolist() == ["marketing", "service", "marketing", "marketing"]
@@ -52,23 +51,23 @@ def test_proof_has_every_event_with_source_evidence_and_recorder(ws):
 
 def test_coverage_per_account(ws):
     a, b, _ = _shop(ws)
-    cov = Privacy(ws).coverage().set_index("account_id")
+    cov = ws.privacy.coverage().set_index("account_id")
     first = cov.loc[a["account_id"]]
     assert (first["contacts"], first["marketing_opt_in"], first["opt_in_with_evidence"],
             first["opt_in_without_evidence"], first["marketing_opt_out"], first["never_asked"]) == (4, 2, 1, 1, 1, 1)
     assert first["opt_in_share"] == 0.5 and first["evidence_share"] == 0.5
     second = cov.loc[b["account_id"]]
     assert (second["contacts"], second["marketing_opt_in"], second["never_asked"]) == (1, 0, 1)
-    only = Privacy(ws).coverage(a["account_id"])
+    only = ws.privacy.coverage(a["account_id"])
     assert only["account_id"].tolist() == [a["account_id"]]
-    sources = Privacy(ws).coverage_by_source(a["account_id"])
+    sources = ws.privacy.coverage_by_source(a["account_id"])
     assert sorted(zip(sources["source"], sources["opt_ins"], sources["with_evidence"], strict=True)) == [
         ("chat", 1, 0), ("in_store", 1, 1)]
 
 
 def test_coverage_of_an_empty_account_is_zero(ws):
     ws.accounts.add("+49 30 901820", "Buchladen")
-    row = Privacy(ws).coverage().iloc[0]
+    row = ws.privacy.coverage().iloc[0]
     assert row["contacts"] == 0 and row["marketing_opt_in"] == 0
 
 

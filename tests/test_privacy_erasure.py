@@ -74,7 +74,7 @@ def test_erasure_leaves_nothing_and_keeps_the_statistics(tmp_path):
     assert any(p.startswith("exports/") for p in seen[SUBJECT_NAME])
     assert any(p.startswith("elsewhere/") for p in seen[SUBJECT_PHONE])
 
-    result = Privacy(ws).erase(SUBJECT_PHONE, actor="test")
+    result = ws.privacy.erase(SUBJECT_PHONE, actor="test")
 
     assert result.contacts == 2 and result.accounts == [1, 2] and result.compacted
     assert result.spool["changed_lines"] == 1
@@ -122,7 +122,7 @@ def test_erasure_in_one_account_keeps_the_other(tmp_path):
     filled = fill(tmp_path)
     ws = filled.ws
     before = _stats(ws)["campaign_stats"]
-    result = Privacy(ws).erase(SUBJECT_PHONE, account=1, actor="test")
+    result = ws.privacy.erase(SUBJECT_PHONE, account=1, actor="test")
     assert result.accounts == [1]
     kept = ws.contacts.get(2, SUBJECT_PHONE)
     assert kept["name"] == SUBJECT_NAME
@@ -136,7 +136,7 @@ def test_erasure_in_one_account_keeps_the_other(tmp_path):
 def test_tombstone_holds_back_an_old_import_until_new_consent(tmp_path):
     filled = fill(tmp_path)
     ws = filled.ws
-    Privacy(ws).erase(SUBJECT_PHONE, account=1, actor="test")
+    ws.privacy.erase(SUBJECT_PHONE, account=1, actor="test")
     again = import_contacts(ws, filled.csv, 1, actor="test")
     held = [b for b in again.bad if "erased" in b["reason"]]
     assert [b["line"] for b in held] == [2]
@@ -154,15 +154,14 @@ def test_tombstone_holds_back_an_old_import_until_new_consent(tmp_path):
 
 
 def test_queued_recipients_of_an_erased_person_are_never_sent(ws):
-    from bizchat.broadcasts import Broadcasts
 
     acc = ws.accounts.add("+49 30 901820", "Buchladen")
     contact = ws.contacts.add(acc["account_id"], "+49 170 1234567", name="Rita Ruf")
     ws.consent.opt_in(contact["contact_id"], source="double_opt_in_form", evidence="form")
-    broadcasts = getattr(ws, "broadcasts", None) or Broadcasts(ws)
+    broadcasts = ws.broadcasts
     found = broadcasts.create(acc["account_id"], "Herbst", body="Hallo {first_name}!", seed=1)
     broadcasts.schedule(found["broadcast_id"], datetime(2099, 6, 2, 10, 0, tzinfo=UTC))
-    Privacy(ws).erase("+49 170 1234567", actor="test")
+    ws.privacy.erase("+49 170 1234567", actor="test")
     row = ws.sql("SELECT * FROM broadcast_recipients").iloc[0]
     assert row["state"] == "skipped" and row["skip_reason"] == "erased"
     assert row["contact_id"] < 0 and row["wa_id"] is None and row["body"] is None
@@ -171,7 +170,7 @@ def test_queued_recipients_of_an_erased_person_are_never_sent(ws):
 def test_unknown_person_is_a_clear_error(ws):
     ws.accounts.add("+49 30 901820", "Buchladen")
     with pytest.raises(NotFound, match="No contact"):
-        Privacy(ws).erase("+49 170 7654321")
+        ws.privacy.erase("+49 170 7654321")
 
 
 def test_cli_erase_needs_yes_off_a_terminal(tmp_path):
@@ -212,7 +211,7 @@ def test_import_refuses_to_guess_when_the_key_changed(ws, tmp_path, monkeypatch)
     monkeypatch.setenv(pseudonym.ENV, "first-key")
     acc = ws.accounts.add("+49 30 901820", "Buchladen")
     ws.contacts.add(acc["account_id"], "+49 170 1234567", name="Rita Ruf")
-    Privacy(ws).erase("+49 170 1234567", actor="test")
+    ws.privacy.erase("+49 170 1234567", actor="test")
     csv = tmp_path / "alt.csv"
     csv.write_text("phone,name\n+49 170 1234567,Rita Ruf\n", encoding="utf-8")
     held = import_contacts(ws, csv, acc["account_id"])

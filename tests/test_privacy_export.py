@@ -11,9 +11,7 @@ from privacy_fill import envelope
 
 import bizchat
 from bizchat import pseudonym
-from bizchat.broadcasts import Broadcasts
 from bizchat.cli import main
-from bizchat.privacy import Privacy
 from bizchat.webhook_ingest import ingest_bodies, payload_id
 
 PNID = "555000111"
@@ -38,7 +36,7 @@ def _shop(ws):
     ws.consent.opt_in(rita["contact_id"], source="double_opt_in_form", evidence="Formular", actor="anna")
     ws.labels.create(a["account_id"], "Krimi")
     ws.labels.assign(a["account_id"], "Krimi", [rita["contact_id"]])
-    broadcasts = getattr(ws, "broadcasts", None) or Broadcasts(ws)
+    broadcasts = ws.broadcasts
     found = broadcasts.create(a["account_id"], "Krimiabend", body="Hallo {first_name}, Krimiabend!", seed=1)
     broadcasts.schedule(found["broadcast_id"], datetime(2099, 6, 2, 10, 0, tzinfo=UTC))
     ws.contacts.add(b["account_id"], "+49 170 1234567", name="Rita Nord")
@@ -47,7 +45,7 @@ def _shop(ws):
 
 def test_export_has_every_table_and_only_the_person(ws, tmp_path):
     a, b, rita = _shop(ws)
-    result = Privacy(ws).export("+49 170 1234567", account=a["account_id"], out=tmp_path / "rita.json",
+    result = ws.privacy.export("+49 170 1234567", account=a["account_id"], out=tmp_path / "rita.json",
                                 actor="anna")
     doc = json.loads((tmp_path / "rita.json").read_text(encoding="utf-8"))
     assert doc["format"] == "bizchat-subject-export/1"
@@ -75,7 +73,7 @@ def test_export_has_every_table_and_only_the_person(ws, tmp_path):
 
 def test_export_without_account_covers_every_account(ws, tmp_path):
     _shop(ws)
-    result = Privacy(ws).export("+49 170 1234567", out=tmp_path / "all.json")
+    result = ws.privacy.export("+49 170 1234567", out=tmp_path / "all.json")
     doc = json.loads((tmp_path / "all.json").read_text(encoding="utf-8"))
     assert sorted(c["account_id"] for c in doc["tables"]["contacts"]) == [1, 2]
     assert len(result.subject_keys) == 2 and doc["request"]["accounts"] == [1, 2]
@@ -85,7 +83,7 @@ def test_export_without_account_covers_every_account(ws, tmp_path):
 def test_csv_folder_is_neutralised_with_a_manifest(ws, tmp_path):
     a, _, _ = _shop(ws)
     folder = tmp_path / "rita-csv"
-    result = Privacy(ws).export("491701234567", account=a["account_id"], csv_dir=folder)
+    result = ws.privacy.export("491701234567", account=a["account_id"], csv_dir=folder)
     assert result.path is None and result.csv_dir == folder
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["tables"]["messages"] == {"file": "messages.csv", "rows": 1}
@@ -99,7 +97,7 @@ def test_csv_folder_is_neutralised_with_a_manifest(ws, tmp_path):
 def test_default_path_is_beside_the_workspace_and_named_by_key(ws, monkeypatch):
     monkeypatch.setenv(pseudonym.ENV, "export-test-key")
     a, _, rita = _shop(ws)
-    result = Privacy(ws).export("+49 170 1234567", account=a["account_id"])
+    result = ws.privacy.export("+49 170 1234567", account=a["account_id"])
     key = pseudonym.contact_key(b"export-test-key", rita["contact_id"])
     assert result.path.parent == ws.path.parent / "exports"
     assert result.path.name.startswith(f"subject-{key[:12]}-") and "1234567" not in result.path.name

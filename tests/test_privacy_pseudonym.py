@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bizchat import audit, pseudonym
-from bizchat.privacy import Privacy
 
 
 def test_key_is_created_once_and_kept_in_settings(ws, monkeypatch):
@@ -65,7 +64,7 @@ def test_analyst_views_carry_keys_not_numbers(ws, monkeypatch):
     acc = ws.accounts.add("+49 30 901820", "Buchladen")
     c = ws.contacts.add(acc["account_id"], "+49 170 1234567", name="Rita Ruf")
     ws.consent.opt_in(c["contact_id"], source="double_opt_in_form", evidence="form")
-    privacy = Privacy(ws)
+    privacy = ws.privacy
     contacts = privacy.analyst_view("analyst_contacts")
     assert contacts["subject_key"].tolist() == [pseudonym.contact_key(b"analyst-test-key", c["contact_id"])]
     assert contacts["marketing_consent"].tolist() == ["opt_in"]

@@ -14,7 +14,6 @@ from bizchat import conversations
 from bizchat.accounts import InvalidValue
 from bizchat.cli import main
 from bizchat.errors import BizchatError, NotFound
-from bizchat.privacy import Privacy
 from bizchat.webhook_ingest import ingest_bodies, payload_id
 
 NOW = datetime.now(UTC)
@@ -51,7 +50,7 @@ def _shop(ws):
 
 def test_policies_default_per_account_and_forever(ws):
     acc, _, _ = _shop(ws)
-    privacy = Privacy(ws)
+    privacy = ws.privacy
     shown = privacy.retention().set_index(["account_id", "kind"])
     assert shown.loc[(acc["account_id"], "message_bodies"), "days"] == 365
     assert shown.loc[(acc["account_id"], "inactive_contacts"), "source"] == "built-in default"
@@ -72,7 +71,7 @@ def test_policies_default_per_account_and_forever(ws):
 def test_dry_run_lists_what_would_go_and_changes_nothing(ws):
     _shop(ws)
     before = ws.sql("SELECT * FROM messages ORDER BY message_id")
-    result = Privacy(ws).purge(dry_run=True)
+    result = ws.privacy.purge(dry_run=True)
     plan = result.plan.set_index("what")
     assert plan.loc["message texts", "rows"] == 2            # the 4-year and the 400-day message
     assert plan.loc["inactive contacts (erased)", "rows"] == 1
@@ -81,15 +80,15 @@ def test_dry_run_lists_what_would_go_and_changes_nothing(ws):
     assert result.contacts["last_activity"].notna().all() and len(result.contacts["subject_key"][0]) == 64
     assert ws.sql("SELECT * FROM messages ORDER BY message_id").equals(before)
     assert "Would remove" in result.summary()
-    later = Privacy(ws).purge(dry_run=True, as_of=NOW + timedelta(days=400))
+    later = ws.privacy.purge(dry_run=True, as_of=NOW + timedelta(days=400))
     assert later.plan.set_index("what").loc["message texts", "rows"] == 3
     with pytest.raises(BizchatError, match="future"):
-        Privacy(ws).purge(as_of=NOW + timedelta(days=400))
+        ws.privacy.purge(as_of=NOW + timedelta(days=400))
 
 
 def test_purge_removes_what_is_due_and_compacts(ws):
     acc, old, fresh = _shop(ws)
-    result = Privacy(ws).purge(actor="cron")
+    result = ws.privacy.purge(actor="cron")
     assert result.done["message texts"] == 2 and result.compacted
     bodies = ws.sql("SELECT message_id, body, contact_id FROM messages ORDER BY message_id")
     kept = dict(zip(bodies["message_id"], bodies["body"], strict=True))
@@ -105,7 +104,7 @@ def test_purge_removes_what_is_due_and_compacts(ws):
     assert {"privacy.erase", "privacy.purge", "privacy.compact"} <= set(actions)
     data = ws.path.read_bytes()
     assert OLD_TEXT.encode() not in data and b"Olga Alt" not in data
-    again = Privacy(ws).purge()
+    again = ws.privacy.purge()
     assert not again.done["changed"] and not again.compacted
 
 
@@ -140,7 +139,7 @@ def test_purging_many_inactive_contacts_keeps_the_statistics(tmp_path):
     stats = "SELECT * FROM campaign_stats ORDER BY broadcast_id"
     before = ws.sql(stats)
     contacts = ws.sql("SELECT count(*) AS n FROM contacts")["n"][0]
-    privacy = Privacy(ws)
+    privacy = ws.privacy
     privacy.set_retention("inactive_contacts", 60)
     result = privacy.purge(actor="cron")
     erased = result.erasure.contacts

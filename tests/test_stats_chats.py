@@ -8,7 +8,6 @@ import pytest
 from test_stats_world import add_account, add_contact, add_inbound, add_label, add_outbound
 
 from bizchat.errors import InvalidValue
-from bizchat.stats import Stats
 
 T0 = datetime(2025, 1, 6, 10, 0, tzinfo=UTC)  # a Monday
 D, H, MIN = timedelta(days=1), timedelta(hours=1), timedelta(minutes=1)
@@ -40,7 +39,7 @@ def stats(ws):
         add_inbound(con, 1, 1, T0 + 6 * D)
         add_outbound(con, 1, 1, T0 + 14 * D)
         add_inbound(con, 1, 2, AS_OF - 2 * H)
-    return Stats(ws)
+    return ws.stats
 
 
 def test_response_times_counted_by_hand(stats):

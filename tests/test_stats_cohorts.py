@@ -15,8 +15,6 @@ from test_stats_world import (
     add_recipient,
 )
 
-from bizchat.stats import Stats
-
 X = datetime(2025, 1, 20, 10, tzinfo=UTC)
 Y = datetime(2025, 2, 20, 10, tzinfo=UTC)
 Z = datetime(2025, 3, 20, 10, tzinfo=UTC)
@@ -46,7 +44,7 @@ def stats(ws):
                 if read:
                     events.append(("read", at + timedelta(minutes=5)))
                 add_recipient(con, bid, 1, c, sent_at=at, events=events)
-    return Stats(ws)
+    return ws.stats
 
 
 def table(df):

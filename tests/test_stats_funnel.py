@@ -10,14 +10,14 @@ import pytest
 from test_stats_world import T1, build_campaigns
 
 from bizchat.errors import InvalidValue, NotFound
-from bizchat.stats import Stats, pseudonymize
+from bizchat.stats import pseudonymize
 from bizchat.stats.pseudonym import ENV_VAR, pseudonym_key
 
 
 @pytest.fixture
 def stats(ws):
     build_campaigns(ws)
-    return Stats(ws)
+    return ws.stats
 
 
 def row(df: pd.DataFrame, **keys) -> pd.Series:
@@ -176,7 +176,7 @@ def test_variant_and_template_grouping(ws):
                           template="tpl_a" if variant == "A" else "tpl_b")
         add_contact(con, 5, 1)
         add_recipient(con, 5, 1, 5, variant="control", skip_reason="control")
-    stats = Stats(ws)
+    stats = ws.stats
     df = stats.open_rates("variant")
     assert df[["variant", "recipients", "sent", "delivered", "read"]].values.tolist() == [
         ["A", 2, 2, 2, 1], ["B", 2, 2, 2, 2], ["control", 1, 0, 0, 0]]
@@ -187,7 +187,7 @@ def test_variant_and_template_grouping(ws):
 
 
 def test_empty_workspace_gives_empty_tables(ws):
-    stats = Stats(ws)
+    stats = ws.stats
     assert stats.open_rates().empty
     totals = stats.funnel(None)
     assert totals.iloc[0]["recipients"] == 0 and math.isnan(totals.iloc[0]["open_rate"])
@@ -248,7 +248,7 @@ def test_null_variant_and_null_schedule(ws):
                           events=[("delivered", T1 + pd.Timedelta(hours=3))])
         add_contact(con, 3, 1)
         add_recipient(con, 1, 1, 3, skip_reason="opted_out")
-    stats = Stats(ws)
+    stats = ws.stats
     df = stats.open_rates("variant")
     assert len(df) == 1 and pd.isna(df["variant"].iloc[0]) and df["recipients"].iloc[0] == 3
     assert pd.isna(df["scheduled_for"].iloc[0])

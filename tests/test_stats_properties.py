@@ -12,7 +12,6 @@ from test_stats_world import T1, add_account, add_broadcast, add_contact
 
 import bizchat
 from bizchat.receipts import record_status_events
-from bizchat.stats import Stats
 
 STATUSES = ("sent", "delivered", "read", "played", "failed")
 _n = itertools.count()
@@ -57,7 +56,7 @@ def test_funnel_is_order_and_repeat_free(tmp_path_factory, fates, order, repeats
         chunk = pd.DataFrame(events[start:start + size], columns=["message_id", "status", "at"])
         with ws.transaction() as con:
             record_status_events(con, chunk)
-    row = Stats(ws).open_rates().iloc[0]
+    row = ws.stats.open_rates().iloc[0]
     expected = model(fates)
     assert {k: int(row[k]) for k in expected} == expected
     view = ws.sql("SELECT sent, delivered, read, failed FROM campaign_stats").iloc[0]

@@ -9,14 +9,13 @@ import pandas as pd
 import pytest
 from test_stats_world import add_account, add_broadcast, add_contact, add_recipient, build_campaigns
 
-from bizchat.stats import Stats
 from bizchat.stats.timing import recommend, send_time_grid
 
 
 @pytest.fixture
 def stats(ws):
     build_campaigns(ws)
-    return Stats(ws)
+    return ws.stats
 
 
 def test_time_to_read_median_and_p90(stats):
@@ -79,7 +78,7 @@ def dst(ws):
                     events.append(("read", sent + timedelta(minutes=20)))
                 add_recipient(con, bid, 1, contact, sent_at=sent, events=events)
                 contact += 1
-    return Stats(ws)
+    return ws.stats
 
 
 def cell(grid, weekday, hour):

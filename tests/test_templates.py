@@ -13,12 +13,11 @@ from hypothesis import strategies as st
 from bizchat import render
 from bizchat import templates as tpl
 from bizchat.errors import Conflict, InvalidValue, NotFound, TemplateError
-from bizchat.templates import Templates
 
 
 @pytest.fixture
 def templates(ws):
-    return getattr(ws, "templates", None) or Templates(ws)
+    return ws.templates
 
 
 @pytest.fixture

@@ -30,12 +30,7 @@ _EARLY = timedelta(minutes=5)
 
 
 def _service(ws):
-    service = getattr(ws, "broadcasts", None)
-    if service is None:  # until the Workspace offers ws.broadcasts
-        from ..broadcasts import Broadcasts
-
-        service = Broadcasts(ws)
-    return service
+    return ws.broadcasts
 
 
 def _names(value: str | None) -> list[str] | None:

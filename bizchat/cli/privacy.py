@@ -20,12 +20,7 @@ actor_option = click.option(
 
 
 def _service(ws):
-    service = getattr(ws, "privacy", None)
-    if service is None:  # until the Workspace offers ws.privacy
-        from ..privacy import Privacy
-
-        service = Privacy(ws)
-    return service
+    return ws.privacy
 
 
 def _interactive() -> bool:

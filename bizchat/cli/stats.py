@@ -14,8 +14,7 @@ BY_CHOICES = ("broadcast", "variant", "account", "category", "template", "label"
 
 
 def _stats(ws):
-    from ..stats import Stats
-    return Stats(ws)
+    return ws.stats
 
 
 def filter_options(func):
