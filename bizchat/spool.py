@@ -21,6 +21,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .durable import write_atomic
 from .webhook_ingest import payload_id
 
 
@@ -127,12 +128,7 @@ class Spool:
 
     def commit(self, offset: int) -> None:
         """Record that everything before ``offset`` is in DuckDB; empty the spool when all is."""
-        tmp = self.offset_path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(str(offset))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.offset_path)
+        write_atomic(self.offset_path, str(offset))
         with self.locked():
             if offset == self.size():
                 with open(self.path, "rb+") as f:

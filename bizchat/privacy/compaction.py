@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from .. import store
+from ..durable import fsync_path
 from ..errors import BizchatError, WorkspaceBusy
 
 PENDING = "privacy.compaction_pending"
@@ -78,14 +79,6 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, database: str) -> dict:
 def _stat(path: Path) -> tuple:
     st = path.stat()
     return st.st_size, st.st_mtime_ns, Path(f"{path}.wal").exists()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy(path: Path, tmp: Path, timeout: float) -> tuple[tuple, int, int]:
@@ -151,9 +144,9 @@ def compact(path: str | os.PathLike, *, timeout: float = store.DEFAULT_TIMEOUT,
             _lock(fd, timeout, path)
             if _stat(path) != seen:
                 continue          # someone wrote meanwhile: copy again
-            _fsync(tmp)
+            fsync_path(tmp)
             os.replace(tmp, path)
-            _fsync(path.parent)
+            fsync_path(path.parent)
         finally:
             os.close(fd)          # releases the lock
         return CompactionResult(str(path), bytes_before, path.stat().st_size, tables, rows)

@@ -16,12 +16,12 @@ in ``exports/`` beside the workspace that mentions them.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import duckdb
 
+from ..durable import write_atomic
 from .payloads import Redaction
 
 MAX_BYTES = 256 << 20    # larger files are not reports; they are left alone
@@ -75,9 +75,7 @@ def redact_files(folders: list[Path], redaction: Redaction) -> list[str]:
             if text is not None:
                 new = redaction.text(text)
                 if new != text:
-                    tmp = path.with_name(f".{path.name}.privacy-tmp")
-                    tmp.write_text(new, encoding="utf-8")
-                    os.replace(tmp, path)
+                    write_atomic(path, new)
                     changed.append(str(path))
                 continue
             if zipfile.is_zipfile(path) and _zip_mentions(path, redaction):

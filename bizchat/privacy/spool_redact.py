@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..durable import write_atomic
 from .payloads import Redaction, redact_text
 
 
@@ -36,24 +37,6 @@ def _offset(offset_path: Path, size: int) -> int:
     except (FileNotFoundError, ValueError):
         return 0
     return value if value <= size else 0
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.privacy-tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _rewrite_lines(data: bytes, redaction: Redaction, in_scope) -> tuple[bytes, int, bytes]:
@@ -108,7 +91,7 @@ def _redact_spool(workspace_path, redaction, in_scope, settle) -> dict:
         new, changed, torn = _rewrite_lines(pending, redaction, in_scope)
         if start:
             # Replay from 0 is idempotent; a stale offset into the new file would not be.
-            _write_atomic(offset_path, b"0")
+            write_atomic(offset_path, b"0")
         # Lines the receiver appended while we worked, then the swap.
         grown = old.read()
         if grown:
@@ -119,7 +102,7 @@ def _redact_spool(workspace_path, redaction, in_scope, settle) -> dict:
                     "dropped_ingested_bytes": 0}
         # An unfinished last line stays out of the new file until it is complete (a torn
         # line from a crash was never acknowledged, and Spool drops it too).
-        _write_atomic(path, new)
+        write_atomic(path, new)
         # An append that opened the old file just before the swap lands in the old inode.
         time.sleep(settle)
         late = old.read()

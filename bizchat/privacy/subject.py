@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 
 from .. import audit, pseudonym
+from ..durable import write_atomic
 from ..safe_export import safe_csv
 from . import payloads
 from .subjects import Identifiers, Subject, identifiers
@@ -154,13 +155,7 @@ def document(subject: Subject, tables: dict[str, pd.DataFrame], subject_keys: li
 def write_json(doc: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(doc, ensure_ascii=False, indent=2))
 
 
 def write_csv_dir(doc: dict, folder: str | os.PathLike) -> list[Path]:
