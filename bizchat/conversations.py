@@ -45,6 +45,21 @@ def as_message_table(frame: pd.DataFrame | pa.Table) -> pa.Table:
     return store.conform(frame, MESSAGE_SCHEMA, {"automatic": False})
 
 
+def _insert_missing_chats(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Create a chat for every (account_id, contact_id, started_at) pair in the relation
+    ``source`` that has none yet; ids in order of first message, so they are reproducible."""
+    base = store.next_id(con, "chats", "chat_id")
+    con.execute(f"""
+        INSERT INTO chats (chat_id, account_id, contact_id, started_at)
+        SELECT ? - 1 + row_number() OVER (ORDER BY min(p.started_at), p.account_id, p.contact_id),
+               p.account_id, p.contact_id, min(p.started_at)
+        FROM {source} AS p
+        WHERE p.contact_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM chats AS c
+            WHERE c.account_id = p.account_id AND c.contact_id = p.contact_id)
+        GROUP BY p.account_id, p.contact_id""", [base])
+
+
 def ensure_chats(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> pd.Series:
     """chat_id for each row of ``pairs`` (account_id, contact_id, started_at), creating
     the chats that do not exist yet. Returns an Int64 Series aligned with ``pairs``."""
@@ -58,16 +73,7 @@ def ensure_chats(con: duckdb.DuckDBPyConnection, pairs: pd.DataFrame) -> pd.Seri
     })
     con.register("_chat_pairs", frame)
     try:
-        base = store.next_id(con, "chats", "chat_id")
-        con.execute("""
-            INSERT INTO chats (chat_id, account_id, contact_id, started_at)
-            SELECT ? - 1 + row_number() OVER (ORDER BY min(p.i)), p.account_id, p.contact_id,
-                   min(p.started_at)
-            FROM _chat_pairs AS p
-            WHERE p.contact_id IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM chats AS c
-                WHERE c.account_id = p.account_id AND c.contact_id = p.contact_id)
-            GROUP BY p.account_id, p.contact_id""", [base])
+        _insert_missing_chats(con, "_chat_pairs")
         ids = con.execute("""
             SELECT c.chat_id FROM _chat_pairs AS p
             LEFT JOIN chats AS c ON c.account_id = p.account_id AND c.contact_id = p.contact_id
@@ -81,18 +87,11 @@ def store_messages(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | pa.Tabl
     """Insert messages whose id is not stored yet; return the rows that were new.
 
     Rows without ``chat_id`` get the chat of their (account_id, contact_id), created on
-    first contact. Call inside the caller's transaction.
+    first contact. Set-based throughout; call inside the caller's transaction.
     """
     table = as_message_table(frame)
     if table.num_rows == 0:
         return table.to_pandas()
-    df = table.to_pandas()
-    missing_chat = df["chat_id"].isna() & df["contact_id"].notna()
-    if missing_chat.any():
-        pairs = df.loc[missing_chat, ["account_id", "contact_id", "created_at"]].rename(
-            columns={"created_at": "started_at"})
-        df.loc[missing_chat, "chat_id"] = ensure_chats(con, pairs).to_numpy()
-    table = as_message_table(df)
     con.register("_incoming_messages", table)
     try:
         con.execute("""
@@ -102,6 +101,13 @@ def store_messages(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame | pa.Tabl
             QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY created_at) = 1""")
     finally:
         con.unregister("_incoming_messages")
+    # First contact opens the chat.
+    _insert_missing_chats(con, """(SELECT account_id, contact_id, created_at AS started_at
+                                   FROM _new_messages WHERE chat_id IS NULL)""")
+    con.execute("""
+        UPDATE _new_messages SET chat_id = c.chat_id FROM chats AS c
+        WHERE _new_messages.chat_id IS NULL AND c.account_id = _new_messages.account_id
+          AND c.contact_id = _new_messages.contact_id""")
     con.execute("INSERT INTO messages SELECT * FROM _new_messages")
     # Keep each chat's clock current: the window opens with the customer's last message.
     con.execute("""
