@@ -17,6 +17,12 @@ def _stats(ws):
     return ws.stats
 
 
+by_option = click.option("--by", type=click.Choice(BY_CHOICES), default="broadcast",
+                         show_default=True, help="Group the table by this.")
+broadcast_option = click.option("--broadcast", "broadcasts", multiple=True, type=int, metavar="ID",
+                                help="Only this broadcast (repeatable).")
+
+
 def filter_options(func):
     """--account, --since, --until, --label, --category: the filters every command takes."""
     @click.option("--account", "-a", default=None, metavar="PHONE",
@@ -78,10 +84,8 @@ def stats_group() -> None:
 
 
 @stats_group.command(name="open-rates")
-@click.option("--by", type=click.Choice(BY_CHOICES), default="broadcast", show_default=True,
-              help="Group the table by this.")
-@click.option("--broadcast", "broadcasts", multiple=True, type=int, metavar="ID",
-              help="Only this broadcast (repeatable).")
+@by_option
+@broadcast_option
 @filter_options
 @tz_option
 @csv_option
@@ -96,10 +100,8 @@ def open_rates(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) ->
 
 
 @stats_group.command(name="funnel")
-@click.option("--by", type=click.Choice(BY_CHOICES), default="broadcast", show_default=True,
-              help="Group the table by this.")
-@click.option("--broadcast", "broadcasts", multiple=True, type=int, metavar="ID",
-              help="Only this broadcast (repeatable).")
+@by_option
+@broadcast_option
 @filter_options
 @tz_option
 @csv_option
@@ -125,8 +127,7 @@ def failures(ws, by: str | None, filters: dict, as_csv: bool) -> None:
 
 
 @stats_group.command(name="time-to-read")
-@click.option("--by", type=click.Choice(BY_CHOICES), default="broadcast", show_default=True,
-              help="Group the table by this.")
+@by_option
 @filter_options
 @tz_option
 @csv_option
