@@ -251,18 +251,21 @@ def _consent_rows(con, frame: pd.DataFrame, actor: str) -> int:
 
 
 def record_stopped_marketing(con, failed: pd.DataFrame, actor: str) -> int:
-    """Error 131050 means the customer stopped marketing from us: record the opt-out."""
+    """Error 131050 means the customer stopped marketing from us: record the opt-out, at
+    the time of that customer's failure, with the message it came with as evidence."""
     rows = con.execute("""
-        SELECT m.contact_id, m.account_id FROM messages m
+        SELECT m.message_id, m.contact_id, m.account_id FROM messages m
         WHERE m.message_id IN (SELECT unnest(?)) AND m.contact_id IS NOT NULL""",
         [failed["message_id"].tolist()]).df()
     if rows.empty:
         return 0
-    at = failed.groupby("message_id")["at"].min()
-    frame = rows.assign(purpose="marketing", action="opt_out", source="delivery_failure",
-                        evidence="error 131050 (user stopped marketing messages)",
-                        recorded_at=at.min())
-    return _consent_rows(con, frame, actor)
+    first = failed.groupby("message_id", as_index=False)["at"].min()
+    frame = rows.merge(first, on="message_id")
+    frame = frame.assign(
+        purpose="marketing", action="opt_out", source="delivery_failure",
+        evidence="error 131050 (user stopped marketing messages) on message " + frame["message_id"])
+    return _consent_rows(con, frame.rename(columns={"at": "recorded_at"})
+                         .drop(columns="message_id"), actor)
 
 
 def _preference_changes(con, prefs: pd.DataFrame, actor: str) -> int:

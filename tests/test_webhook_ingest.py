@@ -232,3 +232,15 @@ def test_received_at_is_when_the_body_was_accepted(ws, account):
         ingest_bodies(con, [(payload_id(body), accepted, body)])
     assert ws.sql("SELECT received_at FROM message_events")["received_at"][0] == accepted
     assert ws.sql("SELECT received_at FROM raw_payloads")["received_at"][0] == accepted
+
+
+def test_131050_opt_outs_are_dated_per_customer(ws, account):
+    """Two customers stop marketing at different times: each opt-out carries its own time."""
+    ingest(ws, text_message("491701111111", "wamid.in1", "Hallo", T0),
+           text_message("491702222222", "wamid.in2", "Hallo", T0))
+    ingest(ws, status("wamid.in1", "failed", T0 + 100, error_code=131050),
+           status("wamid.in2", "failed", T0 + 900, error_code=131050))
+    got = ws.sql("""SELECT c.wa_id, e.recorded_at FROM consent_events e JOIN contacts c USING (contact_id)
+                    WHERE e.source = 'delivery_failure' ORDER BY c.wa_id""")
+    assert got["recorded_at"].tolist() == [datetime.fromtimestamp(T0 + 100, UTC),
+                                           datetime.fromtimestamp(T0 + 900, UTC)]
