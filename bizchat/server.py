@@ -25,7 +25,6 @@ import hmac
 import json
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -59,8 +58,6 @@ class Ingester:
         self.busy = False
         self.last_error: str | None = None
         self._ws = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def _workspace(self, timeout: float):
         from .workspace import Workspace
@@ -98,26 +95,22 @@ class Ingester:
                  self.spool.pending_bytes())
         return len(records)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def run(self, stop, *, alive=lambda: True, publish=lambda ingester: None) -> None:
+        """Ingest batch after batch until ``stop`` (an Event) is set or ``alive()`` fails;
+        when idle, wait ``interval``. ``publish`` sees the ingester after every round."""
+        while not stop.is_set() and alive():
             try:
                 done = self.run_once()
             except Exception as exc:  # keep receiving; the spool keeps the bodies
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("ingest batch failed; bodies stay in the spool")
                 done = 0
+            publish(self)
             if not done:
-                self._stop.wait(self.interval)
+                stop.wait(self.interval)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="bizchat-ingest", daemon=True)
-        self._thread.start()
-
-    def stop(self, flush_timeout: float = store.DEFAULT_TIMEOUT) -> None:
-        """Stop the loop, then ingest everything still pending (waiting for the file)."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+    def flush(self, flush_timeout: float = store.DEFAULT_TIMEOUT) -> None:
+        """Ingest everything still pending, waiting for the file if need be."""
         try:
             while self.run_once(timeout=flush_timeout):
                 pass
@@ -149,18 +142,14 @@ def _ingest_process(path: str, interval: float, stop, counters) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parent = os.getppid()
     ingester = Ingester(Path(path), Spool(path, repair=False), interval=interval)
-    while not stop.is_set() and os.getppid() == parent:
-        try:
-            done = ingester.run_once()
-        except Exception:  # keep going; the spool keeps the bodies
-            log.exception("ingest batch failed; bodies stay in the spool")
-            done = 0
-        counters[0], counters[1], counters[2] = ingester.ingested, ingester.batches, int(ingester.busy)
-        if not done:
-            stop.wait(interval)
+
+    def publish(ing: Ingester) -> None:
+        counters[0], counters[1], counters[2] = ing.ingested, ing.batches, int(ing.busy)
+
+    ingester.run(stop, alive=lambda: os.getppid() == parent, publish=publish)
     if os.getppid() == parent:
-        ingester.stop()
-        counters[0], counters[1], counters[2] = ingester.ingested, ingester.batches, int(ingester.busy)
+        ingester.flush()
+        publish(ingester)
 
 
 class IngestProcess:
