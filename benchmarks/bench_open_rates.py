@@ -8,11 +8,13 @@ into DuckDB (not through the API): 2 accounts, one broadcast per 5,000 messages,
 broadcast_recipients (the sent ones plus about 3 % skipped, among them a control group),
 the outbound messages, their receipts in message_events (sent, delivered, read, played,
 failed; some reads without a delivered receipt, some sends without a sent receipt) and
-message_status as ingestion keeps it (one row per message, first time of each status).
+message_status as ingestion keeps it (one row per message, first time of each status,
+the message's broadcast).
 Message ids look like wamids (``wamid.HBgL...``, 25-30 characters, in random order).
 
-- Ours: ``Stats(ws).open_rates()`` (Ibis on DuckDB, a read-only connection per call,
-  recipients joined with message_status), end to end: open, query, pandas, close.
+- Ours: ``Stats(ws).open_rates()`` (Ibis on DuckDB, a read-only connection per call:
+  per-broadcast totals from broadcast_recipients and from message_status grouped by its
+  broadcast_id, no join on the message id), end to end: open, query, pandas, close.
 - Reference: plain pandas, as an analyst without message_status would do it: load
   broadcast_recipients, message_events and broadcasts into DataFrames (the file is a
   DuckDB file, so ``duckdb ... .df()`` is the loader), derive each message's state from
@@ -70,10 +72,6 @@ def _pick(codes: np.ndarray, values: list[str]) -> pa.Array:
 
 
 def _insert(con, table: str, data: pa.Table) -> None:
-    if table == "whatif_status":
-        con.execute("CREATE TABLE whatif_status (message_id VARCHAR, broadcast_id BIGINT, "
-                    "delivered_at TIMESTAMPTZ, read_at TIMESTAMPTZ, played_at TIMESTAMPTZ, "
-                    "failed_at TIMESTAMPTZ)")
     con.register("_bench_rows", data)
     cols = ", ".join(f'"{c}"' for c in data.column_names)
     con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _bench_rows")
@@ -141,14 +139,9 @@ def generate(path: Path, n: int, seed: int = 6) -> dict:
             "message_id": ids, "status": _pick(state, ["sent", "delivered", "read", "failed"]),
             "sent_at": _ts(sent, ~no_sent_receipt), "delivered_at": _ts(d_at, delivered & ~no_delivered_receipt),
             "read_at": _ts(r_at, read & ~played), "played_at": _ts(r_at, played), "failed_at": _ts(f_at, failed),
-            "error_code": pa.array(np.full(n, 131026, np.int32), mask=~failed), "updated_at": _ts(sent)}))
+            "error_code": pa.array(np.full(n, 131026, np.int32), mask=~failed), "updated_at": _ts(sent),
+            "broadcast_id": pa.array(bid)}))
         _log("  message_status")
-        # For the what-if row only: the per-message state with its broadcast.
-        _insert(con, "whatif_status", pa.table({
-            "message_id": ids, "broadcast_id": pa.array(bid),
-            "delivered_at": _ts(d_at, delivered & ~no_delivered_receipt),
-            "read_at": _ts(r_at, read & ~played), "played_at": _ts(r_at, played),
-            "failed_at": _ts(f_at, failed)}))
         # Recipients: every message, plus skipped ones (opted out, or the control group of
         # every tenth broadcast).
         k = n // 33
@@ -242,39 +235,7 @@ def _aggregate(recipients: pd.DataFrame, flags: pd.DataFrame, broadcasts: pd.Dat
     return broadcasts.set_index("broadcast_id").join(table, how="inner").reset_index()
 
 
-WHATIF = """
-    WITH s AS (
-        SELECT broadcast_id,
-               count(*) FILTER (WHERE failed_at IS NULL AND coalesce(delivered_at, read_at, played_at)
-                                IS NOT NULL) AS delivered,
-               count(*) FILTER (WHERE failed_at IS NULL AND coalesce(read_at, played_at) IS NOT NULL) AS "read",
-               count(*) FILTER (WHERE failed_at IS NOT NULL) AS failed_status
-        FROM whatif_status GROUP BY broadcast_id),
-    r AS (
-        SELECT broadcast_id, count(*) AS recipients, count(*) FILTER (WHERE state = 'skipped') AS skipped,
-               count(message_id) AS sent,
-               count(*) FILTER (WHERE state = 'failed' AND message_id IS NULL) AS failed_unsent
-        FROM broadcast_recipients GROUP BY broadcast_id)
-    SELECT b.broadcast_id, b.name, r.recipients, r.skipped, r.sent, coalesce(s.delivered, 0) AS delivered,
-           coalesce(s."read", 0) AS "read", coalesce(s.failed_status, 0) + r.failed_unsent AS failed,
-           s.delivered / nullif(r.sent, 0) AS delivery_rate, s."read" / nullif(s.delivered, 0) AS open_rate
-    FROM broadcasts b JOIN r USING (broadcast_id) LEFT JOIN s USING (broadcast_id)
-    ORDER BY b.broadcast_id"""
-
-
-def whatif(path: str) -> pd.DataFrame:
-    """Not product code: the same table if message_status carried broadcast_id (a copy,
-    whatif_status, stands in for that column). No join of messages, only GROUP BYs."""
-    import duckdb
-    con = duckdb.connect(path, read_only=True)
-    try:
-        return con.execute(WHATIF).df()
-    finally:
-        con.close()
-
-
-SIDES = {"ours": ours, "pandas_events": reference_events, "pandas_status": reference_status,
-         "whatif": whatif}
+SIDES = {"ours": ours, "pandas_events": reference_events, "pandas_status": reference_status}
 
 
 def _child(side: str, path: str, out: str, repeats: int, warm_up: bool = True) -> None:
@@ -320,7 +281,7 @@ def run(quick: bool = False) -> list[dict]:
     n = 1_000_000 if quick else 10_000_000
     # pandas imports everything up front and takes a minute per run at 10M: no warm-up, and
     # one run at full size.
-    plan = {"ours": (3, True), "whatif": (3, True),
+    plan = {"ours": (3, True),
             "pandas_events": (3 if quick else 1, False), "pandas_status": (3 if quick else 1, False)}
     with tempfile.TemporaryDirectory(prefix="bench_open_rates_") as tmp:
         path = Path(tmp) / "bench.duckdb"
@@ -332,9 +293,6 @@ def run(quick: bool = False) -> list[dict]:
         results = {side: _run_side(side, path, *plan[side]) for side in SIDES}
     (o, ours_df), rows = results["ours"], []
     o_s = float(np.median(o["times"]))
-    w, whatif_df = results["whatif"]
-    _check_same(ours_df, whatif_df, "whatif")
-    w_s = float(np.median(w["times"]))
     for side, label in (("pandas_events", "receipts"), ("pandas_status", "message_status")):
         r, ref_df = results[side]
         _check_same(ours_df, ref_df, side)
@@ -350,10 +308,7 @@ def run(quick: bool = False) -> list[dict]:
                      f"{o['rss_start_mb']:,.0f} / {r['rss_start_mb']:,.0f} MB). pandas spends "
                      f"{r_s - compute:.2f} s loading and {compute:.2f} s computing. "
                      f"Target: < 1.5 s{' (at 10M)' if quick else ''} and >= 5x. Load average {load:.1f} "
-                     f"on {os.cpu_count()} CPUs. Most of ours is the join of recipients with "
-                     f"message_status on the text message_id; if message_status carried "
-                     f"broadcast_id (what-if, raw SQL, not product code) the table takes {w_s:.2f} s "
-                     f"(peak RSS {w['peak_rss_mb']:,.0f} MB).")})
+                     f"on {os.cpu_count()} CPUs.")})
     return rows
 
 

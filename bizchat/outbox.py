@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from . import consent, outbox_messages, outbox_record, pacing
+from . import consent, outbox_messages, outbox_record, pacing, receipts
 from .errors import Conflict, NotFound
 from .transports import Transport, make
 
@@ -174,6 +174,7 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
         transport.recover(con, broadcast_id)
         outbox_record.settle_async_failures(con, broadcast_id, max_attempts)
         outbox_record.backfill_messages(con, broadcast, transport.name)
+        receipts.link_broadcast(con, broadcast_id)
         start = _start_time(con, broadcast, clock.now() if not simulated else None, rate)
         if simulated:
             clock.start_at(start)
@@ -209,6 +210,7 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
         transport.close()
     with ws.transaction() as con:
         outbox_record.backfill_messages(con, broadcast, transport.name)
+        receipts.link_broadcast(con, broadcast_id)
         result = _counts(con, broadcast_id, clock.now())
         if result["queued"] + result["sending"] + result["unknown"] == 0:
             con.execute("UPDATE broadcasts SET status = 'done', finished_at = ? "

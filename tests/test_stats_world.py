@@ -85,9 +85,16 @@ def add_recipient(con, broadcast_id: int, account_id: int, contact_id: int, *, s
                   events=(), state=None, skip_reason=None, variant=None, template="tpl") -> str | None:
     """One recipient; with ``sent_at`` a message (id m<broadcast>-<contact>) and its receipts:
     ``events`` are (status, at[, error_code]) tuples; a 'sent' receipt at sent_at is added."""
-    message_id = None
+    message_id = None if sent_at is None else f"m{broadcast_id}-{contact_id}"
+    failed = any(e[0] == "failed" for e in events)
+    state = state or ("skipped" if sent_at is None else "failed" if failed else "sent")
+    # The audience is frozen before anything is sent, so the recipient row comes first.
+    con.execute(
+        "INSERT INTO broadcast_recipients (broadcast_id, contact_id, variant, state, skip_reason, "
+        "idempotency_key, message_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [broadcast_id, contact_id, variant, state, skip_reason, f"k{broadcast_id}-{contact_id}",
+         message_id, sent_at or T1])
     if sent_at is not None:
-        message_id = f"m{broadcast_id}-{contact_id}"
         con.execute(
             "INSERT INTO messages (message_id, chat_id, account_id, contact_id, direction, kind, "
             "template_name, broadcast_id, variant, source, created_at) "
@@ -96,13 +103,6 @@ def add_recipient(con, broadcast_id: int, account_id: int, contact_id: int, *, s
         rows = [(message_id, "sent", sent_at, None)]
         rows += [(message_id, e[0], e[1], e[2] if len(e) > 2 else None) for e in events]
         record_status_events(con, pd.DataFrame(rows, columns=_event_cols).astype({"error_code": "Int32"}))
-    failed = any(e[0] == "failed" for e in events)
-    state = state or ("skipped" if sent_at is None else "failed" if failed else "sent")
-    con.execute(
-        "INSERT INTO broadcast_recipients (broadcast_id, contact_id, variant, state, skip_reason, "
-        "idempotency_key, message_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [broadcast_id, contact_id, variant, state, skip_reason, f"k{broadcast_id}-{contact_id}",
-         message_id, sent_at or T1])
     return message_id
 
 

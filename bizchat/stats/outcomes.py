@@ -3,8 +3,10 @@
 Definitions (DESIGN.md): a recipient is *sent* when the platform accepted their message
 (it has a ``message_id``); *delivered* when message_status has a delivered, read or played
 time and the message did not fail (a read implies delivered; failed is final, also after
-a delivery receipt); *read* when it has a read or played time and did not fail. Open rate
-= read / delivered is a lower bound: users can switch read receipts off.
+a delivery receipt); *read* when it has a read or played time and did not fail; *failed*
+when the platform reported the message failed, or the send failed before the platform
+accepted a message. Open rate = read / delivered is a lower bound: users can switch read
+receipts off.
 
 Reference time: a sent message's own ``sent_at``; otherwise (control group, skipped, no
 receipt yet) the broadcast's reference time, ``scheduled_for`` or else its first send.
@@ -115,7 +117,9 @@ def recipients(t: Tables, f: Filters, *, with_ref: bool = False,
     not_failed = sent & s.failed_at.isnull()
     read_at = ibis.least(s.read_at, s.played_at)
     delivered_at = ibis.coalesce(s.delivered_at, read_at)
-    failed = (s.failed_at.notnull() | (r.state == "failed")).fill_null(False)
+    # Failed: the platform reported the message failed, or the send failed before the
+    # platform accepted one (no message id).
+    failed = (s.failed_at.notnull() | ((r.state == "failed") & ~sent)).fill_null(False)
     control = ((r.variant == "control") | (r.skip_reason == "control")).fill_null(False)
     cols = dict(
         broadcast_id=r.broadcast_id, account_id=b.account_id, category=b.category,

@@ -1,0 +1,153 @@
+"""The open-rate table from per-broadcast totals equals the table from the recipients.
+
+Grouped by broadcast, account or category, ``Stats.open_rates`` sums message_status by
+its ``broadcast_id`` instead of joining every recipient to its status (funnel.py). That
+is only right while message_status.broadcast_id marks exactly each recipient's current
+message, so these tests drive the paths that move a recipient's message id (the outbox,
+receipts before the send was recorded, a 131049 deferral that replaces the message, an
+upgrade of an older file) and compare both tables and the links each time.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+from test_outbox import Scripted, _status_webhook, campaign, recipients, wa
+from test_stats_world import T1, build_campaigns
+
+import bizchat
+from bizchat import outbox, store, webhook_ingest
+
+COUNTS = ["recipients", "skipped", "sent", "delivered", "read", "failed"]
+
+
+def mislinked(ws) -> pd.DataFrame:
+    """Status rows whose broadcast_id is not the broadcast of the recipient whose current
+    message they are (NULL when no recipient points at them)."""
+    return ws.sql("""
+        SELECT s.message_id, s.broadcast_id, r.broadcast_id AS recipient_broadcast
+        FROM message_status s LEFT JOIN broadcast_recipients r USING (message_id)
+        WHERE s.broadcast_id IS DISTINCT FROM r.broadcast_id""")
+
+
+def assert_same_tables(ws, **filters) -> pd.DataFrame:
+    """open_rates (totals) against funnel (recipients joined with message_status), per
+    broadcast, account, category and in total; returns the per-broadcast table."""
+    assert mislinked(ws).empty, mislinked(ws)
+    for by in ("broadcast", "account", "category", ()):
+        fast = ws.stats.open_rates(by, **filters)
+        slow = ws.stats.funnel(by, **filters)[fast.columns]
+        pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
+    return ws.stats.open_rates(**filters)
+
+
+def test_totals_equal_the_recipients_table_under_every_filter(ws):
+    build_campaigns(ws)
+    assert_same_tables(ws)
+    for filters in (dict(account=2), dict(category="utility"), dict(start="2025-03-01"),
+                    dict(end=date(2025, 3, 10)), dict(broadcasts=[2, 3]),
+                    dict(start=datetime(2025, 3, 10, 9, tzinfo=UTC),
+                         end=datetime(2025, 3, 12, 10, tzinfo=UTC))):
+        assert_same_tables(ws, **filters)
+    # Nothing in scope: the total row counts zero, as the recipients path does.
+    none = ws.stats.open_rates((), start=T1 + timedelta(days=3650))
+    assert none[COUNTS].iloc[0].tolist() == [0] * 6
+
+
+def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
+    bid = campaign(ws, 2)
+    transport = Scripted()
+    outbox.send(ws, bid, transport=transport)
+    first = recipients(ws, bid).iloc[0]
+    # A later 131049 for the first message: the recipient is deferred under a new key.
+    failed = json.loads(_status_webhook(first.message_id, first.idempotency_key, wa(0))[2])
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0].update(
+        status="failed", errors=[{"code": 131049, "title": "healthy ecosystem"}])
+    text = json.dumps(failed)
+    with ws.transaction() as con:
+        webhook_ingest.ingest_bodies(con, [(webhook_ingest.payload_id(text), datetime.now(UTC), text)])
+    assert ws.stats.open_rates()["failed"].tolist() == [1]     # until the outbox settles it
+    outbox.send(ws, bid, transport=transport, max_wait=0)      # settles: queued under ~r1
+    table = assert_same_tables(ws)
+    assert table[["sent", "failed"]].values.tolist() == [[1, 0]]
+    old = ws.sql("SELECT broadcast_id FROM message_status WHERE message_id = ?", [first.message_id])
+    assert old["broadcast_id"].isna().all()
+    # A day later the new attempt goes out and is delivered; a late receipt of the old
+    # message changes nothing.
+    outbox.send(ws, bid, transport=transport)
+    again = recipients(ws, bid).iloc[0]
+    assert again.message_id != first.message_id and again.state == "sent"
+    with ws.transaction() as con:
+        webhook_ingest.ingest_bodies(con, [_status_webhook(again.message_id, again.idempotency_key, wa(0)),
+                                           _status_webhook(first.message_id, first.idempotency_key, wa(0))])
+    table = assert_same_tables(ws)
+    assert table[["recipients", "sent", "delivered", "failed"]].values.tolist() == [[2, 2, 1, 0]]
+
+
+def test_a_receipt_before_the_send_was_recorded_joins_by_its_key(ws):
+    bid = campaign(ws, 3)
+    transport = Scripted({wa(2): ["unknown"]})
+    outbox.send(ws, bid, transport=transport)
+    row = recipients(ws, bid).iloc[2]
+    assert row.state == "unknown" and pd.isna(row.message_id)
+    with ws.transaction() as con:   # the platform's receipt names the key, not yet the id
+        webhook_ingest.ingest_bodies(con, [_status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
+    linked = ws.sql("SELECT broadcast_id FROM message_status WHERE message_id = 'wamid.LATE'")
+    assert linked["broadcast_id"].tolist() == [bid]
+    table = assert_same_tables(ws)
+    assert table[["recipients", "sent", "delivered"]].values.tolist() == [[3, 3, 1]]
+
+
+def test_a_receipt_while_the_recipient_is_sending_is_linked_before_the_id_is_recorded(ws):
+    bid = campaign(ws, 2)
+    with ws.transaction() as con:   # mid-send: the outbox wrote 'sending', the platform answered
+        con.execute("UPDATE broadcast_recipients SET state = 'sending', attempts = 1 "
+                    "WHERE broadcast_id = ?", [bid])
+    key = recipients(ws, bid).idempotency_key[0]
+    failed = json.loads(_status_webhook("wamid.EARLY", key, wa(0))[2])
+    failed["entry"][0]["changes"][0]["value"]["statuses"][0].update(
+        status="failed", errors=[{"code": 131026, "title": "undeliverable"}])
+    text = json.dumps(failed)
+    with ws.transaction() as con:
+        webhook_ingest.ingest_bodies(con, [(webhook_ingest.payload_id(text), datetime.now(UTC), text)])
+    table = assert_same_tables(ws)
+    assert table[["sent", "failed"]].values.tolist() == [[1, 1]]
+
+
+def test_statuses_without_a_broadcast_are_left_out(ws):
+    build_campaigns(ws)
+    before = ws.stats.open_rates()
+    with ws.transaction() as con:   # a service reply's receipts belong to no broadcast
+        con.execute("INSERT INTO message_status (message_id, status, delivered_at, updated_at) "
+                    "VALUES ('wamid.service', 'delivered', now(), now())")
+    pd.testing.assert_frame_equal(ws.stats.open_rates(), before)
+    assert_same_tables(ws)
+
+
+def test_upgrading_an_older_file_links_its_statuses(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    store.migrate(con, upto=4)
+    con.execute("INSERT INTO accounts (account_id, phone_e164, number_type, display_name) "
+                "VALUES (1, '+4930123456', 'fixed_line', 'Alt')")
+    con.execute("INSERT INTO broadcasts (broadcast_id, account_id, name, template, category, status, "
+                "created_at) VALUES (7, 1, 'Herbst', 'tpl', 'marketing', 'done', now())")
+    for contact, mid in ((1, "m1"), (2, "m2"), (3, None)):
+        con.execute("INSERT INTO broadcast_recipients (broadcast_id, contact_id, state, idempotency_key, "
+                    "message_id, updated_at) VALUES (7, ?, ?, ?, ?, now())",
+                    [contact, "sent" if mid else "skipped", f"k{contact}", mid])
+    con.execute("INSERT INTO message_status (message_id, status, sent_at, read_at, updated_at) VALUES "
+                "('m1', 'read', now(), now(), now()), ('m2', 'sent', now(), NULL, now()), "
+                "('other', 'sent', now(), NULL, now())")
+    con.close()
+    ws = bizchat.open(path)
+    links = ws.sql("SELECT message_id, coalesce(broadcast_id, -1) AS b FROM message_status "
+                   "ORDER BY message_id")
+    assert links.values.tolist() == [["m1", 7], ["m2", 7], ["other", -1]]
+    table = assert_same_tables(ws)
+    assert table[COUNTS + ["open_rate"]].values.tolist() == [[3, 1, 2, 1, 1, 0, 1.0]]
+    view = ws.sql("SELECT * FROM campaign_stats")
+    assert view[COUNTS].values.tolist() == [[3, 1, 2, 1, 1, 0]]
