@@ -13,16 +13,18 @@ N x 80 message_status rows; 1,000,000 events (quick: 100,000). Statuses carry pr
 like Cloud API statuses do since per-message pricing.
 
 - Ours: drain the spool the way the receiver does, ``Ingester(path, spool).run_once()``
-  until nothing is pending (16 MiB of spool per batch), then check that every event is in
-  message_events and message_status.
+  until nothing is pending (16 MiB of spool per batch; the Ingester keeps its connection
+  while a backlog lasts), then check that every event is in message_events and
+  message_status. Status-only bodies take the SQL path (bizchat/status_bodies.py).
 - Reference: the same rows as a pyarrow Table with message_events' columns, ``INSERT INTO
   t SELECT * FROM arrow_table`` into an unindexed table in a fresh DuckDB file (best of 3).
-- Breakdown: a second drain into a fresh workspace with timers around the stages (spool
-  read, body JSON decode, parse_batch, each SQL statement, commit).
-- Prototype (second row; not shipped code): the same drain, but each batch's bodies go to
-  DuckDB as one Arrow column and json_transform + unnest make the status rows in SQL instead
-  of json.loads + parse_batch in Python; then the same ``record_status_events`` and one
-  raw_payloads insert. It sizes the obvious fix.
+- Breakdown: a second drain into a fresh workspace, one connection as the Ingester does,
+  with timers around the stages (spool read, status-body SQL, each receipts statement,
+  commit, close).
+- Floor (second row): what is reachable at all. The raw bodies into a raw_payloads-shaped
+  table plus the event rows into a message_events-shaped table, both from ready Arrow
+  tables, in one transaction, in a fresh file (best of 3, timed like the reference:
+  no connect, no close): no spool reading, no parsing, no dedupe, no message_status.
 - Receiver-sized (third row): the receiver benchmark's small bodies (3 statuses each) in
   batches of about 200 bodies, which is what the receiver's ingest thread does at 1,000
   POSTs/s; shows the fixed cost per batch and per body.
@@ -34,7 +36,7 @@ ratio = reference_s / ours_s = our events/s / reference rows/s; the issue's targ
 from __future__ import annotations
 
 import contextlib
-import functools
+import inspect
 import json
 import os
 import re
@@ -224,6 +226,12 @@ _LABELS = [
     (r"^UPDATE message_status", "sql: update message_status"),
     (r"^UPDATE broadcast_recipients", "sql: outbox resolve"),
     (r"^INSERT INTO raw_payloads", "sql: insert raw_payloads"),
+    (r"^SELECT ord, CASE WHEN regexp_matches", "sql: status bodies: structure check"),
+    (r"^CREATE OR REPLACE TEMP TABLE _sb_rows", "sql: status bodies: json_transform + unnest"),
+    (r"^SELECT ord, count\(\*\) = any_value", "sql: status bodies: value checks + numbers"),
+    (r"^SELECT ord, ei, ci, si, errors_json", "sql: status bodies: errors"),
+    (r"^SELECT r.message_id", "sql: status bodies: receipt rows to Arrow"),
+    (r"^DROP TABLE IF EXISTS _sb_rows", "sql: status bodies: clean up"),
 ]
 
 
@@ -235,13 +243,29 @@ class _Timed:
         self._con, self._times = con, times
 
     def execute(self, sql, *args, **kw):
-        text = " ".join(sql.split())
-        label = next((name for pattern, name in _LABELS if re.match(pattern, text)),
-                     "sql: " + text[:40])
+        label = self._label(sql)
         start = time.perf_counter()
         result = self._con.execute(sql, *args, **kw)
         self._times[label] += time.perf_counter() - start
         return result
+
+    def sql(self, sql, *args, **kw):  # lazy: the time goes where the rows are fetched
+        rel, label = self._con.sql(sql, *args, **kw), self._label(sql)
+        times = self._times
+
+        class Timed:
+            def to_arrow_table(self):
+                start = time.perf_counter()
+                try:
+                    return rel.to_arrow_table()
+                finally:
+                    times[label] += time.perf_counter() - start
+        return Timed()
+
+    def _label(self, sql):
+        text = " ".join(sql.split())
+        return next((name for pattern, name in _LABELS if re.match(pattern, text)),
+                    "sql: " + text[:40])
 
     def register(self, name, obj):
         start = time.perf_counter()
@@ -297,50 +321,46 @@ def _timers(times: dict):
 
 
 def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[float, dict]:
-    """A second drain with timers around every stage; (total seconds, seconds per stage)."""
+    """A second drain with timers around every stage, holding the connection while there
+    is a backlog as ``Ingester.run_once`` does; (total seconds, seconds per stage)."""
     from bizchat import store
+    from bizchat.server import Ingester
     from bizchat.webhook_ingest import ingest_bodies
 
+    hold = inspect.signature(Ingester).parameters["hold"].default
     times: dict = defaultdict(float)
     total_start = time.perf_counter()
     with _timers(times):
         while spool.pending_bytes():
             start = time.perf_counter()
-            records, end = spool.read(batch_bytes)
-            times["python: spool.read (line JSON + dates)"] += time.perf_counter() - start
-            start = time.perf_counter()
             con = store.connect(workspace_path)
             times["connect"] += time.perf_counter() - start
             try:
-                con.execute("BEGIN TRANSACTION")
-                start = time.perf_counter()
-                ingest_bodies(_Timed(con, times), records)
-                times["ingest_bodies total"] += time.perf_counter() - start
-                start = time.perf_counter()
-                con.execute("COMMIT")
-                times["commit"] += time.perf_counter() - start
+                held = time.monotonic()
+                while spool.pending_bytes() and time.monotonic() - held < hold:
+                    start = time.perf_counter()
+                    records, end = spool.read(batch_bytes)
+                    times["python: spool.read (line JSON + dates)"] += time.perf_counter() - start
+                    con.execute("BEGIN TRANSACTION")
+                    start = time.perf_counter()
+                    ingest_bodies(_Timed(con, times), records)
+                    times["ingest_bodies total"] += time.perf_counter() - start
+                    start = time.perf_counter()
+                    con.execute("COMMIT")
+                    times["commit"] += time.perf_counter() - start
+                    start = time.perf_counter()
+                    spool.commit(end)
+                    times["spool.commit (offset fsync)"] += time.perf_counter() - start
             finally:
                 start = time.perf_counter()
                 con.close()
                 times["close (checkpoint)"] += time.perf_counter() - start
-            start = time.perf_counter()
-            spool.commit(end)
-            times["spool.commit (offset fsync)"] += time.perf_counter() - start
     total = time.perf_counter() - total_start
     inner = sum(v for k, v in times.items() if k.startswith(("sql: ", "python: json", "python: parse",
                                                              "python: record")))
-    times["python: rest of ingest_bodies (pandas resolve, raw frame)"] = max(
+    times["python: rest of ingest_bodies (Arrow tables, dedupe, raw frame)"] = max(
         0.0, times.pop("ingest_bodies total") - inner)
     return total, dict(times)
-
-
-@contextlib.contextmanager
-def _clock(times: dict, label: str):
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        times[label] += time.perf_counter() - start
 
 
 def _format_breakdown(total: float, times: dict) -> str:
@@ -350,100 +370,58 @@ def _format_breakdown(total: float, times: dict) -> str:
     return "; ".join(f"{name} {sec:.2f} s ({sec / total:.0%})" for name, sec in parts if sec >= 0.005)
 
 
-# --- prototype: parse the bodies in DuckDB ---------------------------------------------------
+# --- floor: what is reachable at all --------------------------------------------------------
 
-# The part of a Cloud API body the receipts need, for json_transform. A constant of this
-# module (json_transform wants a literal), never input.
-STATUS_SHAPE = json.dumps({"entry": [{"changes": [{"value": {
-    "metadata": {"phone_number_id": "VARCHAR", "display_phone_number": "VARCHAR"},
-    "statuses": [{"id": "VARCHAR", "status": "VARCHAR", "timestamp": "VARCHAR",
-                  "recipient_id": "VARCHAR", "recipient_user_id": "VARCHAR",
-                  "biz_opaque_callback_data": "VARCHAR", "errors": "JSON",
-                  "conversation": {"id": "VARCHAR", "origin": {"type": "VARCHAR"}},
-                  "pricing": {"category": "VARCHAR", "pricing_model": "VARCHAR",
-                              "billable": "BOOLEAN"}}]}}]}]})
+RAW_COLUMNS = pa.schema([("payload_id", pa.string()), ("received_at", pa.timestamp("us", tz="UTC")),
+                         ("account_id", pa.int32()), ("state", pa.string()), ("note", pa.string()),
+                         ("body", pa.string())])
 
 
-def prototype(workspace_path: Path, spool) -> tuple[float, float, dict]:
-    """The same drain (same spool, same 16 MiB batches, one transaction each), but each
-    batch's bodies go to DuckDB as one Arrow string column and json_transform + unnest
-    turn them into status rows in SQL; then the same record_status_events and one
-    raw_payloads insert. Status bodies only: a sketch to size the fix, not a replacement
-    for parse_batch (messages, contacts, preferences).
-    (seconds, CPU seconds, seconds per stage)."""
-    from bizchat import store
-    from bizchat.receipts import record_status_events
+def floor(lines: list[bytes], table: pa.Table, directory: Path,
+          repeat: int = 3) -> tuple[float, float, float]:
+    """Best of ``repeat``: the raw bodies into a raw_payloads-shaped table and the event rows
+    into a message_events-shaped table, from ready Arrow tables, in one transaction of a
+    fresh DuckDB file, timed like ``reference`` (no connect, no close); (seconds, CPU
+    seconds, seconds of the close that follows, i.e. the checkpoint, of that attempt)."""
+    records = [json.loads(line) for line in lines]
+    raw = pa.Table.from_arrays([
+        pa.array([r["id"] for r in records], pa.string()),
+        pa.array([datetime.fromisoformat(r["received_at"]) for r in records], RAW_COLUMNS.field(1).type),
+        pa.array([1] * len(records), pa.int32()),
+        pa.array(["ingested"] * len(records), pa.string()),
+        pa.nulls(len(records), pa.string()),
+        pa.array([r["body"] for r in records], pa.string()),
+    ], schema=RAW_COLUMNS)
 
-    times: dict = defaultdict(float)
-    clock = functools.partial(_clock, times)
-    start, cpu = time.perf_counter(), time.process_time()
-    while spool.pending_bytes():
-        with clock("python: spool.read (line JSON + dates)"):
-            records, end = spool.read(16 << 20)
-        with clock("python: bodies to Arrow"):
-            bodies = pa.table({
-                "payload_id": [r[0] for r in records],
-                "received_at": pa.array([r[1] for r in records], pa.timestamp("us", tz="UTC")),
-                "body": [r[2] for r in records]})
-        with clock("connect"):
-            con = store.connect(workspace_path)
+    def ddl(schema):
+        return ", ".join(f'"{f.name}" {_sql_type(f.type)}' for f in schema)
+
+    best, best_cpu, best_close = float("inf"), 0.0, 0.0
+    for attempt in range(repeat):
+        con = duckdb.connect(str(directory / f"floor{attempt}.duckdb"))
+        closed = None
         try:
+            con.execute(f"CREATE TABLE raw ({ddl(raw.schema)})")
+            con.execute(f"CREATE TABLE ev ({ddl(table.schema)})")
+            con.register("raw_in", raw)
+            con.register("ev_in", table)
+            start, cpu = time.perf_counter(), time.process_time()
             con.execute("BEGIN TRANSACTION")
-            con.register("_bodies", bodies)
-            with clock("sql: skip stored bodies"):
-                con.execute("""
-                    CREATE TEMP TABLE _fresh AS
-                    SELECT DISTINCT ON (payload_id) * FROM _bodies
-                    WHERE payload_id NOT IN (SELECT payload_id FROM raw_payloads)""")
-            with clock("sql: json_transform + unnest"):
-                con.execute(f"""
-                    CREATE TEMP TABLE _values AS
-                    SELECT payload_id, received_at, c.value AS v FROM (
-                        SELECT payload_id, received_at, unnest(e.changes) AS c FROM (
-                            SELECT payload_id, received_at,
-                                   unnest(json_transform(body, '{STATUS_SHAPE}').entry) AS e
-                            FROM _fresh))""")
-            with clock("sql: status rows to Arrow"):
-                events = con.sql("""
-                    SELECT s.id AS message_id, s.status,
-                           to_timestamp(CAST(s.timestamp AS BIGINT)) AS "at",
-                           coalesce(s.recipient_id, s.recipient_user_id) AS recipient_id,
-                           CAST(s.errors -> '$[0].code' AS INTEGER) AS error_code,
-                           s.errors ->> '$[0].title' AS error_title,
-                           CAST(s.errors AS VARCHAR) AS errors,
-                           s.conversation.id AS conversation_id,
-                           s.conversation.origin.type AS conversation_category,
-                           s.pricing.category AS pricing_category,
-                           s.pricing.pricing_model AS pricing_model,
-                           s.pricing.billable AS billable,
-                           s.biz_opaque_callback_data AS callback_data,
-                           v.received_at
-                    FROM (SELECT v.metadata.phone_number_id AS pnid, received_at,
-                                 unnest(v.statuses) AS s FROM _values) AS v
-                    JOIN accounts AS a ON a.phone_number_id = v.pnid""").to_arrow_table()
-            with clock("record_status_events"):
-                record_status_events(con, events)
-            with clock("sql: insert raw_payloads"):
-                con.execute("""
-                    INSERT INTO raw_payloads
-                    SELECT f.payload_id, f.received_at, a.account_id,
-                           CASE WHEN a.account_id IS NULL THEN 'unknown_account' ELSE 'ingested' END,
-                           NULL, f.body
-                    FROM _fresh AS f
-                    LEFT JOIN (SELECT payload_id, min(v.metadata.phone_number_id) AS pnid
-                               FROM _values GROUP BY payload_id) AS p USING (payload_id)
-                    LEFT JOIN accounts AS a ON a.phone_number_id = p.pnid""")
-            con.execute("DROP TABLE _fresh")
-            con.execute("DROP TABLE _values")
-            con.unregister("_bodies")
-            with clock("commit"):
-                con.execute("COMMIT")
+            con.execute("INSERT INTO raw SELECT * FROM raw_in")
+            con.execute("INSERT INTO ev SELECT * FROM ev_in")
+            con.execute("COMMIT")
+            took, took_cpu = time.perf_counter() - start, time.process_time() - cpu
+            assert con.execute("SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM ev)"
+                               ).fetchall() == [(len(records), table.num_rows)]
+            start = time.perf_counter()
+            con.close()
+            closed = time.perf_counter() - start
+            if took < best:
+                best, best_cpu, best_close = took, took_cpu, closed
         finally:
-            with clock("close (checkpoint)"):
+            if closed is None:
                 con.close()
-        with clock("spool.commit (offset fsync)"):
-            spool.commit(end)
-    return time.perf_counter() - start, time.process_time() - cpu, dict(times)
+    return best, best_cpu, best_close
 
 
 # --- the benchmark -----------------------------------------------------------------------------
@@ -490,11 +468,8 @@ def run(quick: bool) -> list[dict]:
         ws = make_workspace(path)
         second_s, times = breakdown(path, _fill_spool(path, lines))
         check(ws, table, n_bodies)
-        # Prototype of SQL-side parsing.
-        path = tmp / "prototype.duckdb"
-        ws = make_workspace(path)
-        proto_s, proto_cpu, proto_times = prototype(path, _fill_spool(path, lines))
-        check(ws, table, n_bodies)
+        # What is reachable at all.
+        floor_s, floor_cpu, floor_close = floor(lines, table, tmp)
         small = _small_batches(quick, tmp)
 
     machine = (f"Wall-clock times on {os.cpu_count()} cores shared with other work (load average "
@@ -510,20 +485,25 @@ def run(quick: bool) -> list[dict]:
         "reference_s": round(ref_s, 3),
         "ratio": round(ratio, 3),
         "note": (f"{n_bodies:,} bodies x {PER_BODY} statuses, {spool_mb:.0f} MB spool, {batches} "
-                 f"batches of 16 MiB; ours {n_events / ours_s:,.0f} events/s ({ours_cpu:.1f} s CPU), "
+                 f"batches of 16 MiB, status-only bodies parsed in DuckDB (status_bodies.py); ours {n_events / ours_s:,.0f} events/s ({ours_cpu:.1f} s CPU), "
                  f"{reference_note}; ratio {ratio:.3f} {verdict}; every event checked in "
                  f"message_events + message_status. Where the time goes (second drain with "
                  f"timers, {second_s:.2f} s): {_format_breakdown(second_s, times)}. {machine}."),
     }, {
-        "benchmark": f"prototype: the same drain, bodies parsed in SQL, {n_events:,} events",
-        "ours_s": round(proto_s, 3),
+        "benchmark": f"floor: raw bodies + event rows, no parsing, {n_events:,} events",
+        "ours_s": round(floor_s, 3),
         "reference_s": round(ref_s, 3),
-        "ratio": round(ref_s / proto_s, 3),
-        "note": (f"not shipped code: each 16 MiB batch's bodies as one Arrow column, "
-                 f"json_transform + unnest in DuckDB instead of json.loads + parse_batch, then "
-                 f"the same record_status_events and one raw_payloads insert; "
-                 f"{n_events / proto_s:,.0f} events/s ({proto_cpu:.1f} s CPU), same checks. "
-                 f"Stages: {_format_breakdown(proto_s, proto_times)}. {machine}."),
+        "ratio": round(ref_s / floor_s, 3),
+        "note": (f"not a bizchat path: the {n_bodies:,} bodies ({spool_mb:.0f} MB) into a "
+                 f"raw_payloads-shaped table plus the {n_events:,} event rows into a "
+                 f"message_events-shaped table, from ready Arrow tables, in one transaction "
+                 f"(best of 3 fresh files, {floor_cpu:.2f} s CPU), timed like the reference; "
+                 f"the close after it (checkpoint) took another {floor_close:.2f} s, which ours "
+                 f"pays too. Storing what must be stored, with nothing else, reaches "
+                 f"{ref_s / floor_s:.2f} of the reference ({ref_s / (floor_s + floor_close):.2f} "
+                 f"with the close); ours also reads the spool, parses, dedupes and keeps "
+                 f"message_status, and is at {ratio / (ref_s / floor_s):.0%} of this floor. "
+                 f"{machine}."),
     }, {
         "benchmark": (f"spool -> workspace, receiver-sized: {small['bodies']:,} bodies of 3 statuses "
                       f"in batches of {SMALL_PER_BATCH}"),

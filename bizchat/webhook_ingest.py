@@ -8,6 +8,10 @@ Meta delivers at least once, retries for up to 7 days and keeps no order. So:
 - a body for a number that is no account of this workspace is kept in raw_payloads as
   ``unknown_account`` and reported, never dropped.
 
+Bodies that carry only statuses (most of the traffic) are parsed in DuckDB
+(status_bodies.py), the rest in Python (webhook_payloads.py); from the rows on, both
+share one path, so a batch stores the same whichever path a body took.
+
 The receiver (server.py) and ``bizchat webhook ingest`` both end here.
 """
 
@@ -20,8 +24,10 @@ from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from . import conversations, receipts
+from . import conversations, receipts, status_bodies
 from .contacts import ensure_contacts
 from .webhook_payloads import PayloadError, parse_batch
 
@@ -72,6 +78,11 @@ def _account_map(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict]:
     return by_pnid, by_phone
 
 
+def _account_for(by_pnid: dict, by_phone: dict, pnid, display) -> int | None:
+    """The account of one business number: metadata.phone_number_id, else the display number."""
+    return by_pnid.get(pnid) or by_phone.get("".join(c for c in (display or "") if c.isdigit()))
+
+
 def _resolve(frame: pd.DataFrame, by_pnid: dict, by_phone: dict) -> pd.Series:
     """account_id per row: metadata.phone_number_id first, else the display number."""
     if frame.empty:
@@ -83,8 +94,13 @@ def _resolve(frame: pd.DataFrame, by_pnid: dict, by_phone: dict) -> pd.Series:
 
 
 def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetime, str]],
-                  *, actor: str = "webhook") -> IngestReport:
-    """Store ``[(payload_id, received_at, body_text), ...]``. Call inside a transaction."""
+                  *, actor: str = "webhook", sql_status_bodies: bool = True) -> IngestReport:
+    """Store ``[(payload_id, received_at, body_text), ...]``. Call inside a transaction.
+
+    Bodies that carry only statuses are parsed in DuckDB (status_bodies.py), the others
+    in Python; ``sql_status_bodies=False`` sends all through Python (for tests that
+    compare the two).
+    """
     report = IngestReport(payloads=len(items))
     if not items:
         return report
@@ -101,44 +117,63 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
     if not fresh:
         return report
 
+    by_pnid, by_phone = _account_map(con)
+    now = datetime.now(UTC)
+    order = {pid: i for i, pid in enumerate(fresh)}   # a body's position, to keep row order
+    taken = status_bodies.StatusBodies()
+    if sql_status_bodies:
+        # Only bodies naming statuses are worth a look; take() decides which it can parse.
+        taken = status_bodies.take(
+            con, [(order[pid], pid, at, text) for pid, (at, text) in fresh.items()
+                  if '"statuses"' in text],
+            lambda pnid, display: _account_for(by_pnid, by_phone, pnid, display), now)
+
     decoded = []
     for pid, (_, text) in fresh.items():
+        if pid in taken.accounts:
+            continue
         try:
             decoded.append((pid, json.loads(text)))
         except ValueError as exc:
             report.rejected[pid] = f"not JSON: {exc}"
-    parsed = parse_batch(decoded)
-    report.rejected.update(parsed.rejected)
+    payload_account: dict[str, int | None] = dict(taken.accounts)
+    parsed = parse_batch(decoded) if decoded else None   # None: the SQL path took all
+    if parsed is not None:
+        report.rejected.update(parsed.rejected)
+        for pid, numbers in parsed.numbers.items():
+            accounts = {_account_for(by_pnid, by_phone, pnid, disp) for pnid, disp in numbers}
+            accounts.discard(None)
+            payload_account[pid] = min(accounts) if accounts else None
+        for name in ("contacts", "messages", "statuses", "preferences"):
+            frame = getattr(parsed, name)
+            frame["account_id"] = _resolve(frame, by_pnid, by_phone)
+            setattr(parsed, name, frame[frame["account_id"].notna()].reset_index(drop=True))
+    report.unknown_account += [pid for pid in fresh
+                               if pid in payload_account and payload_account[pid] is None]
 
-    by_pnid, by_phone = _account_map(con)
-    payload_account: dict[str, int | None] = {}
-    for pid, numbers in parsed.numbers.items():
-        accounts = {by_pnid.get(pnid) or by_phone.get("".join(c for c in (disp or "") if c.isdigit()))
-                    for pnid, disp in numbers}
-        accounts.discard(None)
-        payload_account[pid] = min(accounts) if accounts else None
-        if not accounts and pid not in report.rejected:
-            report.unknown_account.append(pid)
-
-    for name in ("contacts", "messages", "statuses", "preferences"):
-        frame = getattr(parsed, name)
-        frame["account_id"] = _resolve(frame, by_pnid, by_phone)
-        setattr(parsed, name, frame[frame["account_id"].notna()].reset_index(drop=True))
-
+    # Messages first (a 131050 receipt finds its contact through them), then receipts,
+    # then preferences.
+    lookup = _store_messages(con, parsed, report) if parsed is not None else None
     received = {pid: at for pid, (at, _) in fresh.items()}
-    _store_contents(con, parsed, report, actor, received)
+    _store_receipts(con, parsed.statuses if parsed is not None else None, taken.events,
+                    report, actor, received, order)
+    if parsed is not None and not parsed.preferences.empty:
+        prefs = parsed.preferences.assign(contact_id=lookup(parsed.preferences, "wa_id", "user_id"))
+        report.consent_changes += _preference_changes(con, prefs, actor)
 
-    # 2. Keep every body as received, with what became of it.
-    now = datetime.now(UTC)
+    # 2. Keep every body as received, with what became of it (take() wrote its own).
+    rest = [p for p in fresh if p not in taken.accounts]
+    if not rest:
+        return report
     raw = pd.DataFrame({
-        "payload_id": list(fresh),
-        "received_at": [fresh[p][0] or now for p in fresh],
-        "account_id": pd.array([payload_account.get(p) for p in fresh], dtype="Int64"),
+        "payload_id": rest,
+        "received_at": [fresh[p][0] or now for p in rest],
+        "account_id": pd.array([payload_account.get(p) for p in rest], dtype="Int64"),
         "state": ["rejected" if p in report.rejected else
-                  "unknown_account" if payload_account.get(p) is None else "ingested" for p in fresh],
-        "note": [report.rejected.get(p) or ("no account for this business number"
-                 if payload_account.get(p) is None else None) for p in fresh],
-        "body": [fresh[p][1] for p in fresh],
+                  "unknown_account" if payload_account.get(p) is None else "ingested" for p in rest],
+        "note": [report.rejected.get(p) or (status_bodies.UNKNOWN_ACCOUNT_NOTE
+                 if payload_account.get(p) is None else None) for p in rest],
+        "body": [fresh[p][1] for p in rest],
     })
     raw["received_at"] = pd.to_datetime(raw["received_at"], utc=True)
     con.register("_raw_in", raw)
@@ -150,7 +185,8 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
     return report
 
 
-def _store_contents(con, parsed, report: IngestReport, actor: str, received: dict) -> None:
+def _store_messages(con, parsed, report: IngestReport):
+    """Contacts and inbound messages; returns the contact lookup for other rows."""
     # Contacts: every person named in contacts[], as a sender or as a preference holder.
     people = pd.concat([
         parsed.contacts[["account_id", "wa_id", "user_id", "name"]],
@@ -185,24 +221,35 @@ def _store_contents(con, parsed, report: IngestReport, actor: str, received: dic
         if len(new):
             report.consent_changes += _keyword_opt_outs(con, new)
             report.automatic_replies += _automatic_replies(con, new)
+    return lookup
 
-    # Receipts.
-    st = parsed.statuses
-    st = st[st["status"].isin(receipts.STATUSES)]
-    if not st.empty:
+
+def _store_receipts(con, st: pd.DataFrame | None, sql_events: pa.Table | None,
+                    report: IngestReport, actor: str, received: dict, order: dict) -> None:
+    """Receipts parsed in Python (``st``) and in SQL, as one batch in body order (the
+    first receipt per message and status wins, the first message per outbox key)."""
+    parts = []
+    if st is not None:
+        st = st[st["status"].isin(receipts.STATUSES)]
+    if st is not None and not st.empty:
         st = st.assign(recipient_id=st["recipient_id"].fillna(st["recipient_user_id"]),
                        # when the receiver accepted the body, not when it reached DuckDB
                        received_at=pd.to_datetime(st["payload_id"].map(received), utc=True))
-        report.statuses += receipts.record_status_events(con, st)
-        resolve_outbox(con, st)
-        failed = st[st["error_code"] == USER_STOPPED_MARKETING]
-        if not failed.empty:
-            report.consent_changes += record_stopped_marketing(con, failed, actor)
-
-    prefs = parsed.preferences
-    if not prefs.empty:
-        prefs = prefs.assign(contact_id=lookup(prefs, "wa_id", "user_id"))
-        report.consent_changes += _preference_changes(con, prefs, actor)
+        parts.append((st, pa.array(st["payload_id"].map(order).to_numpy(), pa.int32())))
+    if sql_events is not None and sql_events.num_rows:
+        parts.append((sql_events, sql_events.column("_body").cast(pa.int32())))
+    if parts:
+        events = pa.concat_tables([receipts.as_event_table(rows).append_column("_body", body)
+                                   for rows, body in parts])
+        if len(parts) > 1:
+            events = events.take(pc.sort_indices(events, [("_body", "ascending")]))  # stable
+        report.statuses += receipts.record_status_events(con, events)
+        keyed = events.filter(pc.is_valid(events.column("callback_data")))
+        if keyed.num_rows:
+            resolve_outbox(con, keyed.select(["callback_data", "message_id"]).to_pandas())
+        failed = events.filter(pc.equal(events.column("error_code"), USER_STOPPED_MARKETING))
+        if failed.num_rows:
+            report.consent_changes += record_stopped_marketing(con, failed.to_pandas(), actor)
 
 
 def resolve_outbox(con, statuses: pd.DataFrame) -> None:

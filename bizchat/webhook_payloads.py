@@ -175,21 +175,91 @@ def _parse_body(payload_id: str, body, part: dict, seen: set) -> None:
                                  _ts(m.get("timestamp")), kind, text, mime, reply_to,
                                  json.dumps(details, ensure_ascii=False) if details else None))
             for s in value.get("statuses") or []:
-                errors = s.get("errors") or []
-                first = errors[0] if errors else {}
-                conv = s.get("conversation") or {}
-                pricing = s.get("pricing") or {}
-                statuses.append((
-                    *head, s.get("id"), s.get("status"), _ts(s.get("timestamp")),
-                    s.get("recipient_id"), s.get("recipient_user_id"),
-                    first.get("code"), first.get("title"),
-                    json.dumps(errors, ensure_ascii=False) if errors else None,
-                    conv.get("id"), (conv.get("origin") or {}).get("type"),
-                    pricing.get("category"), pricing.get("pricing_model"),
-                    pricing.get("billable"), s.get("biz_opaque_callback_data")))
+                statuses.append((*head, *status_row(s)))
             for p in value.get("user_preferences") or []:
                 prefs.append((*head, p.get("wa_id"), p.get("user_id"), p.get("category"),
                               p.get("value"), p.get("detail"), _ts(p.get("timestamp"))))
+
+
+# Receipt times outside [0, MAX_TIMESTAMP) are garbage, not a clock: refusing them keeps
+# the body from failing the whole batch later (pandas times end in 2262).
+MAX_TIMESTAMP = 4_102_444_800   # 2100-01-01 UTC
+_INT32 = 2**31
+
+
+def _text(obj: dict, key: str):
+    """``obj[key]`` when it is a string or missing/null; anything else makes the body malformed.
+    NaN counts as null, as it always did here (pandas reads it so; the simulated
+    transport writes it for a missing recipient)."""
+    value = obj.get(key)
+    if isinstance(value, float) and value != value:
+        return None
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} is {type(value).__name__}, expected a string")
+    return value
+
+
+def _part(obj: dict, key: str) -> dict:
+    """A nested object such as ``pricing``; missing, null or empty means none."""
+    value = obj.get(key) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is {type(value).__name__}, expected an object")
+    return value
+
+
+def status_errors(errors) -> tuple[int | None, str | None, str | None]:
+    """(error_code, error_title, the whole array as JSON text) of a status's ``errors``.
+
+    The SQL path for status bodies (status_bodies.py) calls this too, so both store the
+    same text. ValueError for an array the store could not hold.
+    """
+    errors = errors or []
+    if not isinstance(errors, list):
+        raise ValueError(f"errors is {type(errors).__name__}, expected a list")
+    first = errors[0] if errors else {}
+    if not isinstance(first, dict):
+        raise ValueError(f"errors[0] is {type(first).__name__}, expected an object")
+    code = first.get("code")
+    if isinstance(code, float) and code.is_integer():
+        code = int(code)
+    elif isinstance(code, str):
+        try:
+            code = int(code)
+        except ValueError:
+            raise ValueError(f"error code {code!r} is not a number") from None
+    if code is not None and (isinstance(code, bool) or not isinstance(code, int)
+                             or not -_INT32 <= code < _INT32):
+        raise ValueError(f"error code {code!r} is not a 32-bit integer")
+    text = json.dumps(errors, ensure_ascii=False) if errors else None
+    return code, _text(first, "title"), text
+
+
+def status_row(s) -> tuple:
+    """One ``statuses[]`` item as the values of STATUS_COLUMNS after the head.
+
+    Strict about types: a status that the store could not take (no id, no or absurd
+    timestamp, a number where text belongs, ...) raises ValueError, so the batch rejects
+    that body with the reason instead of failing as a whole.
+    """
+    if not isinstance(s, dict):
+        raise ValueError(f"a status is {type(s).__name__}, expected an object")
+    if _text(s, "id") is None:
+        raise ValueError("a status has no message id")
+    stamp = s.get("timestamp")
+    if stamp in (None, "") or isinstance(stamp, bool) or not isinstance(stamp, (str, int)):
+        raise ValueError(f"status timestamp {stamp!r} is not Unix seconds")
+    if not 0 <= int(stamp) < MAX_TIMESTAMP:
+        raise ValueError(f"status timestamp {stamp!r} lies outside 1970-2099")
+    code, title, errors = status_errors(s.get("errors"))
+    conv, pricing = _part(s, "conversation"), _part(s, "pricing")
+    billable = pricing.get("billable")
+    if billable is not None and not isinstance(billable, bool):
+        raise ValueError(f"billable is {type(billable).__name__}, expected true or false")
+    return (s["id"], _text(s, "status"), _ts(stamp), _text(s, "recipient_id"),
+            _text(s, "recipient_user_id"), code, title, errors,
+            _text(conv, "id"), _text(_part(conv, "origin"), "type"),
+            _text(pricing, "category"), _text(pricing, "pricing_model"), billable,
+            _text(s, "biz_opaque_callback_data"))
 
 
 def _frame(rows: list[tuple], columns: list[str], times=(), ints=()) -> pd.DataFrame:

@@ -244,3 +244,25 @@ def test_131050_opt_outs_are_dated_per_customer(ws, account):
                     WHERE e.source = 'delivery_failure' ORDER BY c.wa_id""")
     assert got["recorded_at"].tolist() == [datetime.fromtimestamp(T0 + 100, UTC),
                                            datetime.fromtimestamp(T0 + 900, UTC)]
+
+
+def test_a_status_the_store_cannot_hold_rejects_its_body_not_the_batch(ws, account):
+    """These used to fail the whole batch (and so stall the receiver's ingest)."""
+    good = status("wamid.OK", "sent", T0)
+    bad = [envelope({"statuses": [s]}) for s in (
+        {"id": "wamid.B1", "status": "sent"},                                  # no timestamp
+        {"status": "sent", "timestamp": str(T0)},                              # no message id
+        {"id": "wamid.B2", "status": "failed", "timestamp": str(T0),
+         "errors": [{"code": 2**40}]},                                         # code too big
+        {"id": "wamid.B3", "status": "failed", "timestamp": str(T0),
+         "errors": [{"code": "x"}]},                                           # code no number
+        {"id": "wamid.B4", "status": "failed", "timestamp": str(T0),
+         "errors": {"code": 1}},                                               # errors no list
+    )]
+    report = ingest(ws, good, *bad)
+    assert report.statuses == 1 and len(report.rejected) == 5
+    reasons = ws.sql("SELECT note FROM raw_payloads WHERE state = 'rejected'")["note"]
+    assert sorted(r.split(": ", 1)[1] for r in reasons) == sorted([
+        "status timestamp None is not Unix seconds", "a status has no message id",
+        "error code 1099511627776 is not a 32-bit integer", "error code 'x' is not a number",
+        "errors is dict, expected a list"])
