@@ -419,3 +419,25 @@ def test_fake_graph_is_a_real_socket():
         answer = httpx.post(f"{graph.url}/v23.0/1/messages", json={"to": "1"},
                             headers={"Authorization": "Bearer t"})
     assert answer.status_code == 200 and answer.json()["messages"][0]["id"].startswith("wamid.")
+
+
+def test_simulated_status_bodies_are_strict_json_when_values_are_missing():
+    # A column with no values at all arrives as float NaN; it must become null, not NaN.
+    events = pd.DataFrame({
+        "message_id": ["wamid.A", "wamid.B"], "status": ["sent", "delivered"],
+        "at": pd.to_datetime([T0, T0 + timedelta(seconds=5)], utc=True),
+        "recipient_id": [float("nan")] * 2, "callback_data": [float("nan")] * 2,
+        "billable": [True, None], "pricing_category": ["marketing", None], "error_code": [None, None],
+    })
+    sim = SimulatedTransport(1)
+    sim.account = {"phone_e164": "+4930901820", "phone_number_id": "106540352242922"}
+    items = sim.webhook_bodies(events)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    statuses = [s for _, _, text in items
+                for e in json.loads(text, parse_constant=refuse)["entry"]
+                for c in e["changes"] for s in c["value"]["statuses"]]
+    assert [(s["id"], s["recipient_id"], s["biz_opaque_callback_data"]) for s in statuses] == [
+        ("wamid.A", None, None), ("wamid.B", None, None)]

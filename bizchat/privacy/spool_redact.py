@@ -17,13 +17,13 @@ receiver appends while the spool is rewritten are carried over (redacted) after 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..durable import write_atomic
+from ..spool import Spool, decode_line, encode_line
 from .payloads import Redaction, redact_text
 
 
@@ -48,17 +48,15 @@ def _rewrite_lines(data: bytes, redaction: Redaction, in_scope) -> tuple[bytes, 
         if not raw.strip():
             continue
         try:
-            item = json.loads(raw)
-            body = item["body"]
+            _, received_at, body = decode_line(raw)
         except (ValueError, KeyError, TypeError):
             out.append(raw + b"\n")      # not ours to judge; the ingester reports it
             continue
         new_body = redact_text(body, redaction, in_scope)
         if new_body != body:
             changed += 1
-            item["body"] = new_body
-            item["id"] = hashlib.sha256(new_body.encode("utf-8")).hexdigest()
-            raw = json.dumps(item, ensure_ascii=False).encode("utf-8")
+            raw = encode_line(hashlib.sha256(new_body.encode("utf-8")).hexdigest(), received_at,
+                              new_body)[:-1]
         out.append(raw + b"\n")
     return b"".join(out), changed, torn
 
@@ -72,8 +70,6 @@ def redact_spool(workspace_path: str | os.PathLike, redaction: Redaction,
     path, _ = spool_paths(workspace_path)
     if not path.exists():
         return {"pending_lines": 0, "changed_lines": 0, "dropped_ingested_bytes": 0}
-    from ..spool import Spool
-
     spool = Spool(workspace_path, repair=False)
     try:
         with spool.locked():

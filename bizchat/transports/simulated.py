@@ -466,6 +466,8 @@ class SimulatedTransport(Transport):
         metadata = {"display_phone_number": digits, "phone_number_id": account.get("phone_number_id")}
         if isinstance(events, pa.Table):
             events = events.to_pandas()
+        # Missing values as null: a float NaN in a body would not be JSON at all.
+        events = events.astype(object).where(events.notna(), None)
         statuses = []
         for row in events.to_dict("records"):
             status = {"id": row["message_id"], "status": row["status"],
@@ -487,7 +489,7 @@ class SimulatedTransport(Transport):
                 "changes": [{"field": "messages", "value": {
                     "messaging_product": "whatsapp", "metadata": metadata,
                     "statuses": statuses[i:i + step]}}]}]}
-            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
             items.append((webhook_ingest.payload_id(text), now, text))
         return items
 
