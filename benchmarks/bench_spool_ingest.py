@@ -343,7 +343,7 @@ def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple
                 while spool.pending_bytes() and time.monotonic() - held < hold:
                     start = time.perf_counter()
                     records, end = spool.read(batch_bytes)
-                    times["python: spool.read (line JSON + dates)"] += time.perf_counter() - start
+                    times["python: spool.read (lines + dates)"] += time.perf_counter() - start
                     con.execute("BEGIN TRANSACTION")
                     start = time.perf_counter()
                     ingest_bodies(_Timed(con, times), records)

@@ -1,8 +1,8 @@
 """The webhook spool: accepted bodies made durable before the receiver answers 200.
 
 A spool is an append-only JSON-lines file beside the workspace
-(``<workspace>.spool``), one line per accepted body (see ``encode_line``), plus ``<workspace>.spool.offset``
-with the byte offset up to which the lines are in DuckDB. Appends are fsynced; the
+(``<workspace>.spool``), one line per accepted body (see ``encode_line``), plus
+``<workspace>.spool.offset`` with the byte offset up to which the lines are in DuckDB. Appends are fsynced; the
 offset is advanced only after the DuckDB transaction committed. A crash between the two
 replays a few lines, which ingestion skips as already stored (same sha256), so replay is
 idempotent. When everything is ingested the file is emptied so it does not grow forever.
@@ -52,9 +52,14 @@ def decode_line(line: bytes) -> tuple[str, str, str]:
     return item["id"], item["received_at"], item["body"]
 
 
+def spool_file(workspace_path: str | os.PathLike) -> Path:
+    """Where the spool of a workspace lives (it may not exist yet)."""
+    return Path(f"{workspace_path}.spool")
+
+
 class Spool:
     def __init__(self, workspace_path: str | os.PathLike, *, repair: bool = True):
-        self.path = Path(f"{workspace_path}.spool")
+        self.path = spool_file(workspace_path)
         self.offset_path = Path(f"{workspace_path}.spool.offset")
         self.lock_path = Path(f"{workspace_path}.spool.lock")
         self._thread_lock = threading.Lock()

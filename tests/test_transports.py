@@ -421,17 +421,16 @@ def test_fake_graph_is_a_real_socket():
     assert answer.status_code == 200 and answer.json()["messages"][0]["id"].startswith("wamid.")
 
 
-def test_simulated_status_bodies_are_strict_json_when_values_are_missing():
+def test_simulated_status_bodies_are_strict_json_when_values_are_missing(ws, account):
     # A column with no values at all arrives as float NaN; it must become null, not NaN.
     events = pd.DataFrame({
-        "message_id": ["wamid.A", "wamid.B"], "status": ["sent", "delivered"],
+        "message_id": ["wamid.A", "wamid.B"], "status": ["sent", "sent"],
         "at": pd.to_datetime([T0, T0 + timedelta(seconds=5)], utc=True),
         "recipient_id": [float("nan")] * 2, "callback_data": [float("nan")] * 2,
-        "billable": [True, None], "pricing_category": ["marketing", None], "error_code": [None, None],
+        "billable": [True, float("nan")], "pricing_category": ["marketing", None],
+        "error_code": [float("nan")] * 2,
     })
-    sim = SimulatedTransport(1)
-    sim.account = {"phone_e164": "+4930901820", "phone_number_id": "106540352242922"}
-    items = sim.webhook_bodies(events)
+    items = _sim(ws, account).webhook_bodies(events)
 
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
@@ -439,5 +438,5 @@ def test_simulated_status_bodies_are_strict_json_when_values_are_missing():
     statuses = [s for _, _, text in items
                 for e in json.loads(text, parse_constant=refuse)["entry"]
                 for c in e["changes"] for s in c["value"]["statuses"]]
-    assert [(s["id"], s["recipient_id"], s["biz_opaque_callback_data"]) for s in statuses] == [
-        ("wamid.A", None, None), ("wamid.B", None, None)]
+    assert [(s["id"], s["recipient_id"], s["biz_opaque_callback_data"], s["pricing"]["billable"])
+            for s in statuses] == [("wamid.A", None, None, True), ("wamid.B", None, None, None)]

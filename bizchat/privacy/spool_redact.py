@@ -16,27 +16,14 @@ receiver appends while the spool is rewritten are carried over (redacted) after 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from ..durable import write_atomic
-from ..spool import Spool, decode_line, encode_line
+from ..spool import Spool, decode_line, encode_line, spool_file
+from ..webhook_ingest import payload_id
 from .payloads import Redaction, redact_text
-
-
-def spool_paths(workspace_path: str | os.PathLike) -> tuple[Path, Path]:
-    return Path(f"{workspace_path}.spool"), Path(f"{workspace_path}.spool.offset")
-
-
-def _offset(offset_path: Path, size: int) -> int:
-    try:
-        value = int(offset_path.read_text().strip() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
-    return value if value <= size else 0
 
 
 def _rewrite_lines(data: bytes, redaction: Redaction, in_scope) -> tuple[bytes, int, bytes]:
@@ -55,9 +42,9 @@ def _rewrite_lines(data: bytes, redaction: Redaction, in_scope) -> tuple[bytes, 
         new_body = redact_text(body, redaction, in_scope)
         if new_body != body:
             changed += 1
-            raw = encode_line(hashlib.sha256(new_body.encode("utf-8")).hexdigest(), received_at,
-                              new_body)[:-1]
-        out.append(raw + b"\n")
+            out.append(encode_line(payload_id(new_body), received_at, new_body))
+        else:
+            out.append(raw + b"\n")
     return b"".join(out), changed, torn
 
 
@@ -67,22 +54,21 @@ def redact_spool(workspace_path: str | os.PathLike, redaction: Redaction,
     """Rewrite the spool without the person; returns counts (lines kept, changed, dropped).
 
     Holds the spool's lock throughout, so the receiver's appends wait for the swap."""
-    path, _ = spool_paths(workspace_path)
-    if not path.exists():
+    if not spool_file(workspace_path).exists():
         return {"pending_lines": 0, "changed_lines": 0, "dropped_ingested_bytes": 0}
     spool = Spool(workspace_path, repair=False)
     try:
         with spool.locked():
-            return _redact_spool(workspace_path, redaction, in_scope, settle)
+            return _redact_spool(spool, redaction, in_scope, settle)
     finally:
         spool.close()
 
 
-def _redact_spool(workspace_path, redaction, in_scope, settle) -> dict:
-    path, offset_path = spool_paths(workspace_path)
+def _redact_spool(spool: Spool, redaction, in_scope, settle) -> dict:
+    path, offset_path = spool.path, spool.offset_path
     with open(path, "rb") as old:
+        start = spool.offset()
         data = old.read()
-        start = _offset(offset_path, len(data))
         pending = data[start:]
         new, changed, torn = _rewrite_lines(pending, redaction, in_scope)
         if start:

@@ -475,7 +475,7 @@ class SimulatedTransport(Transport):
                       "recipient_id": row["recipient_id"],
                       "biz_opaque_callback_data": row["callback_data"]}
             if row["status"] == "sent":
-                status["pricing"] = {"billable": bool(row["billable"]), "pricing_model": "PMP",
+                status["pricing"] = {"billable": row["billable"], "pricing_model": "PMP",
                                      "type": "regular", "category": row["pricing_category"]}
             if row["status"] == "failed":
                 status["errors"] = _errors(int(row["error_code"]))
