@@ -8,6 +8,11 @@ detecting the header format itself. About 1 in 20 messages spans several lines a
 the same count (whatstk drops Android system lines, which carry no name) and the same
 timestamp, author and text on an even sample plus every system line.
 
+A second row per layout times the same file against ``parse_export`` as it was before
+issue 14 (commit ``BEFORE``, loaded from git history), run alternately with ours in the
+same process, so a change to the parser shows its cost beside the code it replaced
+(ratio = before / ours; the aim is within 10 %).
+
 Runner contract: ``run(quick) -> list[dict]`` with benchmark, ours_s, reference_s,
 ratio (reference_s / ours_s) and note. ``python -m benchmarks.bench_parse_export
 [--quick]`` prints the rows.
@@ -16,8 +21,10 @@ ratio (reference_s / ours_s) and note. ``python -m benchmarks.bench_parse_export
 from __future__ import annotations
 
 import random
+import subprocess
 import tempfile
 import time
+import types
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +38,8 @@ WORDS = ("hallo ok danke termin morgen rechnung bestellung lieferung paket frage
 GROUP = "Bäckerei Kunden"  # iOS writes the chat's name before its system texts
 SAMPLE = 2_000  # rows compared field by field
 LAYOUTS = ("android_en", "ios_de")
+BEFORE = "19eea3c"  # main before issue 14 (clean imports): the parser it changed
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _messages(n: int, seed: int):
@@ -91,6 +100,31 @@ def _timed(fn, repeat: int) -> tuple[list[float], float, object]:
     return times, cpu, result
 
 
+def parser_at(commit: str):
+    """``parse_export`` as it was at ``commit`` (from git history), or None without git."""
+    try:
+        source = subprocess.run(["git", "show", f"{commit}:bizchat/chat_export.py"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType(f"bizchat._chat_export_{commit}")
+    module.__package__ = "bizchat"  # its relative imports (errors) resolve to ours
+    exec(compile(source, f"chat_export.py@{commit}", "exec"), module.__dict__)
+    return module.parse_export
+
+
+def _alternating(ours, before, path: Path, repeat: int) -> tuple[float, float, float, float]:
+    """Best wall and CPU seconds of each parser, run in turns so load hits both alike."""
+    best = {"ours": [float("inf"), float("inf")], "before": [float("inf"), float("inf")]}
+    for _ in range(repeat):
+        for key, fn in (("ours", ours), ("before", before)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn(path)
+            wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+            best[key] = [min(best[key][0], wall), min(best[key][1], cpu)]
+    return (*best["ours"], *best["before"])
+
+
 def run(quick: bool) -> list[dict]:
     import whatstk
     from whatstk.whatsapp.objects import WhatsAppChat
@@ -118,6 +152,20 @@ def run(quick: bool) -> list[dict]:
                          f"{ref_cpu:.2f} (ratio {ref_cpu / ours_cpu:.0f}); "
                          f"{path.stat().st_size / 1e6:.0f} MB file; same count, {compared} rows "
                          "compared field by field"),
+            })
+            before = parser_at(BEFORE)
+            if before is None:
+                continue
+            assert before(path).equals(ours), f"{layout}: the parser before {BEFORE} reads it differently"
+            wall, cpu, wall_before, cpu_before = _alternating(parse_export, before, path, repeat=5)
+            rows.append({
+                "benchmark": f"parse_export {layout} {n:,} messages, before issue 14",
+                "ours_s": round(wall, 3),
+                "reference_s": round(wall_before, 3),
+                "ratio": round(wall_before / wall, 2),
+                "note": (f"reference: parse_export at {BEFORE} (git history); both best of 5, "
+                         f"run in turns; CPU s ours {cpu:.2f}, before {cpu_before:.2f} "
+                         f"(ratio {cpu_before / cpu:.2f}); same frame"),
             })
     return rows
 

@@ -1,5 +1,6 @@
 """bizchat: an open workbench for business messaging, on one DuckDB file."""
 
+from .chat_export import parse_export
 from .errors import (
     BizchatError,
     ConsentRequired,
@@ -21,4 +22,5 @@ __all__ = [
     "Workspace",
     "WorkspaceBusy",
     "open",
+    "parse_export",
 ]

@@ -4,16 +4,18 @@
 *Chat > More > Export chat* on Android or iOS (or the ``.zip`` iOS shares, with
 ``_chat.txt`` inside), in any language whose header uses digits, and returns one row
 per message. ``source`` is a path or an open text or binary stream; the bytes must be
-UTF-8 (a BOM is skipped; UTF-16 with a BOM is accepted).
+UTF-8 (UTF-16 with a BOM is accepted). ``bizchat.parse_export`` is this function.
 
 The DataFrame contract (exactly these columns, in this order, with these dtypes)::
 
     timestamp  datetime64[us]  naive wall-clock time as written in the file (an export
                                carries no time zone; the importer decides one)
-    author     string          name or number as written; <NA> on system lines
+    author     string          name or number as written (marks removed); <NA> on
+                               system lines
     text       string          the message; the lines of a multi-line message joined with
-                               "\n" (blank lines kept), trimmed; U+200E/U+200F marks and
-                               the edited marker removed; U+00A0/U+202F read as spaces
+                               "\n" (blank lines kept), trimmed; invisible marks (see
+                               below) and the edited marker removed; U+00A0/U+202F read
+                               as spaces
     kind       string          "text", "media", "system" or "deleted"
     edited     bool            the message ended in "<This message was edited>" or
                                "<Diese Nachricht wurde bearbeitet>"
@@ -24,9 +26,12 @@ file order, not sorted. An empty or whitespace-only file gives a frame with no r
 these columns (``empty_frame()``). ``kind``:
 
 * ``system``: a line with no ``Name: `` after the header (``X created group``, ``X added
-  Y``, the Android encryption notice ...); an iOS line whose text starts with U+200E and
-  is no placeholder (iOS writes the chat's name before its system texts); any text that
-  is the end-to-end encryption or business notice. Its author is always <NA>.
+  Y``, the Android encryption notice ...); an iOS (bracketed) line whose text starts with
+  U+200E, is no placeholder, and whose author writes nothing but such lines (iOS writes
+  the chat's name before its system texts); any text that is the end-to-end encryption or
+  business notice. Its author is always <NA>. A line by a person who also writes ordinary
+  lines is never a system line, so a customer's ``\u200eSTOP`` stays their message; on
+  Android a U+200E before a text means nothing.
 * ``media``: the whole text is a placeholder, kept as written: ``<Media omitted>``,
   ``<Medien ausgeschlossen>``, ``image omitted``, ``Bild weggelassen`` (video, audio,
   sticker, GIF, document, contact card), ``<attached: 00000012-PHOTO-....jpg>``,
@@ -37,8 +42,10 @@ these columns (``empty_frame()``). ``kind``:
 Headers: ``12/31/20, 23:59 - Name: text`` (Android) and ``[31.12.20, 23:59:59] Name:
 text`` (iOS), with ``/ . -`` date separators, two-digit (20yy) or four-digit years,
 year-first dates, 24-hour or 12-hour clocks (``11:59 PM``, ``11:59 pm``, ``11:59 p. m.``),
-with or without seconds, U+200E/U+200F marks anywhere. Each header is read on its own, so a
-file that mixes layouts still parses. Whether ``03/04/21`` is day-first is decided for
+with or without seconds. Invisible marks may stand anywhere and are removed first: U+FEFF
+(also at line starts or after ``[``), U+200E/U+200F, U+202A-U+202E (around numbers) and
+U+2066-U+2069 (around names). Each header is read on its own, so a file that mixes
+layouts still parses. Whether ``03/04/21`` is day-first is decided for
 the whole file: a first field above 12 means day-first, a second field above 12
 month-first (both in one file is an error); if every date is ambiguous, the order under
 which the chat runs forward wins, then the one with the smaller gaps, then day-first
@@ -46,13 +53,17 @@ unless the file writes ``/`` with a bare AM/PM (the US layout). ``dayfirst=True/
 forces the order.
 
 Errors: ``ImportFormatError`` (a ``ValueError``) with ``path``, ``line`` and ``input``
-when the first non-blank line is not a header, the bytes are not UTF-8, a date or time
-is impossible under the chosen order (or before 1970), or day-first and month-first
-dates are mixed.
+when the file cannot be read, a zip is damaged (cut off, bad CRC or data, unsupported
+compression, encrypted), the UTF-16 text is cut off or the text holds a lone surrogate,
+the first non-blank line is not a header, the bytes are not UTF-8, a date or time is
+impossible under the chosen order (or before 1970), or day-first and month-first dates
+are mixed. Nothing else escapes (a hypothesis fuzz test over mutated files checks it).
 
 Limits: a continuation line that looks exactly like a header starts a new message (the
 format has no escaping); a system line whose text contains ``": "`` (a group subject
-with a colon) reads as a message by the part before the colon.
+with a colon) reads as a message by the part before the colon; in a 1:1 iOS chat, iOS
+writes notices other than the encryption notice (``You blocked this contact``) under the
+customer's name, so they read as the customer's messages.
 
 Speed: the file stays one bytes buffer; there is no Python code per line or message.
 A numpy scan finds the line starts, one RE2 pattern (pyarrow) marks the header lines,
@@ -67,6 +78,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from typing import IO
 
 import numpy as np
@@ -153,30 +165,68 @@ def empty_frame() -> pd.DataFrame:
 def _read_bytes(source) -> tuple[str, bytes]:
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
-        with open(name, "rb") as fh:
-            data = fh.read()
+        try:
+            with open(name, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ImportFormatError(
+                f"Cannot read {name}: {exc.strerror or exc}. Check the path and that you may "
+                "read the file (the chat's .txt file, or the .zip WhatsApp shared).",
+                path=name, line=None, input=None) from None
     else:
         name = str(getattr(source, "name", None) or "<stream>")
         data = source.read()
         if isinstance(data, str):
+            # A lone surrogate survives as its three bytes and is named in _not_utf8.
             data = data.encode("utf-8", "surrogatepass")
     if data[:4] == b"PK\x03\x04":  # iOS shares the export as a zip with _chat.txt inside
         name, data = _unzip(name, data)
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        data = data.decode("utf-16").encode("utf-8")
-    return name, data.removeprefix(b"\xef\xbb\xbf")
+        data = _from_utf16(name, data)
+    return name, data
+
+
+def _from_utf16(name: str, data: bytes) -> bytes:
+    try:
+        return data.decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        good = data[:exc.start].decode("utf-16", "replace")
+        line = good.count("\n") + 1
+        problem = ("ends in the middle of a character (the file is cut off)"
+                   if exc.end >= len(data) and "truncated" in exc.reason
+                   else "holds a lone surrogate (half of a character)")
+        raise ImportFormatError(
+            f"{name}: line {line}: the UTF-16 text {problem}. Export the chat again "
+            "(Chat > More > Export chat) and pass the new file.",
+            path=name, line=line, input=good.rsplit("\n", 1)[-1][:80]) from None
+
+
+# What a damaged zip can raise while it is opened or read: zipfile checks little itself.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+               ValueError, NotImplementedError, RuntimeError, KeyError, OverflowError)
 
 
 def _unzip(name: str, data: bytes) -> tuple[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        texts = [m for m in zf.namelist() if m.lower().endswith(".txt")]
-        chosen = [m for m in texts if os.path.basename(m) == "_chat.txt"] or texts
-        if len(chosen) != 1:
-            raise ImportFormatError(
-                f"{name}: the zip holds {len(texts)} .txt files ({', '.join(texts[:5]) or 'none'}); "
-                "expected one chat export. Unzip it and pass the chat's .txt file.",
-                path=name, line=None, input=None)
-        return f"{name}!{chosen[0]}", zf.read(chosen[0])
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            texts = [m for m in zf.namelist() if m.lower().endswith(".txt")]
+            chosen = [m for m in texts if os.path.basename(m) == "_chat.txt"] or texts
+            if len(chosen) != 1:
+                raise ImportFormatError(
+                    f"{name}: the zip holds {len(texts)} .txt files ({', '.join(texts[:5]) or 'none'}); "
+                    "expected one chat export. Unzip it and pass the chat's .txt file.",
+                    path=name, line=None, input=None)
+            return f"{name}!{chosen[0]}", zf.read(chosen[0])
+    except ImportFormatError:
+        raise
+    except _ZIP_ERRORS as exc:
+        problem = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        if isinstance(exc, RuntimeError) and "encrypted" in problem:
+            problem = "it is encrypted"
+        raise ImportFormatError(
+            f"{name} is not a readable zip archive ({problem}). The file may be cut off or "
+            "damaged: share the chat export again, or unzip it and pass the chat's .txt file.",
+            path=name, line=None, input=None) from None
 
 
 def _positions(raw: np.ndarray, byte: int, chunk: int = 1 << 22) -> np.ndarray:
@@ -192,11 +242,14 @@ def _positions(raw: np.ndarray, byte: int, chunk: int = 1 << 22) -> np.ndarray:
 
 
 def _normalise(data: bytes) -> tuple[bytes, np.ndarray, bool]:
-    """CR LF to LF, no-break spaces to spaces, U+200E/U+200F marks removed.
+    """CR LF to LF, no-break spaces to spaces, invisible marks removed.
 
-    Returns the bytes, where the left-to-right marks stood in them (iOS starts generated
-    texts with one; see ``flagged`` in _parse) and whether an en dash occurs. One numpy
-    scan finds the three-byte punctuation (E2 80 xx) all this needs.
+    Removed everywhere: U+FEFF (a byte-order mark; some exports repeat it at line starts,
+    or just after ``[``), U+200E/U+200F, the bidi embeddings U+202A-U+202E (around phone
+    numbers) and isolates U+2066-U+2069 (around names and mentions). Returns the bytes,
+    where the left-to-right marks stood in them (iOS starts generated texts with one; see
+    ``flagged`` in _parse) and whether an en dash occurs. One numpy scan finds the
+    three-byte punctuation (E2 80 xx, E2 81 xx) all this needs.
     """
     if b"\r" in data:  # memchr
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -205,20 +258,30 @@ def _normalise(data: bytes) -> tuple[bytes, np.ndarray, bool]:
     for _ in range(2):
         raw = np.frombuffer(data, np.uint8)
         lead = _positions(raw[:-2], 0xE2)  # U+2000..U+2FFF
-        lead = lead[raw[lead + 1] == 0x80]
-        third = raw[lead + 2]
-        if not (third == 0xAF).any():  # U+202F narrow no-break space (iOS, before AM/PM)
-            break
+        second = raw[lead + 1]
+        lead = lead[(second == 0x80) | (second == 0x81)]
+        second, third = raw[lead + 1], raw[lead + 2]
+        if not ((second == 0x80) & (third == 0xAF)).any():  # U+202F narrow no-break space
+            break                                            # (iOS, before AM/PM)
         data = data.replace("\u202f".encode(), b" ")
-    is_mark = (third == 0x8E) | (third == 0x8F)
-    # After removing k marks, the k-th one's place moves back by 3 k bytes.
-    moved = lead[is_mark] - 3 * np.arange(int(is_mark.sum()))
-    lrm_at = moved[third[is_mark] == 0x8E]
-    if is_mark.any():  # copy the bytes between the marks (faster than two replaces)
-        cut, view = lead[is_mark], memoryview(data)
+    in_80 = second == 0x80
+    is_lrm = in_80 & (third == 0x8E)
+    is_mark = (is_lrm | (in_80 & ((third == 0x8F) | ((third >= 0xAA) & (third <= 0xAE))))
+               | (~in_80 & (third >= 0xA6) & (third <= 0xA9)))
+    cut = lead[is_mark]
+    if data.find(b"\xef") >= 0:  # memchr; U+FEFF is EF BB BF
+        ef = _positions(raw[:-2], 0xEF)
+        boms = ef[(raw[ef + 1] == 0xBB) & (raw[ef + 2] == 0xBF)]
+        if boms.size:
+            cut = np.union1d(cut, boms)
+    # After removing k marks (three bytes each), the next one's place moves back by 3 k.
+    lrm = lead[is_lrm]
+    lrm_at = lrm - 3 * np.searchsorted(cut, lrm)
+    if cut.size:  # copy the bytes between the marks (faster than several replaces)
+        view = memoryview(data)
         begins, ends = np.concatenate(([0], cut + 3)).tolist(), np.append(cut, len(data)).tolist()
         data = b"".join(view[b:e] for b, e in zip(begins, ends, strict=True))
-    return data, lrm_at, bool((third == 0x93).any())
+    return data, lrm_at, bool((in_80 & (third == 0x93)).any())
 
 
 def _not_utf8(name: str, data: bytes) -> ImportFormatError:
@@ -231,8 +294,13 @@ def _not_utf8(name: str, data: bytes) -> ImportFormatError:
     first = data.rfind(b"\n", 0, start) + 1
     end = data.find(b"\n", start)
     excerpt = data[first:end if end >= 0 else len(data)][:80].decode("utf-8", "replace")
+    # ED A0..BF is how a lone surrogate (half of a UTF-16 pair) comes out as bytes.
+    pair = data[start:start + 2]
+    surrogate = len(pair) == 2 and pair[0] == 0xED and 0xA0 <= pair[1] <= 0xBF
+    what = ("holds a lone surrogate (half of a UTF-16 character), which is not text"
+            if surrogate else "is not UTF-8 text")
     return ImportFormatError(
-        f"{name}: line {line_no} is not UTF-8 text ({excerpt!r}); this does not look like a "
+        f"{name}: line {line_no} {what} ({excerpt!r}); this does not look like a "
         "WhatsApp chat export. Export the chat again (Chat > More > Export chat) and pass "
         "the .txt file.",
         path=name, line=line_no, input=excerpt)
@@ -311,11 +379,12 @@ def _parse(data: bytes, lrm_at: np.ndarray, en_dash: bool, name: str,
     has_author = colon_space | colon_eol
     name_end = np.where(colon_space, colon, np.where(colon_eol, eol - 1, name_start))
     text_start = np.where(colon_space, colon + 2, np.where(colon_eol, eol, name_start))
-    # iOS starts generated texts (system lines, placeholders) with U+200E.
+    # iOS starts generated texts (system lines, placeholders) with U+200E; on Android a
+    # U+200E before a text means nothing (a customer's keyboard may put it there).
     flagged = np.zeros_like(has_author)
-    if lrm_at.size:
+    if lrm_at.size and bracketed.any():
         nearest = lrm_at[np.minimum(np.searchsorted(lrm_at, text_start), lrm_at.size - 1)]
-        flagged = has_author & (nearest == text_start)
+        flagged = has_author & bracketed & (nearest == text_start)
     space = starts + first(" ")  # splits the date from the time, see _fields()
 
     n = len(idx)
@@ -332,7 +401,7 @@ def _parse(data: bytes, lrm_at: np.ndarray, en_dash: bool, name: str,
     timestamps = _timestamps(column(0), column(1), lines_no, name, dayfirst)
     authors, texts = column(3), column(5)
     texts = pc.utf8_trim_whitespace(texts)
-    kinds, is_system, edited, texts = _classify(has_author, flagged, texts)
+    kinds, is_system, edited, texts = _classify(has_author, flagged, texts, authors)
     if is_system.any() and authors.offset == 0:  # null the system lines' authors in place
         authors = pa.LargeStringArray.from_buffers(
             n, authors.buffers()[1], authors.buffers()[2],
@@ -360,7 +429,24 @@ def _patch(values: pa.Array, rows: np.ndarray, pattern: str) -> pa.Array:
     return pc.replace_with_mask(values, pa.array(mask), fixed)
 
 
-def _classify(has_author: np.ndarray, flagged: np.ndarray, texts: pa.Array):
+def _chat_name(authors: pa.Array, generated: np.ndarray, evidence: np.ndarray) -> np.ndarray:
+    """Of the ``generated`` lines, those whose author writes nothing else in the file.
+
+    iOS writes a system text (``X added Y``) as a line of the chat's name, with U+200E
+    before the text. The chat's name writes nothing else, so its lines are system lines;
+    a person who also writes ordinary lines (``evidence``) keeps every line as a message,
+    so a customer's ``\u200eSTOP`` is never dropped.
+    """
+    rows = np.flatnonzero(generated)
+    names = pc.unique(authors.take(pa.array(rows)))
+    writes = _np(pc.is_in(authors, value_set=names)) & evidence
+    speaking = pc.unique(authors.filter(pa.array(writes)))
+    system = np.zeros(len(authors), bool)
+    system[rows] = ~_np(pc.is_in(authors.take(pa.array(rows)), value_set=speaking))
+    return system
+
+
+def _classify(has_author: np.ndarray, flagged: np.ndarray, texts: pa.Array, authors: pa.Array):
     """Kinds, system mask and edited flags; the edited markers come off the texts."""
     n = len(texts)
     media, deleted, notice, edited = (np.zeros(n, bool) for _ in range(4))
@@ -376,7 +462,10 @@ def _classify(has_author: np.ndarray, flagged: np.ndarray, texts: pa.Array):
         media[candidates] = _np(pc.match_substring_regex(some, _MEDIA))
         deleted[candidates] = _np(pc.match_substring_regex(some, _DELETED)) & ~media[candidates]
         notice[candidates] = _np(pc.match_substring_regex(some, _NOTICE)) & ~media[candidates]
-    is_system = ~has_author | (flagged & ~media & ~deleted) | notice
+    generated = flagged & ~media & ~deleted & ~notice
+    is_system = ~has_author | notice
+    if generated.any():
+        is_system |= _chat_name(authors, generated, has_author & ~generated & ~notice)
     codes = np.where(is_system, 2, np.where(deleted, 3, np.where(media, 1, 0)))  # KINDS order
     return _KIND_NAMES.take(pa.array(codes)), is_system, edited, texts
 

@@ -1,8 +1,8 @@
-"""WhatsApp chat exports: every layout in the shared samples and ours, errors, round trips."""
+"""WhatsApp chat exports: our samples of every platform and layout, parsed exactly;
+invisible characters, unreadable files, round trips."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -43,104 +43,111 @@ def check_contract(df: pd.DataFrame) -> None:
     assert df["line"].is_monotonic_increasing
 
 
-# -- the shared samples (chat-miner and whatsapp-chat-parser) ------------------------
+# -- our samples, parsed exactly ----------------------------------------------------
+# tests/fixtures/exports: the four platforms (Android/iOS, German/English) with the
+# invisible characters real exports carry (U+FEFF at line starts and after "[", U+200E
+# before iOS texts and a customer's STOP, U+202A/U+202C around numbers, U+2068/U+2069
+# around names, U+00A0/U+202F), and the date layouts of other locales. expected.json
+# holds the parse of each, written by hand.
 
-def shared_exports(shared_fixtures: Path) -> Path:
-    return shared_fixtures / "exports"
-
-
-def as_reference(df: pd.DataFrame) -> list[tuple]:
-    """Our rows the way chat-miner writes them: system lines by "System", lines joined
-    with spaces."""
-    return sorted((r.timestamp, "System" if r.kind == "system" else r.author,
-                   r.text.replace("\n", " ")) for r in df.itertuples())
-
-
-def without_disappearing(df: pd.DataFrame, expected: list[tuple]) -> tuple[pd.DataFrame, list]:
-    """chat-miner reads "Name:." (no space after the colon) as Name's message with the text
-    "<Disappearing Message>"; bizchat needs ": " after a name and keeps the line as a
-    system line. Check that one row by hand and compare the rest."""
-    theirs = [row for row in expected if row[2] == "<Disappearing Message>"]
-    ours = df[df["text"].str.fullmatch(r".+:\.")]
-    mine = ours.sort_values("timestamp").itertuples()
-    for (at, author, _), row in zip(sorted(theirs), mine, strict=True):
-        assert (row.timestamp, row.kind, row.author is pd.NA, row.text) == (at, "system", True,
-                                                                             f"{author}:.")
-    return df.drop(ours.index), [row for row in expected if row not in theirs]
+EXPECTED = {name: rows for name, rows in
+            json.loads((OURS / "expected.json").read_text(encoding="utf-8")).items()
+            if not name.startswith("_")}
 
 
-def test_every_shared_export_parses(shared_fixtures):
-    files = sorted(shared_exports(shared_fixtures).glob("*.txt"))
-    assert len(files) >= 12
-    for path in files:
-        df = parse_export(path)
-        check_contract(df)
-        assert len(df) > 0 or path.stat().st_size == 0, path.name
+def exact(df: pd.DataFrame) -> list[list]:
+    """The frame in expected.json's shape."""
+    return [[r.timestamp, None if pd.isna(r.author) else r.author, r.kind, r.text,
+             bool(r.edited), int(r.line)] for r in df.itertuples()]
 
 
-@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
-def test_shared_dateformats_match_their_targets(shared_fixtures, number):
-    base = shared_exports(shared_fixtures) / f"joweich__chat-miner@71990a9__test__whatsapp__test_dateformat{number}"
-    with open(f"{base}_target.csv", encoding="utf-8", newline="") as fh:
-        expected = sorted((T(r["timestamp"]), r["author"], r["message"]) for r in csv.DictReader(fh))
-    df = parse_export(f"{base}.txt")
-    df, expected = without_disappearing(df, expected)
-    assert as_reference(df) == expected
+def as_expected(rows: list[list]) -> list[list]:
+    return [[T(at), *rest] for at, *rest in rows]
 
 
-def test_shared_unicode_matches_its_target(shared_fixtures):
-    base = shared_exports(shared_fixtures) / "joweich__chat-miner@71990a9__test__whatsapp__test_unicode"
-    with open(f"{base}_target.csv", encoding="utf-8", newline="") as fh:
-        expected = sorted((T(r["timestamp"]), r["author"], r["message"]) for r in csv.DictReader(fh))
-    df = parse_export(f"{base}.txt")
-    assert as_reference(df) == expected
-    assert df["text"].iloc[0] == "Testing abnormal unicode"  # U+00A0 became a space
-
-
-@pytest.mark.parametrize("layout", ["[mmddyy]_24hrs", "ddmmyy_24hrs", "mmddyy_24hrs",
-                                    "mmddyyyy_12hrs", "yyyymmdd_24hrs"])
-def test_shared_layouts_match_the_json_target(shared_fixtures, layout):
-    folder = shared_exports(shared_fixtures)
-    target = json.loads((folder / "joweich__chat-miner@17c52a1__test__whatsapp__target.json")
-                        .read_text(encoding="utf-8"))
-    expected = sorted((T(r["timestamp"]), r["author"], r["message"]) for r in target)
-    df = parse_export(folder / f"joweich__chat-miner@17c52a1__test__whatsapp__test_{layout}.txt")
-    # That target leaves out the system lines (and the "Name:." line, a system line here).
-    assert as_reference(df[df["kind"] != "system"]) == expected
-    assert df.loc[df["kind"] == "system", "text"].tolist() == [
-        "John Doe:.", '+12 345 578 created group "Groupname"', "You were added"]
-
-
-def test_shared_mixed_layout_log_matches_its_target(shared_fixtures):
-    folder = shared_exports(shared_fixtures)
-    lines = (folder / "joweich__chat-miner@a7e9d8c__test__whatsapp__target.json").read_text(
-        encoding="utf-8").splitlines()
-    expected = sorted((T(r["datetime"], unit="ms"), r["author"], r["message"])
-                      for r in map(json.loads, lines))
-    df = parse_export(folder / "joweich__chat-miner@a7e9d8c__test__whatsapp__testlog.txt")
-    assert as_reference(df) == expected
-
-
-def test_shared_short_chat(shared_fixtures):
-    df = parse_export(shared_exports(shared_fixtures)
-                      / "Pustur__whatsapp-chat-parser@75f11bd__samples__short-chat.txt")
-    # Every date is ambiguous; only month-first keeps the chat running forward.
-    assert rows(df) == [
-        (T("2017-06-03 00:45"), None, "system",
-         "Messages to this group are now secured with end-to-end encryption. Tap for more info."),
-        (T("2017-06-03 00:45"), None, "system", 'You created group "ShortChat"'),
-        (T("2017-06-03 00:45"), "Sample User", "text", "This is a test message"),
-        (T("2017-08-05 01:48"), "TestBot", "text", "Hey I'm a test too!"),
-        (T("2017-09-04 01:50"), "+410123456789", "text", "How are you?\n\nIs everything alright?"),
-    ]
-    assert df["line"].tolist() == [1, 2, 3, 4, 5]
-
-
-def test_shared_empty_file_gives_an_empty_frame(shared_fixtures):
-    df = parse_export(shared_exports(shared_fixtures)
-                      / "Pustur__whatsapp-chat-parser@75f11bd__samples__empty.txt")
-    assert df.empty
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_sample_parses_exactly(name):
+    df = parse_export(OURS / name)
     check_contract(df)
+    assert exact(df) == as_expected(EXPECTED[name])
+
+
+@pytest.mark.parametrize("name", ["android_de_marks.txt", "ios_en_marks.txt"])
+def test_sample_parses_the_same_from_zip_utf16_and_streams(name, tmp_path):
+    path = OURS / name
+    expected = parse_export(path)
+    text = path.read_text(encoding="utf-8")
+    assert parse_export(io.StringIO(text)).equals(expected)
+    assert parse_export(io.BytesIO(text.encode("utf-16"))).equals(expected)
+    archive = tmp_path / "WhatsApp Chat.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(path, "_chat.txt")
+    assert parse_export(archive).equals(expected)
+
+
+def test_a_bom_at_line_starts_loses_no_message():
+    """A German Android export with U+FEFF before many headers: every message stays its
+    own, with its author (the lines used to be glued to the message before)."""
+    bom = "\ufeff"
+    lines = [f"{bom if i % 5 in (1, 3) else ''}14.03.25, 10:{i:02d} - "
+             f"{'Rita' if i % 2 else 'Laden'}: Nachricht {i}" for i in range(50)]
+    df = parse_export(io.StringIO("\n".join(lines) + "\n"))
+    assert len(df) == 50 and set(df["author"]) == {"Rita", "Laden"}
+    assert df["text"].tolist() == [f"Nachricht {i}" for i in range(50)]
+    assert df["line"].tolist() == list(range(1, 51))
+
+
+def test_a_bom_after_the_bracket_of_line_one_is_read():
+    """German iOS with U+FEFF just after "[" was refused at line 1."""
+    df = parse_export(io.StringIO("[\ufeff14.03.25, 09:58:30] Rita: Hallo\n"
+                                  "\ufeff[14.03.25, 09:59:00] Laden: Guten Tag\n"))
+    assert rows(df) == [(T("2025-03-14 09:58:30"), "Rita", "text", "Hallo"),
+                        (T("2025-03-14 09:59:00"), "Laden", "text", "Guten Tag")]
+
+
+def test_a_left_to_right_mark_before_an_android_text_is_no_system_line():
+    """A customer's "\u200eSTOP" on Android is their message (U+200E means nothing there)."""
+    df = parse_export(io.StringIO("15.03.25, 11:30 - +49 170 1234567: \u200eSTOP\n"))
+    assert rows(df) == [(T("2025-03-15 11:30"), "+49 170 1234567", "text", "STOP")]
+
+
+def test_ios_generated_lines_are_system_only_for_the_chat_name():
+    """iOS writes system texts as lines of the chat's name, with U+200E before the text.
+    A person who writes ordinary lines keeps every line, U+200E or not."""
+    text = ("[14.03.25, 09:58:02] Lesekreis: \u200eAnna hat die Gruppe erstellt\n"
+            "[14.03.25, 09:59:00] Ben: Hallo\n"
+            "[14.03.25, 10:00:00] Ben: \u200eSTOP\n"
+            "[14.03.25, 10:01:00] Anna: \u200eStandort: https://maps.example/?q=1,2\n"
+            "[14.03.25, 10:02:00] Anna: \u200eBild weggelassen\n")
+    assert rows(parse_export(io.StringIO(text))) == [
+        (T("2025-03-14 09:58:02"), None, "system", "Anna hat die Gruppe erstellt"),
+        (T("2025-03-14 09:59:00"), "Ben", "text", "Hallo"),
+        (T("2025-03-14 10:00:00"), "Ben", "text", "STOP"),
+        (T("2025-03-14 10:01:00"), "Anna", "text", "Standort: https://maps.example/?q=1,2"),
+        (T("2025-03-14 10:02:00"), "Anna", "media", "Bild weggelassen"),
+    ]
+
+
+# Characters the parser removes wherever they stand.
+INVISIBLE = "\ufeff\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(n for n in EXPECTED if EXPECTED[n])),
+       inserts=st.lists(st.tuples(st.floats(0, 1), st.sampled_from(INVISIBLE)), max_size=12))
+def test_invisible_characters_anywhere_change_nothing(name, inserts):
+    text = (OURS / name).read_text(encoding="utf-8")
+    for where, char in inserts:
+        at = int(where * len(text))
+        text = text[:at] + char + text[at:]
+    assert exact(parse_export(io.StringIO(text))) == as_expected(EXPECTED[name])
+
+
+def test_parse_export_is_at_the_package_top_level():
+    import bizchat
+
+    assert bizchat.parse_export is parse_export
+    assert "parse_export" in bizchat.__all__
 
 
 # -- our samples ---------------------------------------------------------------------
@@ -347,6 +354,93 @@ def test_zip_without_one_chat_is_refused(tmp_path):
         zf.writestr("b.txt", "y")
     with pytest.raises(ImportFormatError, match="2 .txt files"):
         parse_export(archive)
+
+
+def deflate(text: bytes) -> bytes:
+    """Raw deflate, as a zip member holds it."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(text) + packer.flush()
+
+
+def zip_bytes(text: bytes, *, method: int = 8, flags: int = 0, crc: int | None = None,
+              data: bytes | None = None, cd_offset: int | None = None, extra: int = 0) -> bytes:
+    """A one-member zip (_chat.txt) written field by field, so a test can break exactly one
+    thing: the compression method, the flags, the CRC, the data, the length of the local
+    extra field (a lie moves the data past the end) or the directory's offset."""
+    import struct
+    import zlib
+
+    if data is None:
+        data = deflate(text) if method == 8 else text
+    crc = zlib.crc32(text) if crc is None else crc
+    name = b"_chat.txt"
+    fields = (20, flags, method, 0, 0, crc, len(data), len(text), len(name))
+    local = struct.pack("<4s5HI2I2H", b"PK\x03\x04", *fields, extra) + name + data
+    central = struct.pack("<4s6HI2I5H2I", b"PK\x01\x02", 20, *fields, 0, 0, 0, 0, 0, 0) + name
+    end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 1, 1, len(central),
+                      len(local) if cd_offset is None else cd_offset, 0)
+    return local + central + end
+
+
+def test_the_zip_builder_makes_a_readable_zip():
+    text = (OURS / "android_de.txt").read_bytes()
+    for method in (0, 8):
+        assert parse_export(io.BytesIO(zip_bytes(text, method=method))).equals(
+            parse_export(OURS / "android_de.txt"))
+
+
+TEXT = (OURS / "android_de.txt").read_bytes()
+
+
+@pytest.mark.parametrize(("archive", "problem"), [
+    (zip_bytes(TEXT)[:-30], "not a readable zip"),                         # BadZipFile
+    (zip_bytes(TEXT, crc=1), "Bad CRC-32"),                                # BadZipFile
+    (zip_bytes(TEXT, data=b"\x07" + bytes(40)), "Error -3"),               # zlib.error
+    (zip_bytes(TEXT, extra=5000), "not a readable zip"),                   # EOFError
+    (zip_bytes(TEXT, method=99), "compression method"),                    # NotImplementedError
+    (zip_bytes(TEXT, cd_offset=10**6), "negative seek"),                   # ValueError
+    (zip_bytes(TEXT, method=0, flags=1), "encrypted"),                     # RuntimeError
+    (zip_bytes(TEXT, method=12, data=b"BZh9" + bytes(20)), "not a readable zip"),  # OSError
+], ids=["cut", "crc", "zlib", "eof", "method", "seek", "encrypted", "bzip2"])
+def test_a_damaged_zip_is_a_clean_error(archive, problem, tmp_path):
+    path = tmp_path / "WhatsApp Chat.zip"
+    path.write_bytes(archive)
+    with pytest.raises(ImportFormatError) as caught:
+        parse_export(path)
+    assert problem in str(caught.value) and str(path) in str(caught.value)
+    assert caught.value.path == str(path)
+
+
+@pytest.mark.parametrize(("data", "line", "problem"), [
+    ("01.01.21, 10:00 - Anna: a\n01.01.21, 10:01 - Anna: b\n".encode("utf-16")[:-1], 2,
+     "cut off"),
+    ("01.01.21, 10:00 - Anna: a\n01.01.21, 10:01 - Anna: \ud800\n".encode("utf-16", "surrogatepass"),
+     2, "lone surrogate"),
+    ("01.01.21, 10:00 - Anna: a\n01.01.21, 10:01 - Anna: \udc00\n".encode("utf-8", "surrogatepass"),
+     2, "lone surrogate"),
+], ids=["utf16-cut", "utf16-surrogate", "utf8-surrogate"])
+def test_broken_encodings_are_named_with_their_line(data, line, problem, tmp_path):
+    path = tmp_path / "chat.txt"
+    path.write_bytes(data)
+    with pytest.raises(ImportFormatError) as caught:
+        parse_export(path)
+    assert (caught.value.line, caught.value.path) == (line, str(path))
+    assert problem in str(caught.value) and f"line {line}" in str(caught.value)
+
+
+def test_a_lone_surrogate_in_a_text_stream_is_named():
+    with pytest.raises(ImportFormatError, match="lone surrogate") as caught:
+        parse_export(io.StringIO("01.01.21, 10:00 - Anna: \ud800\n"))
+    assert caught.value.line == 1
+
+
+def test_a_missing_file_or_a_folder_is_a_clean_error(tmp_path):
+    for path, problem in ((tmp_path / "nope.txt", "No such file"), (tmp_path, "Is a directory")):
+        with pytest.raises(ImportFormatError, match=problem) as caught:
+            parse_export(path)
+        assert caught.value.path == str(path)
 
 
 # -- round trip ----------------------------------------------------------------------

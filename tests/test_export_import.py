@@ -109,3 +109,18 @@ def test_cli_import_export(ws, account, tmp_path):
     assert "5 new" in result.output
     result = CliRunner().invoke(main, args)
     assert "0 new, 5 already stored" in result.output
+
+
+def test_a_real_layout_with_invisible_marks_loses_no_message_and_its_stop_counts(ws, account):
+    """Our German Android sample carries U+FEFF at line starts, U+202A/U+202C around the
+    customer's number and a "\u200eSTOP": every message is stored and the STOP opts out."""
+    from pathlib import Path
+
+    sample = Path(__file__).parent / "fixtures" / "exports" / "android_de_marks.txt"
+    result = do_import(ws, sample)
+    assert (result.messages, result.system_lines, result.inbound, result.outbound) == (8, 2, 5, 3)
+    assert ws.sql("SELECT phone_e164 FROM contacts")["phone_e164"].tolist() == ["+491701234567"]
+    stop = ws.sql("SELECT body, direction FROM messages WHERE body = 'STOP'")
+    assert stop.values.tolist() == [["STOP", "in"]]
+    state = ws.sql("SELECT state, source FROM current_consent WHERE purpose = 'marketing'")
+    assert state.values.tolist() == [["opt_out", "keyword"]]
