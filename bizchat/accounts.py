@@ -50,10 +50,13 @@ def check_timezone(name: str) -> str:
         if not isinstance(name, str) or not name.strip():
             raise ValueError
         ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # ZoneInfo reads a file named by the key: a folder ("Europe") or an overlong name
+    # fails as an OSError, a file that is no zone (zone.tab) as a ValueError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = name if not isinstance(name, str) or len(name) <= 60 else name[:57] + "..."
         raise InvalidValue(
-            f"{name!r} is not a time zone. Use an IANA name such as Europe/Berlin, "
-            "Europe/Vienna or Europe/Zurich.", input=name) from exc
+            f"{shown!r} is not a time zone. Use an IANA name such as Europe/Berlin, "
+            "Europe/Vienna or Europe/Zurich.", input=name) from None
     return name.strip()
 
 

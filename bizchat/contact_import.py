@@ -53,7 +53,12 @@ _ALIASES = {
 _YES = {"yes", "y", "ja", "j", "true", "wahr", "1", "x", "opt_in", "opt-in", "optin", "granted"}
 _NO = {"no", "n", "nein", "false", "falsch", "0", "opt_out", "opt-out", "optout", "withdrawn",
        "revoked", "widerrufen"}
-_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$", re.I)
+
+
+def _cell(value: str, width: int = 40) -> str:
+    """A cell quoted for a reason, cut short so a 5,000-character cell stays one line."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 4] + "...'"
 
 
 @dataclass
@@ -104,13 +109,17 @@ def _read_records(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
         raise ImportFormatError(
             f"Cannot read {path}: {exc.strerror or exc}. Check the path and that you may "
             "read the file.", path=str(path), line=None) from exc
+    # Excel saves "Unicode text" as UTF-16 with a byte-order mark; everything else is UTF-8.
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[:exc.start].decode(encoding, "replace").count("\n") + 1
+        what = ("the UTF-16 text is cut off or holds half a character" if encoding == "utf-16"
+                else "the file is not UTF-8 text")
         raise ImportFormatError(
-            f"{path}, line {line}: the file is not UTF-8 text. Save it as 'CSV UTF-8' "
-            "and import again.", path=str(path), line=line) from exc
+            f"{path}, line {line}: {what}. Save it as 'CSV UTF-8' and import again.",
+            path=str(path), line=line) from None
     first = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -155,7 +164,7 @@ def _columns(path: Path, header: list[str], header_line: int = 1) -> tuple[dict,
     if "phone" not in found:
         raise ImportFormatError(
             f"{path}, line {header_line}: no phone column. The header has "
-            f"{', '.join(repr(h) for h in header)}; name the number column 'phone'.",
+            f"{', '.join(_cell(h) for h in header[:12])}; name the number column 'phone'.",
             path=str(path), line=header_line)
     return found, ignored
 
@@ -178,28 +187,59 @@ def _frame(header, records, lines, positions) -> tuple[pd.DataFrame, dict]:
 
 # --- validation ------------------------------------------------------------------------------
 
-def _parse_times(values: pd.Series, zone: str) -> pd.Series:
-    """UTC times from ISO 8601 or German dd.mm.yyyy [HH:MM]; naive ones are in ``zone``."""
+_GERMAN_TIMES = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")
+# Consent given before WhatsApp existed cannot be consent to WhatsApp messages: such a
+# date is a typo or a placeholder (0001-01-01, 1900-01-01), not evidence.
+EARLIEST_CONSENT = datetime(2009, 1, 1, tzinfo=UTC)
+
+
+def _parse_time(text: str, zone: ZoneInfo) -> tuple[datetime | None, str | None]:
+    """One consent time as UTC, or None and why not. ISO 8601 in any form Python reads
+    (offsets ``Z``, ``+02``, ``+0200``, ``+02:00``) or German dd.mm.yyyy [HH:MM[:SS]];
+    a time without an offset is read in ``zone``."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        at = None
+    for fmt in _GERMAN_TIMES:
+        if at is not None:
+            break
+        try:
+            at = datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    if at is None:
+        return None, "is not a date (use 2024-05-31 14:05 or 31.05.2024 14:05)"
+    if at.tzinfo is None:
+        # A wall-clock time that the clock change skips or repeats names no instant.
+        first, second = at.replace(tzinfo=zone, fold=0), at.replace(tzinfo=zone, fold=1)
+        if first.utcoffset() != second.utcoffset():
+            return None, (f"falls in a daylight-saving change in {zone.key}; give it with "
+                          "its offset, e.g. 2024-10-27T02:30+02:00")
+        at = first
+    try:
+        at = at.astimezone(UTC)
+    except (OverflowError, ValueError):  # 0001-01-01 with a positive offset
+        return None, "lies before WhatsApp existed (2009); check the date"
+    if at < EARLIEST_CONSENT:
+        return None, "lies before WhatsApp existed (2009); check the date"
+    return at, None
+
+
+def _parse_times(values: pd.Series, zone: str) -> tuple[pd.Series, pd.Series]:
+    """UTC times (NaT where missing or bad) and the reason per bad value; each distinct
+    text is read once."""
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+    reasons = pd.Series(None, index=values.index, dtype=object)
     present = values[values != ""]
     if present.empty:
-        return out
-    aware = present.str.contains(_HAS_OFFSET)
-    if aware.any():
-        out[aware[aware].index] = pd.to_datetime(
-            present[aware], format="ISO8601", utc=True, errors="coerce").astype(out.dtype)
-    naive = present[~aware]
-    local = pd.to_datetime(naive, format="ISO8601", errors="coerce")
-    for fmt in ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y"):
-        missing = local.isna()
-        if not missing.any():
-            break
-        local[missing] = pd.to_datetime(naive[missing], format=fmt, errors="coerce")
-    if len(local):
-        local = local.astype("datetime64[us]").dt.tz_localize(
-            ZoneInfo(zone), ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-        out[local.index] = local.astype(out.dtype)
-    return out
+        return out, reasons
+    tz = ZoneInfo(zone)
+    parsed = {text: _parse_time(text, tz) for text in present.unique()}
+    out[present.index] = pd.Series([parsed[t][0] for t in present], index=present.index,
+                                   dtype=object).astype(out.dtype)
+    reasons[present.index] = [parsed[t][1] for t in present]
+    return out, reasons
 
 
 def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tuple[pd.DataFrame, dict, list[dict]]:
@@ -239,21 +279,19 @@ def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tu
     action[consent.isin(_YES)] = "opt_in"
     action[consent.isin(_NO)] = "opt_out"
     bad((consent != "") & action.isna(),
-        lambda i: f"consent value {frame.at[i, 'consent']!r} is not yes/no (ja/nein, opt_in/opt_out)")
+        lambda i: f"consent value {_cell(frame.at[i, 'consent'])} is not yes/no (ja/nein, opt_in/opt_out)")
 
     purpose = col("purpose").str.lower().replace({"": "marketing", "utility": "service"})
     bad(~purpose.isin(["marketing", "service"]),
-        lambda i: f"purpose {frame.at[i, 'purpose']!r} is not marketing or service")
+        lambda i: f"purpose {_cell(frame.at[i, 'purpose'])} is not marketing or service")
 
-    at = _parse_times(col("consent_at"), zone)
-    bad((col("consent_at") != "") & at.isna(),
-        lambda i: f"consent_at {frame.at[i, 'consent_at']!r} is not a date (use 2024-05-31 "
-                  "14:05 or 31.05.2024 14:05)")
-    bad(at > pd.Timestamp.now(tz="UTC"), lambda i: f"consent_at {frame.at[i, 'consent_at']!r} lies in the future")
+    at, at_reason = _parse_times(col("consent_at"), zone)
+    bad(at_reason.notna(), lambda i: f"consent_at {_cell(frame.at[i, 'consent_at'])} {at_reason[i]}")
+    bad(at > pd.Timestamp.now(tz="UTC"), lambda i: f"consent_at {_cell(frame.at[i, 'consent_at'])} lies in the future")
 
     language = col("language").str.replace("_", "-")
     lang_ok = (language == "") | language.str.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
-    bad(~lang_ok, lambda i: f"language {frame.at[i, 'language']!r} is not a language tag like de or de-AT")
+    bad(~lang_ok, lambda i: f"language {_cell(frame.at[i, 'language'])} is not a language tag like de or de-AT")
 
     zones, attributes = {}, {}
     for value in col("timezone").unique():
@@ -264,7 +302,7 @@ def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tu
                 zones[value] = None
     tz = col("timezone")
     bad(tz.map(lambda v: bool(v) and zones.get(v) is None).astype(bool),
-        lambda i: f"timezone {tz[i]!r} is not an IANA zone like Europe/Berlin")
+        lambda i: f"timezone {_cell(tz[i])} is not an IANA zone like Europe/Berlin")
     attr_reason = {}
     for idx, raw in col("attributes").items():
         if raw:
@@ -286,7 +324,7 @@ def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tu
     def lacking(i) -> str:
         parts = [name for name, gap in (("evidence", evidence[i] == ""),
                                         ("consent_at", pd.isna(when[i]))) if gap]
-        return f"consent {frame.at[i, 'consent']!r} without {' and '.join(parts)}"
+        return f"consent {_cell(frame.at[i, 'consent'])} without {' and '.join(parts)}"
 
     not_recorded = [{"line": int(frame.at[i, "line"]), "reason": lacking(i)}
                     for i in frame.index[wants & ~proven & (action == "opt_in")]]

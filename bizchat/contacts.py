@@ -11,6 +11,7 @@ number). There is no address-book upload: contacts come from conversations
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import re
 from datetime import UTC, datetime
@@ -42,20 +43,73 @@ def check_language(value: str | None) -> str | None:
     return "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
 
 
+ATTRIBUTES_DEPTH = 16       # nesting of objects and lists in one attributes value
+
+
+def _not_json_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value; write null or a number")
+
+
 def check_attributes(value) -> dict | None:
-    """Free attributes as a JSON object (a dict, or its JSON text)."""
+    """Free attributes as a JSON object (a dict, or its JSON text).
+
+    Refused: text that is not strict JSON (NaN, Infinity), nesting deeper than
+    ATTRIBUTES_DEPTH, and strings or keys that cannot be UTF-8 (a lone surrogate from an
+    escape such as ``"\\ud800"``), which DuckDB could not store.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(value, parse_constant=_not_json_constant)
         except json.JSONDecodeError as exc:
             raise InvalidValue(
-                f"The attributes {value!r} are not JSON ({exc.msg}). Write an object such as "
-                '{"city": "Graz"}.', input=value) from exc
+                f"The attributes {_shown(value)} are not JSON ({exc.msg}). Write an object "
+                'such as {"city": "Graz"}.', input=value) from None
+        except (ValueError, RecursionError) as exc:
+            reason = (f"nest deeper than {ATTRIBUTES_DEPTH} levels"
+                      if isinstance(exc, RecursionError) else f"are not JSON: {exc}")
+            raise InvalidValue(f"The attributes {_shown(value)} {reason}. Write a flat object "
+                               'such as {"city": "Graz"}.', input=value) from None
     if not isinstance(value, dict):
-        raise InvalidValue(f"Attributes must be a JSON object, got {value!r}.", input=value)
+        raise InvalidValue(f"Attributes must be a JSON object, got {_shown(value)}.", input=value)
+    _check_nested(value)
     return value
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_nested(value: dict) -> None:
+    """Depth, UTF-8 and finite numbers of a decoded attributes value (iteratively, so no
+    input can exhaust the stack)."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if depth > ATTRIBUTES_DEPTH:
+            raise InvalidValue(f"The attributes nest deeper than {ATTRIBUTES_DEPTH} levels. "
+                               'Write a flat object such as {"city": "Graz"}.', input=value)
+        children = (list(item.keys()) + list(item.values()) if isinstance(item, dict)
+                    else item if isinstance(item, list) else [])
+        for child in children:
+            if isinstance(child, str):
+                try:
+                    child.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise InvalidValue(
+                        f"The attributes hold {_shown(child)}, which is not text (a lone "
+                        "surrogate, half of a UTF-16 character). Fix that value.",
+                        input=value) from None
+            elif isinstance(child, float) and not math.isfinite(child):
+                raise InvalidValue("The attributes hold NaN or Infinity, which JSON has not. "
+                                   "Use null or a number.", input=value)
+            elif isinstance(child, (dict, list)):
+                todo.append((child, depth + 1))
+            elif not (child is None or isinstance(child, (bool, int, float))):
+                raise InvalidValue(f"The attributes hold {_shown(child)}, which is not a JSON "
+                                   "value. Use text, numbers, true/false or null.", input=value)
 
 
 def dump_attributes(value: dict) -> str:

@@ -173,6 +173,66 @@ def test_audit_row_per_import_with_counts_only(shop, tmp_path):
     assert "1234567" not in everything and "Anna" not in everything
 
 
+# --- every cell is a row's problem, never the whole import's ------------------------------------
+
+EVERY_CELL = [
+    ["phone", "name", "consent", "evidence", "consent_at", "timezone", "attributes"],
+    ["0170 2000001", "Good", "yes", "form", "2024-05-31 14:05", "Europe/Vienna", '{"city": "Graz"}'],
+    ["0170 2000002", "Zone folder", "", "", "", "Europe", ""],
+    ["0170 2000003", "Zone too long", "", "", "", "Europe/" + "x" * 300, ""],
+    ["0170 2000004", "Short offset", "yes", "form", "2024-05-31T14:05+02", "", ""],
+    ["0170 2000005", "Deep", "", "", "", "", "[" * 5000],
+    ["0170 2000006", "Surrogate key", "", "", "", "", '{"\\ud800": 1}'],
+    ["0170 2000007", "NaN", "", "", "", "", '{"a": NaN}'],
+    ["0170 2000008", "Year one", "yes", "form", "0001-01-01", "", ""],
+    ["0170 2000009", "Also good", "", "", "", "", ""],
+]
+
+
+def test_each_hostile_cell_is_a_bad_row_with_a_reason(shop, tmp_path):
+    ws, aid = shop
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(EVERY_CELL)
+    result = import_contacts(ws, write(tmp_path, buffer.getvalue()), aid)
+    reasons = {item["line"]: item["reason"] for item in result.bad}
+    assert sorted(reasons) == [3, 4, 6, 7, 8, 9]
+    assert "'Europe' is not an IANA zone" in reasons[3]
+    assert "is not an IANA zone" in reasons[4] and len(reasons[4]) < 120
+    assert "nest deeper than" in reasons[6]
+    assert "lone surrogate" in reasons[7]
+    assert "NaN is not a JSON value" in reasons[8]
+    assert "lies before WhatsApp existed" in reasons[9]
+    # The good rows are kept; "+02" is a valid ISO 8601 offset.
+    assert result.imported == 3
+    stored = ws.sql("""SELECT c.name, e.recorded_at FROM contacts c
+                       LEFT JOIN consent_events e USING (contact_id) ORDER BY c.name""")
+    assert stored["name"].tolist() == ["Also good", "Good", "Short offset"]
+    assert stored["recorded_at"].dt.strftime("%H:%M").tolist()[1:] == ["12:05", "12:05"]
+
+
+@pytest.mark.parametrize("value", ["Europe", "x" * 300, "zone.tab", "../../etc/passwd", "Europe//Berlin"])
+def test_a_time_zone_that_names_no_zone_is_refused_cleanly(ws, tmp_path, value):
+    from bizchat.errors import InvalidValue
+
+    with pytest.raises(InvalidValue, match="is not a time zone"):
+        ws.accounts.add("+49 30 1234567", name="Laden", timezone=value)
+    result = CliRunner().invoke(main, ["-w", str(ws.path), "accounts", "add", "030 1234568",
+                                       "--name", "L", "--timezone", value])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert "is not a time zone" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", [{"a": float("nan")}, {"a": [float("inf")]}, {"\ud800": 1},
+                                   {"a": {"b": {"c": None}}} | {"d": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}])
+def test_attributes_that_are_no_storable_json_are_refused(ws, value):
+    from bizchat.errors import InvalidValue
+
+    account = ws.accounts.add("+49 30 1234567", name="Laden")
+    contact = ws.contacts.add(account["account_id"], "0170 1234567")
+    with pytest.raises(InvalidValue):
+        ws.contacts.update(account["account_id"], contact["contact_id"], attributes=value)
+
+
 # --- files that cannot be read: nothing is written ------------------------------------------------
 
 @pytest.mark.parametrize(("text", "encoding", "line", "message"), [
