@@ -79,5 +79,5 @@ def test_cli_consent_and_coverage(tmp_path):
     assert out.exit_code == 0, out.output
     assert "double_opt_in_form" in out.output and "Unterschrift Kasse 2" in out.output
     cov = runner.invoke(main, ["-w", str(path), "privacy", "coverage", "--csv"])
-    assert cov.exit_code == 0 and cov.output.splitlines()[0].startswith('"account_id","account"')
+    assert cov.exit_code == 0 and cov.output.splitlines()[0].startswith("account_id,account,")
     assert "'+4930901820" in cov.output      # neutralised: a leading + is a formula start

@@ -60,9 +60,18 @@ def pass_workspace(func):
 
 
 def echo_frame(df: pd.DataFrame, csv: bool = False) -> None:
-    """Print a DataFrame as an aligned table, or as CSV for other tools."""
+    """Print a DataFrame as an aligned table, or as CSV for other tools.
+
+    CSV goes through ``safe_csv``: it is opened in spreadsheets, where a customer's name
+    like ``=cmd|' /C calc'!A0`` must stay text (a leading apostrophe), never a formula.
+    Quoting stays minimal, as other tools reading the output expect.
+    """
     if csv:
-        click.echo(df.to_csv(index=False), nl=False)
+        import csv as csv_module
+
+        from ..safe_export import safe_csv
+
+        click.echo(safe_csv(df, quoting=csv_module.QUOTE_MINIMAL), nl=False)
     elif df.empty:
         click.echo("(no rows)")
     else:

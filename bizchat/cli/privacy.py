@@ -64,12 +64,7 @@ def coverage(ws, account: str | None, by_source: bool, as_csv: bool) -> None:
     """Consent coverage per account: opt-ins, with evidence, opt-outs, never asked."""
     service = _service(ws)
     frame = service.coverage_by_source(account) if by_source else service.coverage(account)
-    if as_csv:
-        from ..safe_export import safe_csv
-
-        click.echo(safe_csv(frame), nl=False)
-    else:
-        echo_frame(frame)
+    echo_frame(frame, csv=as_csv)
 
 
 @privacy_group.command(name="export")
