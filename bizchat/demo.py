@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from . import demo_content as C
 from . import receipts, store
-from .errors import BizchatError, Conflict
+from .errors import BizchatError, Conflict, NotAWorkspace
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)   # the scenario's "today", fixed for determinism
 S = 1_000_000                              # times are int64 microseconds since the epoch
@@ -157,7 +157,7 @@ def _make_room(path: Path, replace: bool) -> None:
                            "file, e.g. data/demo.duckdb.", path=str(path))
     try:
         con = store.connect(path, read_only=not replace)
-    except duckdb.Error as exc:   # not a DuckDB file (WorkspaceBusy is not caught here)
+    except (duckdb.Error, NotAWorkspace) as exc:  # not a DuckDB file (WorkspaceBusy passes)
         if replace:
             con = None
         else:

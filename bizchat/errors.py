@@ -26,6 +26,24 @@ class WorkspaceBusy(BizchatError, TimeoutError):
     """Another process held the workspace file for longer than the timeout."""
 
 
+class NoWorkspace(BizchatError, FileNotFoundError):
+    """No workspace at the path: only ``bizchat init`` and ``demo`` (and ``bizchat.open``
+    with ``create=True``) make one."""
+
+
+class NotAWorkspace(BizchatError, ValueError):
+    """A file that is something else: another format (SQLite, zip, text ...), or a DuckDB
+    database without bizchat's tables (``tables`` names what it holds)."""
+
+
+class WorkspaceDamaged(BizchatError, OSError):
+    """A DuckDB file that cannot be read: cut off, damaged, or from a newer DuckDB."""
+
+
+class ReadOnlyWorkspace(BizchatError, PermissionError):
+    """A change through a workspace that was opened read-only."""
+
+
 class SchemaError(BizchatError, RuntimeError):
     """The workspace file's schema is newer than this bizchat, or a migration failed."""
 

@@ -3,9 +3,11 @@
 A plain hash of a phone number is not anonymous: the number space is small enough to hash
 every number in it. So the key is a keyed hash, HMAC-SHA256 with a per-workspace secret:
 
-* the secret comes from ``$BIZCHAT_PSEUDONYM_KEY`` when set, else from the workspace's
-  ``settings`` table (key ``pseudonym_key``), where it is generated once (64 random hex
-  digits). It is never in the repo, never a report parameter, never printed;
+* the secret comes from ``$BIZCHAT_PSEUDONYM_KEY`` when set, else from the key file beside
+  the workspace (``<workspace>.key``, owner-only; see keyfile.py), generated when the
+  workspace is created. It is never inside the workspace (``bizchat sql`` cannot read it),
+  never in the repo, never a report parameter, never printed. Workspaces that kept it in
+  ``settings`` (``pseudonym_key``) have it moved to the file by migration 0006;
 * ``contact_key`` is the hex HMAC of ``"contact:<contact_id>"`` (64 hex digits); it is what ``subject_key`` means in ``audit_log``, exports and the analyst
   views (``analyst_contacts``, ``analyst_messages``);
 * ``erasure_hash`` keys the tombstones of erased people by account and identifier, so a
@@ -19,60 +21,108 @@ a view definition stored in the file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
-import secrets
 
 import duckdb
 import pandas as pd
 
+from . import keyfile
 from .errors import BizchatError
 
 ENV = "BIZCHAT_PSEUDONYM_KEY"
-SETTING = "pseudonym_key"
+SETTING = "pseudonym_key"          # where workspaces before migration 0006 kept it
 KEY_ID_SETTING = "pseudonym_key_id"
 _BLOCK = 64                        # SHA-256 block size in bytes
 
 
 class MissingPseudonymKey(BizchatError, LookupError):
-    """No key in the environment and none stored yet (and the connection cannot write)."""
+    """No key in the environment, no key file, and none may be made here."""
 
 
 # --- the secret ------------------------------------------------------------------------------
 
-def workspace_secret(con: duckdb.DuckDBPyConnection, *, create: bool = True) -> bytes:
-    """The pseudonymisation secret: ``$BIZCHAT_PSEUDONYM_KEY``, else the stored one.
-
-    With ``create`` a missing key is generated and stored in ``settings`` (the connection
-    must be writable; call inside the caller's transaction).
-    """
+def stored_secret(workspace) -> bytes | None:
+    """``$BIZCHAT_PSEUDONYM_KEY``, else the key file of the workspace at ``workspace``
+    (a path), else None. Never creates one."""
     env = os.environ.get(ENV)
     if env:
         return env.encode("utf-8")
-    rows = con.execute("SELECT value FROM settings WHERE key = ?", [SETTING]).fetchall()
-    if rows:
-        return rows[0][0].encode("utf-8")
-    if not create:
-        raise MissingPseudonymKey(
-            "This workspace has no pseudonymisation key yet. Run any privacy command once "
-            f"(e.g. `bizchat privacy coverage`) to create it, or set ${ENV}.")
-    # Two processes may race to create it: the first one wins, both use that.
-    con.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                [SETTING, secrets.token_hex(32)])
-    return con.execute("SELECT value FROM settings WHERE key = ?", [SETTING]).fetchall()[0][0].encode("utf-8")
+    return keyfile.read_key(keyfile.key_path(workspace)) if workspace is not None else None
+
+
+def _missing(path, why: str) -> MissingPseudonymKey:
+    return MissingPseudonymKey(
+        f"No pseudonymisation key: {why}. Copy the key file that belongs to this workspace "
+        f"to {path} (copies of a workspace need its .key file beside them), or set ${ENV}. "
+        "If the key is lost, `bizchat privacy keys --new-key` starts a new one (every "
+        "pseudonymous key changes).", path=str(path))
+
+
+def workspace_secret(con: duckdb.DuckDBPyConnection, *, create: bool = True) -> bytes:
+    """The pseudonymisation secret of the workspace ``con`` is connected to.
+
+    ``$BIZCHAT_PSEUDONYM_KEY``, else the key file. With ``create`` (and a connection that
+    may write) a missing key file is generated, but only for a workspace that never had a
+    key: once keys were handed out
+    (a fingerprint in settings, tombstones), a silent new key would change every one of
+    them, so that is MissingPseudonymKey instead.
+    """
+    where, read_only = keyfile.database_file(con)
+    secret = stored_secret(where)
+    if secret:
+        return secret
+    path = keyfile.key_path(where) if where is not None else "<workspace>.key"
+    if not create or where is None or read_only:
+        raise _missing(path, f"there is no key file {path}")
+    if had_key(con):
+        raise _missing(path, f"this workspace's key file {path} is missing")
+    return keyfile.create_key(path)
+
+
+def had_key(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether keys made with some secret are stored (fingerprint or tombstones)."""
+    return bool(con.execute(
+        "SELECT (SELECT count(*) FROM settings WHERE key = ?) "
+        "+ (SELECT count(*) FROM privacy_tombstones)", [KEY_ID_SETTING]).fetchall()[0][0])
 
 
 def secret_for(ws) -> bytes:
-    """``workspace_secret`` as its own unit of work (read first; create only if missing)."""
-    if os.environ.get(ENV):
-        return os.environ[ENV].encode("utf-8")
-    with ws.connect() as con:
-        rows = con.execute("SELECT value FROM settings WHERE key = ?", [SETTING]).fetchall()
-    if rows:
-        return rows[0][0].encode("utf-8")
+    """``workspace_secret`` as its own unit of work: reads only, unless the key must be
+    made (a workspace opened read-only never makes one)."""
+    secret = stored_secret(ws.path)
+    if secret:
+        return secret
+    if ws.read_only:
+        raise _missing(keyfile.key_path(ws.path), f"there is no key file {keyfile.key_path(ws.path)}")
     with ws.transaction() as con:
         return workspace_secret(con)
+
+
+def ensure_key(ws) -> None:
+    """Make the key file of a new (or just upgraded) workspace now, so that commands which
+    only read find it; nothing to do when the environment gives the key."""
+    if not os.environ.get(ENV) and keyfile.read_key(keyfile.key_path(ws.path)) is None:
+        with ws.connect() as con, contextlib.suppress(MissingPseudonymKey):
+            workspace_secret(con)  # a workspace keyed from the environment before: left so
+
+
+def new_key(ws) -> bytes:
+    """Start a new key after the old one was lost (every pseudonymous key changes; the
+    stored ones are recomputed). Refused while a key exists."""
+    if os.environ.get(ENV):
+        raise BizchatError(f"The key comes from ${ENV}; change it there.")
+    path = keyfile.key_path(ws.path)
+    if keyfile.read_key(path) is not None:
+        raise BizchatError(f"The workspace has its key ({path}); a new one would change every "
+                           "pseudonymous key. Delete that file first if you really mean it.",
+                           path=str(path))
+    secret = keyfile.create_key(path)
+    with ws.transaction() as con:
+        refresh(con, secret=secret)
+    return secret
 
 
 def key_id(secret: bytes) -> str:
@@ -154,5 +204,5 @@ def refresh(con: duckdb.DuckDBPyConnection, *, secret: bytes | None = None) -> i
 
 
 __all__ = ["ENV", "MissingPseudonymKey", "contact_key", "contact_key_sql", "contact_keys",
-           "erasure_hash", "hmac_sql", "key_id", "pads", "refresh", "secret_for",
-           "workspace_secret"]
+           "ensure_key", "erasure_hash", "had_key", "hmac_sql", "key_id", "new_key", "pads",
+           "refresh", "secret_for", "stored_secret", "workspace_secret"]

@@ -104,9 +104,8 @@ def known_secrets(ws=None) -> list[str]:
     found = {os.environ.get(name) for name in SECRET_ENV}
     found |= {v for k, v in os.environ.items() if _SECRET_ENV_NAME.search(k)}
     if ws is not None:
-        with ws.connect() as con:
-            rows = con.execute("SELECT value FROM settings WHERE key = ?", [pseudonym.SETTING]).fetchall()
-        found |= {r[0] for r in rows}
+        key = pseudonym.stored_secret(ws.path)
+        found |= {key.decode("utf-8", "replace")} if key else set()
     return sorted(v for v in found if v and len(v) >= 8)
 
 

@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from .errors import SchemaError, WorkspaceBusy
+from .errors import NotAWorkspace, SchemaError, WorkspaceBusy
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -38,6 +38,54 @@ def _holder(exc: Exception) -> str:
     return f" (held by PID {match.group(2)}, {match.group(1)})" if match else ""
 
 
+# What a file is, from its first bytes. DuckDB itself would try to download its SQLite
+# extension for a SQLite file, and write its own tables into anything it can open.
+_DUCKDB_MAGIC = (8, b"DUCK")
+_FOREIGN = (
+    (b"SQLite format 3\x00", "a SQLite database"),
+    (b"PAR1", "a Parquet file"),
+    (b"ARROW1", "an Arrow file"),
+    (b"PK\x03\x04", "a zip archive (an .xlsx, .docx or a zipped export?)"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89HDF", "an HDF5 file"),
+)
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """"missing", "empty", "duckdb", or what else the file is ("a SQLite database", "a
+    text file" ...), judged from its first bytes before DuckDB touches it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except FileNotFoundError:
+        return "missing"
+    if not head:
+        return "empty"
+    at, magic = _DUCKDB_MAGIC
+    if head[at:at + len(magic)] == magic:
+        return "duckdb"
+    for start, what in _FOREIGN:
+        if head.startswith(start):
+            return what
+    try:
+        head.decode("utf-8")
+        text = b"\x00" not in head
+    except UnicodeDecodeError as exc:
+        text = exc.start >= len(head) - 3  # only a character cut at byte 64
+    return "a text file" if text else "a binary file that is not a DuckDB database"
+
+
+def check_duckdb(path: str | os.PathLike) -> str:
+    """``file_kind(path)``; NotAWorkspace when the file holds another format than DuckDB."""
+    kind = file_kind(path)
+    if kind not in ("missing", "empty", "duckdb"):
+        raise NotAWorkspace(
+            f"{path} is {kind}, not a bizchat workspace (a DuckDB file). Check the path "
+            "(--workspace or $BIZCHAT_WORKSPACE).", path=str(path), kind=kind)
+    return kind
+
+
 def connect(
     path: str | os.PathLike,
     *,
@@ -51,7 +99,10 @@ def connect(
     variable called ``messages`` is never silently read as a table; optionally no
     external access (no reading or writing of other files), for user-typed SQL.
     """
-    config = {"python_enable_replacements": False}
+    if Path(path).is_file():
+        check_duckdb(path)
+    # Never download extensions: a file DuckDB reads through one (SQLite) is refused above.
+    config = {"python_enable_replacements": False, "autoinstall_known_extensions": False}
     if not external_access:
         config["enable_external_access"] = False
     deadline = time.monotonic() + timeout
@@ -114,6 +165,24 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0]
 
 
+def user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables and views in the file's own schemas (what another application left there)."""
+    return [r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema NOT IN "
+        "('information_schema', 'pg_catalog') ORDER BY table_name").fetchall()]
+
+
+def refuse_newer(version: int) -> None:
+    """SchemaError for a file written by a newer bizchat: it is refused, not guessed at."""
+    if version > latest_version():
+        raise SchemaError(
+            f"This workspace has schema version {version}, newer than this bizchat "
+            f"understands ({latest_version()}). Upgrade bizchat (pip install -U bizchat).",
+            version=version,
+        )
+
+
 def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int]:
     """Apply pending migrations, each with its record in one transaction.
 
@@ -123,18 +192,15 @@ def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int
     available = migrations()
     target = len(available) if upto is None else upto
     current = schema_version(con)
-    if current > len(available):
-        raise SchemaError(
-            f"This workspace has schema version {current}, newer than this bizchat "
-            f"understands ({len(available)}). Upgrade bizchat (pip install -U bizchat).",
-            version=current,
-        )
+    refuse_newer(current)
     applied = []
     for version, name, sql in available:
         if version <= current or version > target:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
+            if version in _BEFORE:
+                _BEFORE[version](con)
             con.execute(sql)
             con.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())",
@@ -150,6 +216,30 @@ def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int
             ) from exc
         applied.append(version)
     return applied
+
+
+def _key_to_its_file(con: duckdb.DuckDBPyConnection) -> None:
+    """Before 0006 deletes it: the key kept in settings goes to the key file beside the
+    workspace (a file that already holds another key is a conflict to settle by hand)."""
+    from . import keyfile
+
+    rows = con.execute("SELECT value FROM settings WHERE key = 'pseudonym_key'").fetchall()
+    where, _ = keyfile.database_file(con)
+    if not rows or where is None:
+        return
+    path, stored = keyfile.key_path(where), rows[0][0].encode("utf-8")
+    held = keyfile.read_key(path)
+    if held is None:
+        keyfile.create_key(path, stored)
+    elif held != stored:
+        raise SchemaError(
+            f"{path} holds another pseudonymisation key than the one stored in the workspace "
+            f"{where}. Move that file away (it belongs to another workspace), then open the "
+            "workspace again: its own key is moved there.", path=str(path))
+
+
+# Python steps that run inside a migration's transaction, before its SQL.
+_BEFORE = {6: _key_to_its_file}
 
 
 @contextlib.contextmanager

@@ -3,6 +3,12 @@
 ``bizchat.open(path)`` creates or upgrades the schema and returns a Workspace. It holds
 no connection: every service method connects for its unit of work and closes again, so
 a notebook, the webhook receiver and a scheduled report can take turns on one file.
+
+``bizchat.open(path, read_only=True)`` opens an existing workspace for reading only: it
+never creates, migrates or changes the file (its connections are read-only, so several
+readers share the file), and ``create=False`` refuses to make a new one. Only a DuckDB
+file holding bizchat's tables (or nothing yet) is a workspace: another application's
+database becomes one only with ``adopt=True`` (``bizchat init`` asks first).
 """
 
 from __future__ import annotations
@@ -17,29 +23,116 @@ import duckdb
 import pandas as pd
 
 from . import store
-from .errors import BizchatError, ReadOnlyQuery
+from .errors import (
+    BizchatError,
+    NotAWorkspace,
+    NoWorkspace,
+    ReadOnlyQuery,
+    ReadOnlyWorkspace,
+    SchemaError,
+    WorkspaceDamaged,
+)
+
+# Migration 0006 moved the pseudonymisation key out of the file (see _after_key_moved).
+KEY_FILE_VERSION = 6
 
 
 class Workspace:
-    def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = store.DEFAULT_TIMEOUT):
+    read_only = False
+
+    def __init__(self, path: str | os.PathLike | None = None, *,
+                 timeout: float = store.DEFAULT_TIMEOUT, create: bool = True,
+                 read_only: bool = False, adopt: bool = False):
         self.path = store.resolve_path(path)
         self.timeout = timeout
+        self.read_only = read_only
         if self.path.exists() and self.path.is_dir():
             raise BizchatError(
                 f"The workspace path {self.path} is a folder. Give the path of a .duckdb "
                 "file (it is created if missing), e.g. data/bizchat.duckdb.",
                 path=str(self.path),
             )
+        kind = store.check_duckdb(self.path)  # other formats: refused before DuckDB opens them
+        creating = kind in ("missing", "empty")
+        if creating and (read_only or not create):
+            raise self._no_workspace("is an empty file" if kind == "empty" else None)
+        if creating:
+            self._make_room(kind)
+        with self.connect() as con:
+            before = store.schema_version(con)
+            self.schema_version = self._check_schema(con, create=create, adopt=adopt)
+        if not read_only and before < KEY_FILE_VERSION <= self.schema_version:
+            self._after_key_moved(created=before == 0)
+
+    def _after_key_moved(self, *, created: bool) -> None:
+        """A new workspace gets its key file now (commands that only read never make one).
+        An upgraded one had its key deleted from settings by migration 0006: the file is
+        rewritten so the old value is physically gone, like after an erasure. When another
+        process holds the file that waits for `bizchat privacy compact` (marked pending)."""
+        import logging
+
+        from . import keyfile, pseudonym
+        from .privacy import compaction
+
+        pseudonym.ensure_key(self)
+        if created:
+            return
+        with self.connect() as con:
+            pending = compaction.pending(con)
+        if pending:
+            log = logging.getLogger("bizchat")
+            log.info("Compacting %s: the pseudonymisation key moved to %s", self.path,
+                     keyfile.key_path(self.path))
+            try:
+                compaction.compact(self.path, timeout=min(self.timeout, 5.0))
+            except BizchatError as exc:
+                log.warning("%s; the old key stays in the file until `bizchat privacy "
+                            "compact` succeeds", exc)
+
+    def _no_workspace(self, what: str | None = None) -> NoWorkspace:
+        sentence = f"{self.path} {what}, not a workspace" if what else f"no workspace at {self.path}"
+        return NoWorkspace(f"{sentence} (create one with bizchat init)", path=str(self.path))
+
+    def _make_room(self, kind: str) -> None:
+        """The folder of a new workspace; a zero-byte file (``touch``) gives way to it."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "empty":
+                self.path.unlink()
         except OSError as exc:
             raise BizchatError(
-                f"Cannot create the folder for the workspace {self.path}: {exc.strerror}. "
-                "Choose a path in a folder you can write to (--workspace or $BIZCHAT_WORKSPACE).",
+                f"Cannot create the workspace {self.path}: {exc.strerror}. Choose a path in "
+                "a folder you can write to (--workspace or $BIZCHAT_WORKSPACE).",
                 path=str(self.path),
-            ) from exc
-        with self.connect() as con:
+            ) from None
+
+    def _check_schema(self, con, *, create: bool, adopt: bool) -> int:
+        """The schema version, after migrating when allowed; refuses foreign databases."""
+        version = store.schema_version(con)
+        if version == 0:
+            others = store.user_tables(con)
+            if others and not adopt:
+                listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+                how = ("Only `bizchat init` makes it one, after asking; check the path."
+                       if self.read_only or not create else
+                       "Pass adopt=True (`bizchat init` asks) to add bizchat's tables beside "
+                       "them, or choose another path.")
+                raise NotAWorkspace(
+                    f"{self.path} is a DuckDB database but not a bizchat workspace: it holds "
+                    f"{len(others)} other table(s) ({listed}). {how}",
+                    path=str(self.path), tables=others)
+            if self.read_only or not create:
+                raise self._no_workspace("is an empty DuckDB database")
+        store.refuse_newer(version)
+        latest = store.latest_version()
+        if self.read_only and version != latest:
+            raise SchemaError(
+                f"The workspace {self.path} has schema version {version}; this bizchat uses "
+                f"{latest}. Reading never changes a file: upgrade it once with `bizchat init` "
+                "(or any command that writes), then try again.", version=version)
+        if not self.read_only:
             store.migrate(con)
+        return store.schema_version(con)
 
     def __repr__(self) -> str:
         return f"<bizchat.Workspace {str(self.path)!r}>"
@@ -48,23 +141,55 @@ class Workspace:
 
     @contextlib.contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one unit of work, closed afterwards (autocommit)."""
-        try:
-            con = store.connect(self.path, read_only=read_only, timeout=self.timeout)
-        except duckdb.IOException as exc:
-            raise BizchatError(
-                f"Cannot open the workspace {self.path}: {exc}. Check that the path is a "
-                "bizchat workspace (a DuckDB file) and that you may read and write it.",
-                path=str(self.path),
-            ) from exc
+        """A connection for one unit of work, closed afterwards (autocommit). Read-only when
+        asked, or always when the workspace was opened read-only."""
+        read_only = read_only or self.read_only
+        con = self._open(read_only=read_only)
         try:
             yield con
+        except duckdb.Error as exc:
+            if read_only and "read-only" in str(exc):
+                raise self._read_only_error() from exc
+            raise
         finally:
             con.close()
+
+    def _open(self, *, read_only: bool, external_access: bool = True) -> duckdb.DuckDBPyConnection:
+        """store.connect with a clear error for a file DuckDB cannot read."""
+        try:
+            return store.connect(self.path, read_only=read_only, timeout=self.timeout,
+                                 external_access=external_access)
+        except (BizchatError, duckdb.ConnectionException):
+            raise
+        except duckdb.Error as exc:
+            detail = str(exc).splitlines()[0]
+            if "ermission denied" in detail and not self.path.exists():
+                raise BizchatError(
+                    f"Cannot create the workspace {self.path}: permission denied. Choose a "
+                    "path in a folder you can write to (--workspace or $BIZCHAT_WORKSPACE).",
+                    path=str(self.path)) from None
+            if "ermission denied" in detail:
+                raise BizchatError(
+                    f"Cannot open the workspace {self.path}: permission denied. Check that you "
+                    f"may read{'' if read_only else ' and write'} the file and its folder.",
+                    path=str(self.path)) from None
+            if not self.path.exists():
+                raise self._no_workspace() from None
+            raise WorkspaceDamaged(
+                f"Cannot read the workspace {self.path}: {detail}. The file is damaged, cut "
+                "off or written by a newer DuckDB; it was left as it was. Restore it from a "
+                "backup, or check the path.", path=str(self.path)) from None
+
+    def _read_only_error(self) -> ReadOnlyWorkspace:
+        return ReadOnlyWorkspace(
+            f"The workspace {self.path} was opened read-only, so nothing was changed. Open it "
+            "without read_only=True to change it.", path=str(self.path))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection inside one transaction: all of the work lands, or none of it."""
+        if self.read_only:
+            raise self._read_only_error()
         with self.connect() as con, store.transaction(con):
             yield con
 
@@ -76,10 +201,7 @@ class Workspace:
         The connection is read-only and has external access switched off, so a query
         typed by a user can neither change the workspace nor read or write other files.
         """
-        try:
-            con = store.connect(self.path, read_only=True, timeout=self.timeout, external_access=False)
-        except duckdb.IOException as exc:
-            raise BizchatError(f"Cannot open the workspace {self.path}: {exc}", path=str(self.path)) from exc
+        con = self._open(read_only=True, external_access=False)
         try:
             return con.execute(query, params).df()
         except duckdb.PermissionException as exc:
@@ -99,7 +221,7 @@ class Workspace:
 
     def info(self) -> dict:
         """Schema version and the row count of every table."""
-        with self.connect() as con:
+        with self.connect(read_only=True) as con:
             tables = [r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables "
                 "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name"
@@ -165,13 +287,23 @@ class Workspace:
         return Privacy(self)
 
 
-def open(path: str | os.PathLike | None = None, *, timeout: float = store.DEFAULT_TIMEOUT) -> Workspace:  # noqa: A001
-    """Open (creating or upgrading) the workspace at ``path``.
+def open(path: str | os.PathLike | None = None, *, timeout: float = store.DEFAULT_TIMEOUT,  # noqa: A001
+         create: bool = True, read_only: bool = False, adopt: bool = False) -> Workspace:
+    """Open the workspace at ``path``, creating or upgrading it unless told otherwise.
 
     ``path`` defaults to ``$BIZCHAT_WORKSPACE``, else ``data/bizchat.duckdb``. ``timeout``
     is how long to wait for another process that holds the file before ``WorkspaceBusy``.
+
+    * ``read_only=True``: the workspace must exist with the current schema; nothing is
+      created, migrated or changed (``ReadOnlyWorkspace`` on a write).
+    * ``create=False``: a missing file is ``NoWorkspace`` instead of a new workspace.
+    * ``adopt=True``: a DuckDB file holding other tables gets bizchat's tables beside them
+      (without it, ``NotAWorkspace``).
+
+    Files of other formats (SQLite, text ...), damaged files (``WorkspaceDamaged``) and
+    newer schemas (``SchemaError``) are refused and left as they were.
     """
-    return Workspace(path, timeout=timeout)
+    return Workspace(path, timeout=timeout, create=create, read_only=read_only, adopt=adopt)
 
 
 def workspace_path(path: str | os.PathLike | None = None) -> Path:

@@ -154,6 +154,7 @@ def run(*args):
 
 def test_cli_add_list_show_set(tmp_path):
     w = str(tmp_path / "cli.duckdb")
+    assert run("-w", w, "init").exit_code == 0  # only init creates a workspace
     result = run("--workspace", w, "accounts", "add", "030 1234567", "--name", "Laden Berlin",
                  "--phone-number-id", "1065", "--timezone", "Europe/Berlin")
     assert result.exit_code == 0, result.output
@@ -179,6 +180,7 @@ def test_cli_add_list_show_set(tmp_path):
 ])
 def test_cli_errors_are_one_line_exit_1(tmp_path, args):
     w = str(tmp_path / "cli.duckdb")
+    assert run("-w", w, "init").exit_code == 0  # only init creates a workspace
     assert run("-w", w, "accounts", "add", "030 1234567", "--name", "L").exit_code == 0
     result = run("-w", w, *args)
     assert result.exit_code == 1

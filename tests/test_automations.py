@@ -361,6 +361,7 @@ def test_cli_automations(tmp_path):
         assert (result.exit_code == 0) == ok, result.output
         return result.output
 
+    cli("init")  # only init creates a workspace
     cli("accounts", "add", SHOP, "--name", "Blumen Berg")
     out = cli("automations", "set-away", "Weg.", "--account", SHOP, ok=False)
     assert "no business hours" in out

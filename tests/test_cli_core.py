@@ -33,6 +33,7 @@ def test_init_and_info(tmp_path):
 
 def test_sql_prints_a_table_or_csv(tmp_path):
     path = str(tmp_path / "cli.duckdb")
+    assert run("-w", path, "init").exit_code == 0
     result = run("-w", path, "sql", "SELECT 1 AS one, 'x,y' AS two")
     assert result.exit_code == 0
     assert result.output.split() == ["one", "two", "1", "x,y"]
@@ -42,6 +43,7 @@ def test_sql_prints_a_table_or_csv(tmp_path):
 
 def test_sql_refuses_writes_with_a_clear_error(tmp_path):
     path = str(tmp_path / "cli.duckdb")
+    assert run("-w", path, "init").exit_code == 0
     result = CliRunner().invoke(main, ["-w", path, "sql", "DROP TABLE accounts"])
     assert result.exit_code == 1
     assert "only reads" in result.output

@@ -304,6 +304,7 @@ def run(*args):
 
 def test_cli_import_contacts(tmp_path):
     w = str(tmp_path / "cli.duckdb")
+    assert run("-w", w, "init").exit_code == 0  # only init creates a workspace
     path = write(tmp_path, HOSTILE)
     assert run("-w", w, "accounts", "add", "030 1234567", "--name", "L").exit_code == 0
     result = run("-w", w, "import", "contacts", str(path), "--account", "030 1234567")
@@ -324,6 +325,7 @@ def test_cli_import_contacts(tmp_path):
 ])
 def test_cli_import_errors(tmp_path, args):
     w = str(tmp_path / "cli.duckdb")
+    assert run("-w", w, "init").exit_code == 0  # only init creates a workspace
     bad = write(tmp_path, "name\nAnna\n", "bad.csv")
     ok = write(tmp_path, "phone\n0170 1234567\n", "ok.csv")
     args = [a.format(bad=bad, ok=ok) for a in args]

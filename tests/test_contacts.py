@@ -144,6 +144,7 @@ def run(*args):
 
 def test_cli_contacts_list_and_show_with_consent_history(tmp_path):
     w = str(tmp_path / "cli.duckdb")
+    assert run("-w", w, "init").exit_code == 0  # only init creates a workspace
     assert run("-w", w, "accounts", "add", "030 1234567", "--name", "L").exit_code == 0
     result = run("-w", w, "contacts", "add", "0170 1234567", "--account", "030 1234567",
                  "--name", "Anna")
@@ -169,6 +170,7 @@ def test_cli_contacts_list_and_show_with_consent_history(tmp_path):
 ])
 def test_cli_contact_errors(tmp_path, args):
     w = str(tmp_path / "cli.duckdb")
+    assert run("-w", w, "init").exit_code == 0  # only init creates a workspace
     assert run("-w", w, "accounts", "add", "030 1234567", "--name", "L").exit_code == 0
     result = run("-w", w, *args)
     assert result.exit_code == 1

@@ -287,6 +287,7 @@ def cli(path, *args, ok=True):
 
 def test_cli_labels(tmp_path):
     path = tmp_path / "cli.duckdb"
+    cli(path, "init")  # only init creates a workspace
     cli(path, "accounts", "add", SHOP, "--name", "Blumen Berg")
     for phone in PHONES[:3]:
         cli(path, "contacts", "add", phone, "--account", SHOP)

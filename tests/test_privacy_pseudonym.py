@@ -5,36 +5,54 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import stat
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bizchat
 from bizchat import audit, pseudonym
+from bizchat.errors import BizchatError
 
 
-def test_key_is_created_once_and_kept_in_settings(ws, monkeypatch):
+def test_key_is_made_with_the_workspace_and_kept_beside_it(tmp_path, monkeypatch):
     monkeypatch.delenv(pseudonym.ENV, raising=False)
+    ws = bizchat.open(tmp_path / "shop.duckdb")
+    key_file = tmp_path / "shop.duckdb.key"
+    stored = key_file.read_text().strip()
+    assert len(stored) == 64 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     with ws.transaction() as con:
-        first = pseudonym.workspace_secret(con)
-    with ws.transaction() as con:
-        assert pseudonym.workspace_secret(con) == first
-    stored = ws.sql("SELECT value FROM settings WHERE key = 'pseudonym_key'")["value"][0]
-    assert stored.encode() == first and len(stored) == 64
-    assert pseudonym.secret_for(ws) == first
-
-
-def test_environment_key_wins_and_is_not_stored(ws, monkeypatch):
-    monkeypatch.setenv(pseudonym.ENV, "a-key-from-the-vault")
-    with ws.transaction() as con:
-        assert pseudonym.workspace_secret(con) == b"a-key-from-the-vault"
+        assert pseudonym.workspace_secret(con) == stored.encode()
+    assert pseudonym.secret_for(ws) == stored.encode()
+    assert bizchat.open(ws.path).path == ws.path and key_file.read_text().strip() == stored
     assert ws.sql("SELECT count(*) AS n FROM settings WHERE key = 'pseudonym_key'")["n"][0] == 0
 
 
-def test_missing_key_on_a_read_only_path_is_a_clear_error(ws, monkeypatch):
+def test_environment_key_wins_and_is_not_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv(pseudonym.ENV, "a-key-from-the-vault")
+    ws = bizchat.open(tmp_path / "shop.duckdb")
+    with ws.transaction() as con:
+        assert pseudonym.workspace_secret(con) == b"a-key-from-the-vault"
+    assert not (tmp_path / "shop.duckdb.key").exists()
+
+
+def test_a_lost_key_file_is_a_clear_error_not_a_silent_new_key(ws, monkeypatch):
     monkeypatch.delenv(pseudonym.ENV, raising=False)
-    with ws.connect() as con, pytest.raises(pseudonym.MissingPseudonymKey, match="BIZCHAT_PSEUDONYM_KEY"):
-        pseudonym.workspace_secret(con, create=False)
+    ws.privacy.refresh_keys()                      # keys were handed out with the key
+    key_file = ws.path.with_name(ws.path.name + ".key")
+    old = key_file.read_bytes()
+    key_file.unlink()
+    with ws.connect() as con, pytest.raises(pseudonym.MissingPseudonymKey, match=".key"):
+        pseudonym.workspace_secret(con)
+    assert not key_file.exists()
+    reader = bizchat.open(ws.path, read_only=True)
+    with pytest.raises(pseudonym.MissingPseudonymKey, match="BIZCHAT_PSEUDONYM_KEY"):
+        pseudonym.secret_for(reader)
+    # Starting over is explicit, and recomputes the stored keys.
+    assert pseudonym.new_key(ws) != old.strip()
+    with pytest.raises(BizchatError, match="has its key"):
+        pseudonym.new_key(ws)
 
 
 @settings(max_examples=30, deadline=None)
@@ -88,3 +106,108 @@ def test_audit_record_and_entries(ws):
     assert found["action"].tolist() == ["privacy.export", "privacy.erase"]
     assert json.loads(found["details"][0]) == {"rows": 3}
     assert found["at"].dt.tz is not None
+
+
+# --- the key is out of reach of every read-only query --------------------------------------
+
+def _every_cell(ws) -> str:
+    """Every value of every table and view, as text."""
+    names = ws.sql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
+    return "\n".join(ws.sql(f'SELECT * FROM "{name}"').astype(str).to_csv()
+                     for name in names["table_name"])
+
+
+def _filled(ws):
+    acc = ws.accounts.add("+49 30 901820", "Buchladen")
+    c = ws.contacts.add(acc["account_id"], "+49 170 1234567", name="Rita Ruf")
+    ws.consent.opt_in(c["contact_id"], source="form", evidence="DOI")
+    ws.privacy.refresh_keys()
+    return c
+
+
+def test_no_read_only_query_reveals_the_key(tmp_path, monkeypatch):
+    monkeypatch.delenv(pseudonym.ENV, raising=False)
+    ws = bizchat.open(tmp_path / "shop.duckdb")
+    _filled(ws)
+    key = pseudonym.secret_for(ws).decode()
+    assert key not in _every_cell(ws)
+    assert key.encode() not in ws.path.read_bytes()
+    for query in (f"SELECT * FROM read_text('{tmp_path / 'shop.duckdb.key'}')",
+                  f"SELECT * FROM read_csv('{tmp_path}/*.key')", "SELECT getenv('HOME')"):
+        with pytest.raises(BizchatError):
+            ws.sql(query)
+    from click.testing import CliRunner
+
+    from bizchat.cli import main
+    result = CliRunner().invoke(main, ["-w", str(ws.path), "sql",
+                                       "SELECT value FROM settings WHERE key = 'pseudonym_key'"])
+    assert result.exit_code == 0 and key not in result.output and "(no rows)" in result.output
+
+
+def _old_workspace(path, key: str):
+    """A workspace as bizchat wrote it before migration 0006: the key in settings."""
+    import duckdb
+
+    from bizchat import store
+
+    con = duckdb.connect(str(path))
+    store.migrate(con, upto=5)
+    con.execute("INSERT INTO settings VALUES ('pseudonym_key', ?)", [key])
+    con.execute("INSERT INTO accounts (account_id, phone_e164, number_type, display_name) "
+                "VALUES (1, '+4930901820', 'fixed_line', 'Alt')")
+    con.execute("INSERT INTO contacts (contact_id, account_id, phone_e164, wa_id, created_at) "
+                "VALUES (7, 1, '+491701234567', '491701234567', now())")
+    pseudonym.refresh(con, secret=key.encode())
+    con.execute("CHECKPOINT")
+    con.close()
+
+
+def test_the_migration_moves_the_key_out_and_compacts(tmp_path, monkeypatch):
+    monkeypatch.delenv(pseudonym.ENV, raising=False)
+    path, key = tmp_path / "old.duckdb", "0123456789abcdef" * 4
+    _old_workspace(path, key)
+    assert key.encode() in path.read_bytes()
+    ws = bizchat.open(path)
+    key_file = tmp_path / "old.duckdb.key"
+    assert key_file.read_text().strip() == key and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key.encode() not in path.read_bytes()           # compacted: physically gone
+    assert ws.sql("SELECT count(*) AS n FROM settings WHERE key IN "
+                  "('pseudonym_key', 'privacy.compaction_pending')")["n"][0] == 0
+    # The same key: the stored pseudonyms stay as they were.
+    assert ws.privacy.refresh_keys() == 0
+    assert ws.sql("SELECT subject_key FROM subject_keys")["subject_key"].tolist() == [
+        pseudonym.contact_key(key.encode(), 7)]
+
+
+def test_the_migration_refuses_a_key_file_with_another_key(tmp_path, monkeypatch):
+    from bizchat.errors import SchemaError
+
+    monkeypatch.delenv(pseudonym.ENV, raising=False)
+    path, key = tmp_path / "old.duckdb", "0123456789abcdef" * 4
+    _old_workspace(path, key)
+    (tmp_path / "old.duckdb.key").write_text("another-workspaces-key\n")
+    with pytest.raises(SchemaError, match="another pseudonymisation key"):
+        bizchat.open(path)
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)  # unchanged: version 5, its key inside
+    assert con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0] == 5
+    assert con.execute("SELECT value FROM settings WHERE key = 'pseudonym_key'").fetchall() == [(key,)]
+    con.close()
+
+
+def test_a_copy_needs_its_key_file(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv(pseudonym.ENV, raising=False)
+    ws = bizchat.open(tmp_path / "shop.duckdb")
+    c = _filled(ws)
+    original = pseudonym.contact_key(pseudonym.secret_for(ws), c["contact_id"])
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(ws.path, copy / "shop.duckdb")
+    alone = bizchat.open(copy / "shop.duckdb", read_only=True)
+    with pytest.raises(pseudonym.MissingPseudonymKey, match="shop.duckdb.key"):
+        alone.stats.recipients()
+    shutil.copy(tmp_path / "shop.duckdb.key", copy / "shop.duckdb.key")
+    assert pseudonym.contact_key(pseudonym.secret_for(alone), c["contact_id"]) == original

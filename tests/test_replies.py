@@ -129,6 +129,7 @@ def test_cli_replies(tmp_path):
         assert (result.exit_code == 0) == ok, result.output
         return result.output
 
+    cli("init")  # only init creates a workspace
     cli("accounts", "add", SHOP, "--name", "Blumen Berg")
     cli("contacts", "add", ANNA, "--account", SHOP, "--name", "Anna Schmidt")
     assert "Saved quick reply /danke" in cli("replies", "add", "/danke",

@@ -46,13 +46,12 @@ def shop(ws, monkeypatch):
         c = ws.contacts.add(acc["account_id"], f"+49 170 100000{i}", name=f"Kundin {i}")
         if i:
             ws.consent.opt_in(c["contact_id"], source="double_opt_in_form", evidence=f"Formular {i}")
-    pseudonym.secret_for(ws)     # the workspace's own key, in settings
+    pseudonym.secret_for(ws)     # the workspace's own key, in its key file
     return ws
 
 
 def _secrets(ws) -> list[str]:
-    key = ws.sql("SELECT value FROM settings WHERE key = 'pseudonym_key'")["value"][0]
-    return [*SECRETS.values(), key]
+    return [*SECRETS.values(), pseudonym.secret_for(ws).decode()]
 
 
 @pytest.mark.slow
@@ -114,7 +113,7 @@ def test_secret_and_unknown_parameters_are_refused(shop, params, match):
 
 
 def test_the_stored_pseudonym_key_is_refused_too(shop):
-    key = shop.sql("SELECT value FROM settings WHERE key = 'pseudonym_key'")["value"][0]
+    key = pseudonym.secret_for(shop).decode()
     with pytest.raises(UnsafeParameter):
         run_report(shop, "consent_coverage", {"account": key})
 

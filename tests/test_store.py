@@ -209,3 +209,13 @@ def test_ids_of_deleted_rows_are_not_handed_out_again(ws):
         store.raise_id_floor(con, "contacts", "contact_id")
         con.execute("DELETE FROM contacts WHERE contact_id = 2")
         assert store.next_id(con, "contacts", "contact_id") == 3
+
+
+def test_docs_schema_lists_every_migration():
+    """A new migration is documented in docs/schema.md's table of migrations."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "schema.md").read_text()
+    missing = [f"{v:04d} {name}" for v, name, _ in store.migrations()
+               if f"| {v:04d} | {name} |" not in doc]
+    assert not missing, f"migrations not in docs/schema.md: {missing}"

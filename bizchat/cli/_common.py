@@ -14,12 +14,18 @@ class CliState:
     workspace: str | None = None
     timeout: float = 30.0
     _ws: object = None
+    _mode: tuple | None = None
 
-    def open(self):
-        if self._ws is None:
+    def open(self, *, read_only: bool = False, create: bool = False, adopt: bool = False):
+        """The workspace, opened once per mode. Only ``init`` and ``demo`` create one; a
+        command that only reads opens it read-only (never created, migrated or changed)."""
+        mode = (read_only, create, adopt)
+        if self._ws is None or self._mode != mode:
             from ..workspace import open as open_workspace
 
-            self._ws = open_workspace(self.workspace, timeout=self.timeout)
+            self._ws = open_workspace(self.workspace, timeout=self.timeout, create=create,
+                                      read_only=read_only, adopt=adopt)
+            self._mode = mode
         return self._ws
 
 
@@ -47,16 +53,37 @@ def workspace_option(func):
     return wrapper
 
 
-def pass_workspace(func):
-    """Open the workspace (after the options are read) and pass it as ``ws``."""
+def workspace_mode(mode: str):
+    """Mark how a command that opens the workspace itself uses it: "create" (init, demo)
+    or "read unless changing" (it opens read-only when its options change nothing)."""
+    def mark(func):
+        func.workspace_mode = mode
+        return func
+    return mark
 
-    @workspace_option
+
+def current_workspace(*, read_only: bool = False):
+    """The workspace of the running command, for commands that decide their mode from
+    their options (``broadcast limits`` only reads without them)."""
+    return click.get_current_context().find_object(CliState).open(read_only=read_only)
+
+
+def pass_workspace(func=None, *, read_only: bool = False):
+    """Open the workspace (after the options are read) and pass it as ``ws``.
+
+    ``@pass_workspace`` for commands that change it (an existing workspace; its schema is
+    upgraded if needed), ``@pass_workspace(read_only=True)`` for commands that only read.
+    The mode is kept on the command (``workspace_mode``) so a test can list the readers.
+    """
+    if func is None:
+        return functools.partial(pass_workspace, read_only=read_only)
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        state = click.get_current_context().find_object(CliState)
-        return func(state.open(), *args, **kwargs)
+        return func(current_workspace(read_only=read_only), *args, **kwargs)
 
-    return wrapper
+    wrapper.workspace_mode = "read" if read_only else "write"
+    return workspace_option(wrapper)
 
 
 def echo_frame(df: pd.DataFrame, csv: bool = False) -> None:

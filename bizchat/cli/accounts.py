@@ -45,7 +45,7 @@ def add(ws, phone: str, name: str, phone_number_id: str | None, timezone: str) -
 
 @accounts_group.command(name="list")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def list_(ws, as_csv: bool) -> None:
     """List the accounts of the workspace."""
     echo_frame(ws.accounts.list(), csv=as_csv)
@@ -60,7 +60,7 @@ def _format_hours(hours: dict | None) -> list[str]:
 
 @accounts_group.command(name="show")
 @click.argument("phone")
-@pass_workspace
+@pass_workspace(read_only=True)
 def show(ws, phone: str) -> None:
     """Show the profile of the account PHONE (number, account_id or phone_number_id)."""
     account = ws.accounts.get(phone)

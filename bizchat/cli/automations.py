@@ -23,7 +23,7 @@ def automations_group() -> None:
 
 @automations_group.command(name="list")
 @account_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def list_(ws, account: str) -> None:
     """Show the account's greeting and away message."""
     frame = ws.automations.list(account)

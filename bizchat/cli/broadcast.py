@@ -24,7 +24,13 @@ from datetime import UTC, datetime, timedelta
 import click
 import pandas as pd
 
-from ._common import echo_frame, pass_workspace
+from ._common import (
+    current_workspace,
+    echo_frame,
+    pass_workspace,
+    workspace_mode,
+    workspace_option,
+)
 
 _EARLY = timedelta(minutes=5)
 
@@ -145,7 +151,7 @@ def create(ws, account, name, category, body, language, header, footer, buttons,
 @broadcast_group.command(name="list")
 @click.option("--account", "-a", default=None, metavar="PHONE", help="Only this account.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def list_(ws, account, as_csv) -> None:
     """List broadcasts, newest first, with their counts so far."""
     frame = _service(ws).list(account)
@@ -167,7 +173,7 @@ def _funnel_line(f: dict) -> str:
 
 @broadcast_group.command(name="show")
 @click.argument("broadcast_id", type=int)
-@pass_workspace
+@pass_workspace(read_only=True)
 def show(ws, broadcast_id) -> None:
     """Show a broadcast: recipients by state and skip reason, and the funnel so far."""
     from ..audiences import Audience
@@ -201,7 +207,7 @@ def show(ws, broadcast_id) -> None:
 @click.option("--rate-card", type=click.Path(dir_okay=False), default=None,
               help="A rate card CSV (default: $BIZCHAT_RATE_CARD, else the shipped example).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def plan(ws, broadcast_id, at, rate_card, as_json) -> None:
     """Audience size, expected delivered/read/replies from similar past broadcasts, and cost."""
     result = _service(ws).plan(broadcast_id, at, rate_card=rate_card)
@@ -219,7 +225,7 @@ def plan(ws, broadcast_id, at, rate_card, as_json) -> None:
 @click.option("--contact", required=True, metavar="PHONE",
               help="The contact (any form of the number, wa_id, user_id or contact_id).")
 @click.option("--variant", default=None, help="Which variant to show (default: theirs, else A).")
-@pass_workspace
+@pass_workspace(read_only=True)
 def preview(ws, broadcast_id, contact, variant) -> None:
     """Print the exact message a contact gets, and whether they would be sent it."""
     shown = _service(ws).preview(broadcast_id, contact, variant=variant)
@@ -325,8 +331,9 @@ def cancel(ws, broadcast_id) -> None:
               help="Marketing frequency cap, e.g. 2/7; 'off' for none.")
 @click.option("--quiet", default=None, metavar="HH:MM-HH:MM",
               help="Quiet hours in the recipient's time zone; 'off' for none.")
-@pass_workspace
-def limits(ws, account, tier, rate, cap, quiet) -> None:
+@workspace_option
+@workspace_mode("read unless changing")
+def limits(account, tier, rate, cap, quiet) -> None:
     """Show or set an account's sending limits (tier, rate, marketing cap, quiet hours)."""
     fields: dict = {}
     if tier is not None:
@@ -343,7 +350,7 @@ def limits(ws, account, tier, rate, cap, quiet) -> None:
             fields.update(marketing_cap_count=int(count), marketing_cap_days=int(days))
     if quiet is not None:
         fields["quiet_hours"] = quiet
-    service = _service(ws)
+    service = _service(current_workspace(read_only=not fields))
     result = service.set_limits(account, actor="cli", **fields) if fields else \
         service.limits(account)
     tier_text = result["messaging_tier"] or "unlimited"

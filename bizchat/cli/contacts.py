@@ -17,7 +17,7 @@ def contacts_group() -> None:
 @contacts_group.command(name="list")
 @account_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def list_(ws, account: str, as_csv: bool) -> None:
     """List the contacts of one account with their current consent."""
     frame = ws.contacts.list(account)
@@ -39,7 +39,7 @@ def add(ws, phone: str, account: str, name: str | None, language: str | None) ->
 @contacts_group.command(name="show")
 @click.argument("phone")
 @account_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def show(ws, phone: str, account: str) -> None:
     """Show one contact (number, wa_id, user_id or contact_id) and its consent history."""
     ref = account

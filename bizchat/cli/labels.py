@@ -15,7 +15,7 @@ def labels_group() -> None:
 @labels_group.command(name="list")
 @account_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def list_(ws, account: str, as_csv: bool) -> None:
     """List the labels with their colour and how many contacts and chats carry them."""
     frame = ws.labels.list(account)
@@ -119,7 +119,7 @@ unassign = _assignment_command(False)
 @click.option("--all", "all_of", multiple=True, metavar="LABEL", help="Has all of these labels.")
 @click.option("--none", "none_of", multiple=True, metavar="LABEL", help="Has none of these.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def contacts(ws, account: str, any_of, all_of, none_of, as_csv: bool) -> None:
     """List the contacts selected by labels (any of, all of, none of)."""
     frame = ws.labels.contacts(account, any_of=list(any_of), all_of=list(all_of),

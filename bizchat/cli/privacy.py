@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 import click
 
 from ..errors import BizchatError
-from ._common import echo_frame, pass_workspace
+from ._common import (
+    current_workspace,
+    echo_frame,
+    pass_workspace,
+    workspace_mode,
+    workspace_option,
+)
 
 account_option = click.option(
     "--account", "-a", default=None, metavar="PHONE",
@@ -46,7 +52,7 @@ def privacy_group() -> None:
 @privacy_group.command(name="consent")
 @click.argument("phone")
 @click.option("--account", "-a", required=True, metavar="PHONE", help="The business account.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def consent(ws, phone: str, account: str) -> None:
     """Show the consent proof of PHONE: current state and full history with evidence."""
     proof = _service(ws).consent_proof(phone, account=account)
@@ -59,7 +65,7 @@ def consent(ws, phone: str, account: str) -> None:
 @click.option("--account", "-a", default=None, metavar="PHONE", help="Only this account.")
 @click.option("--by-source", is_flag=True, help="Current opt-ins per consent source instead.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def coverage(ws, account: str | None, by_source: bool, as_csv: bool) -> None:
     """Consent coverage per account: opt-ins, with evidence, opt-outs, never asked."""
     service = _service(ws)
@@ -116,8 +122,9 @@ def erase(ws, phone: str, account: str | None, yes: bool, no_compact: bool, acto
 @click.option("--as-of", default=None, metavar="DATE",
               help="With --dry-run: look ahead, as if today were DATE (ISO 8601).")
 @actor_option
-@pass_workspace
-def purge(ws, dry_run: bool, as_of: str | None, actor: str | None) -> None:
+@workspace_option
+@workspace_mode("read unless changing")
+def purge(dry_run: bool, as_of: str | None, actor: str | None) -> None:
     """Apply the retention policies (schedule it, e.g. weekly from cron)."""
     when = None
     if as_of:
@@ -129,6 +136,7 @@ def purge(ws, dry_run: bool, as_of: str | None, actor: str | None) -> None:
             raise click.BadParameter(f"{as_of!r} is not a date like 2026-01-31.",
                                      param_hint="--as-of") from None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    ws = current_workspace(read_only=dry_run)
     result = _service(ws).purge(dry_run=dry_run, as_of=when, actor=_actor(actor))
     click.echo(result.summary())
     if dry_run and len(result.contacts):
@@ -142,7 +150,7 @@ def retention_group() -> None:
 
 
 @retention_group.command(name="show")
-@pass_workspace
+@pass_workspace(read_only=True)
 def retention_show(ws) -> None:
     """Show the effective policy per account and kind, and where it comes from."""
     frame = _service(ws).retention()
@@ -181,9 +189,21 @@ def compact(ws, actor: str | None) -> None:
 
 
 @privacy_group.command(name="keys")
+@click.option("--new-key", is_flag=True,
+              help="The key file is lost: start a new key (every pseudonymous key changes).")
 @pass_workspace
-def keys(ws) -> None:
-    """Refresh the pseudonymous keys behind analyst_contacts and analyst_messages."""
+def keys(ws, new_key: bool) -> None:
+    """Refresh the pseudonymous keys behind analyst_contacts and analyst_messages.
+
+    The secret behind them is $BIZCHAT_PSEUDONYM_KEY, else the key file beside the
+    workspace (<workspace>.key); it is never inside the workspace.
+    """
+    if new_key:
+        from .. import pseudonym
+
+        pseudonym.new_key(ws)
+        click.echo(f"Started a new pseudonymisation key in {ws.path}.key; every pseudonymous "
+                   "key changed.")
     added = _service(ws).refresh_keys()
     click.echo(f"{added} new pseudonymous key(s).")
 

@@ -15,7 +15,7 @@ def replies_group() -> None:
 @replies_group.command(name="list")
 @account_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def list_(ws, account: str, as_csv: bool) -> None:
     """List the quick replies of an account."""
     frame = ws.replies.list(account)
@@ -49,7 +49,7 @@ def remove(ws, shortcut: str, account: str) -> None:
 @click.option("--contact", required=True, metavar="PHONE",
               help="The contact (any form of the number, wa_id, user_id or contact_id).")
 @account_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def render(ws, shortcut: str, contact: str, account: str) -> None:
     """Print the text of SHORTCUT filled in for one contact."""
     click.echo(ws.replies.render(shortcut, contact, account=account))

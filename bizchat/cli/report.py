@@ -40,7 +40,7 @@ def list_() -> None:
 
 @report_group.command(name="runs")
 @click.option("--report", default=None, help="Only runs of this report.")
-@pass_workspace
+@pass_workspace(read_only=True)
 def runs(ws, report: str | None) -> None:
     """Past report runs, newest first."""
     from ..reports import runs as past_runs

@@ -89,7 +89,7 @@ def stats_group() -> None:
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def open_rates(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> None:
     """Delivery and open rates (read / delivered, a lower bound) per broadcast, label, ..."""
     df = _stats(ws).open_rates(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
@@ -105,7 +105,7 @@ def open_rates(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) ->
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def funnel(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> None:
     """The whole funnel: sent, delivered, read, replied (72 h), opted out (7 days)."""
     df = _stats(ws).funnel(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
@@ -120,7 +120,7 @@ def funnel(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> Non
               help="Group by this as well as the error code.")
 @filter_options
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def failures(ws, by: str | None, filters: dict, as_csv: bool) -> None:
     """Failed messages by error code, with the platform's error title."""
     show(_stats(ws).failures(by, **filters), as_csv)
@@ -131,7 +131,7 @@ def failures(ws, by: str | None, filters: dict, as_csv: bool) -> None:
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
     """Median and p90 minutes from send to read."""
     df = _stats(ws).time_to_read(by, tz=tz, **filters)
@@ -147,7 +147,7 @@ def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
               help="Slots with fewer delivered messages are not recommended.")
 @filter_options
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def send_time(ws, tz: str, min_delivered: int, filters: dict, as_csv: bool) -> None:
     """The best weekday and hour to send, accounting for sample size."""
     stats = _stats(ws)
@@ -169,7 +169,7 @@ def send_time(ws, tz: str, min_delivered: int, filters: dict, as_csv: bool) -> N
 @click.option("--mde", type=float, default=None,
               help="Smallest difference worth finding, in rate points (0.05 = 5 points).")
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def ab(ws, broadcast_id: int, metric: str, baseline: str | None, mde: float | None,
        as_csv: bool) -> None:
     """Compare the variants of a broadcast (two-proportion test, Holm, sample-ratio check)."""
@@ -186,7 +186,7 @@ def ab(ws, broadcast_id: int, metric: str, baseline: str | None, mde: float | No
               help="What one delivered message costs, for the cost per incremental reply.")
 @click.option("--by-variant", is_flag=True, help="One row per variant instead of all together.")
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def lift(ws, broadcast_id: int, cost_per_delivered: float | None, by_variant: bool,
          as_csv: bool) -> None:
     """Lift over the hold-out control group on replies and opt-outs (never reads)."""
@@ -208,7 +208,7 @@ def lift(ws, broadcast_id: int, cost_per_delivered: float | None, by_variant: bo
 @click.option("--variants", type=int, default=2, show_default=True)
 @click.option("--control-fraction", type=float, default=0.0, show_default=True)
 @filter_options
-@pass_workspace
+@pass_workspace(read_only=True)
 def sample_size(ws, mde: float, metric: str, baseline_rate: float | None, audience: int | None,
                 variants: int, control_fraction: float, filters: dict) -> None:
     """How many recipients an A/B test needs to find a given difference, before sending."""
@@ -223,7 +223,7 @@ def sample_size(ws, mde: float, metric: str, baseline_rate: float | None, audien
 @tz_option
 @click.option("--months", default=12, show_default=True, help="Months after the opt-in to show.")
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def cohorts(ws, filters: dict, tz: str, months: int, as_csv: bool) -> None:
     """Open rate of opt-in cohorts over the months after they opted in."""
     df = _stats(ws).cohorts(tz, months=months, **filters)
@@ -237,7 +237,7 @@ def cohorts(ws, filters: dict, tz: str, months: int, as_csv: bool) -> None:
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace
+@pass_workspace(read_only=True)
 def chats(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
     """First response time and share of customer messages answered within 24 hours."""
     show(_stats(ws).response_times(by, tz=tz, **filters), as_csv)

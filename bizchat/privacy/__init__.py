@@ -82,7 +82,7 @@ class Privacy:
 
     def consent_proof(self, ref, *, account) -> consent_proof.ConsentProof:
         """The full consent history of one contact of ``account``, with who recorded it."""
-        with self.ws.transaction() as con:
+        with self.ws.connect() as con:
             found = subjects.find(con, ref, account)
             return consent_proof.proof(con, found.contacts[0])
 
@@ -208,11 +208,13 @@ class Privacy:
         if not dry_run and as_of > datetime.now(UTC):
             raise BizchatError("A purge cannot run as of a future date (it would remove data "
                                "before its time); use it with --dry-run to look ahead.")
+        if dry_run:  # only reads: also on a workspace opened read-only
+            with self.ws.connect() as con:
+                the_plan, inactive = retention.plan(con, as_of)
+                return PurgeResult(dry_run=True, as_of=as_of, plan=the_plan, contacts=inactive)
         with self.ws.transaction() as con:
             the_plan, inactive = retention.plan(con, as_of)
             result = PurgeResult(dry_run=dry_run, as_of=as_of, plan=the_plan, contacts=inactive)
-            if dry_run:
-                return result
             result.done = retention.apply_bodies(con, the_plan)
             if len(inactive):
                 contacts = subjects.contacts_by_id(con, inactive["contact_id"])
