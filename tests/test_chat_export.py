@@ -97,6 +97,18 @@ def test_a_bom_at_line_starts_loses_no_message():
     assert df["line"].tolist() == list(range(1, 51))
 
 
+@pytest.mark.parametrize("every", [1, 997])  # marks on every line, or on a few of a long file
+def test_marks_are_removed_however_many_there_are(every):
+    """Two ways to cut the marks out (a mask when they are many, slices when few): the same
+    messages either way."""
+    bom, number = "\ufeff", "\u202a+49 170 1234567\u202c"
+    lines = [f"{bom if i % every == 0 else ''}14.03.25, 10:{i % 60:02d} - "
+             f"{number if i % every == 0 else 'Laden'}: Nachricht {i}" for i in range(3000)]
+    df = parse_export(io.StringIO("\n".join(lines) + "\n"))
+    assert len(df) == 3000 and set(df["author"]) <= {"+49 170 1234567", "Laden"}
+    assert df["text"].tolist() == [f"Nachricht {i}" for i in range(3000)]
+
+
 def test_a_bom_after_the_bracket_of_line_one_is_read():
     """German iOS with U+FEFF just after "[" was refused at line 1."""
     df = parse_export(io.StringIO("[\ufeff14.03.25, 09:58:30] Rita: Hallo\n"
