@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from . import keyfile
 from .errors import NotAWorkspace, SchemaError, WorkspaceBusy
 
 DEFAULT_TIMEOUT = 30.0
@@ -221,8 +222,6 @@ def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int
 def _key_to_its_file(con: duckdb.DuckDBPyConnection) -> None:
     """Before 0006 deletes it: the key kept in settings goes to the key file beside the
     workspace (a file that already holds another key is a conflict to settle by hand)."""
-    from . import keyfile
-
     rows = con.execute("SELECT value FROM settings WHERE key = 'pseudonym_key'").fetchall()
     where, _ = keyfile.database_file(con)
     if not rows or where is None:

@@ -64,9 +64,10 @@ def hold_back(con: duckdb.DuckDBPyConnection, account_id: int, rows: pd.DataFram
     if foreign:
         raise TombstoneKeyMismatch(
             f"{foreign} erasure record(s) of this account were made with another "
-            f"pseudonymisation key than the current one (${pseudonym.ENV} or the workspace "
-            "setting), so this import cannot check whether it would bring erased people back. "
-            f"Set ${pseudonym.ENV} to the key used for those erasures and import again.")
+            f"pseudonymisation key than the current one (${pseudonym.ENV} or the workspace's "
+            "key file), so this import cannot check whether it would bring erased people back. "
+            f"Restore the key used for those erasures (the .key file beside the workspace, or "
+            f"${pseudonym.ENV}) and import again.")
     probe = pd.DataFrame({
         "i": range(len(rows)),
         "e164": rows["phone_e164"].astype(object).to_numpy(),

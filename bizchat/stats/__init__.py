@@ -251,7 +251,7 @@ class Stats:
         """One row per broadcast recipient, pseudonymous: broadcast_id, contact_key,
         variant, state, skip_reason, sent, delivered, read, failed, error_code, send_at,
         delivered_at, read_at, first_reply_at (72 h), first_opt_out_at (7 days)."""
-        key = pseudonym_key(self.ws)  # may create it: its own unit of work, before reading
+        key = pseudonym_key(self.ws)  # before reading: from the environment or the key file
         columns = ["broadcast_id", "contact_id", "variant", "state", "skip_reason", "sent",
                    "delivered", "read", "failed", "error_code", "send_at", "delivered_at",
                    "read_at", "first_reply_at", "first_opt_out_at"]

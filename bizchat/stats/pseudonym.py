@@ -2,8 +2,8 @@
 
 The key and its derivation belong to the data-protection module, ``bizchat.pseudonym``:
 HMAC-SHA256 of ``"contact:<contact_id>"`` with the workspace secret from
-``$BIZCHAT_PSEUDONYM_KEY``, else the ``settings`` row ``pseudonym_key`` (created on first
-use). These helpers only adapt it to the stats API, so a stats table's ``contact_key``
+``$BIZCHAT_PSEUDONYM_KEY``, else the key file beside the workspace (``<workspace>.key``,
+made with the workspace; never inside it). These helpers only adapt it to the stats API, so a stats table's ``contact_key``
 is the same key as ``audit_log.subject_key`` and the analyst views use.
 """
 
@@ -18,7 +18,8 @@ SETTING = keys.SETTING
 
 
 def pseudonym_key(ws) -> str:
-    """The workspace's secret (may create it: its own short write transaction)."""
+    """The workspace's secret (a workspace that never had one and may be written gets its
+    key file now)."""
     return keys.secret_for(ws).decode("utf-8")
 
 
