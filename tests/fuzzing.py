@@ -172,10 +172,17 @@ def contact_outcome(ws, account_id: int, path: Path, data: bytes) -> str:
 
 
 def figures(outcomes: Counter) -> str:
-    crashes = sum(n for k, n in outcomes.items() if k.startswith("crash"))
+    """One line of totals, then the crashes by exception type with one example each."""
+    by_type, example = Counter(), {}
+    for outcome, n in outcomes.items():
+        if outcome.startswith("crash"):
+            kind = outcome.split(":")[1].strip()
+            by_type[kind] += n
+            example.setdefault(kind, outcome)
     lines = [f"cases {sum(outcomes.values())}, parsed {outcomes['parsed']}, "
-             f"clean errors {outcomes['clean error']}, crashes {crashes}"]
-    lines += [f"  {n:>6}  {k}" for k, n in outcomes.most_common() if k.startswith("crash")]
+             f"clean errors {outcomes['clean error']}, crashes {sum(by_type.values())}"]
+    lines += [f"  {n:>6}  {kind:<22} e.g. {example[kind][:100]!r}"
+              for kind, n in by_type.most_common()]
     return "\n".join(lines)
 
 
