@@ -211,3 +211,18 @@ def test_a_copy_needs_its_key_file(tmp_path, monkeypatch):
         alone.stats.recipients()
     shutil.copy(tmp_path / "shop.duckdb.key", copy / "shop.duckdb.key")
     assert pseudonym.contact_key(pseudonym.secret_for(alone), c["contact_id"]) == original
+
+
+def test_erasure_and_compaction_keep_the_key(tmp_path, monkeypatch):
+    monkeypatch.delenv(pseudonym.ENV, raising=False)
+    ws = bizchat.open(tmp_path / "shop.duckdb")
+    c = _filled(ws)
+    other = ws.contacts.add(c["account_id"], "+49 170 7654321", name="Bleibt")
+    key = pseudonym.secret_for(ws)
+    ws.privacy.erase("+49 170 1234567")
+    ws.privacy.compact()
+    assert pseudonym.secret_for(bizchat.open(ws.path, read_only=True)) == key
+    ws.privacy.refresh_keys()
+    assert ws.sql("SELECT subject_key FROM subject_keys")["subject_key"].tolist() == [
+        pseudonym.contact_key(key, other["contact_id"])]
+    assert key not in ws.path.read_bytes()
