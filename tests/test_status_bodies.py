@@ -14,7 +14,7 @@ from webhook_samples import DISPLAY, PNID, dumps, envelope, status, text_message
 
 import bizchat
 from bizchat import status_bodies
-from bizchat.server import Ingester
+from bizchat.ingester import Ingester
 from bizchat.spool import Spool
 from bizchat.webhook_ingest import ingest_bodies, payload_id
 
