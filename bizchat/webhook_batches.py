@@ -41,11 +41,21 @@ _TRANSIENT = (WorkspaceBusy, SchemaError, OSError, MemoryError, duckdb.Operation
               duckdb.FatalException, duckdb.InterruptException, duckdb.PermissionException)
 
 
+def cause(exc: BaseException) -> BaseException:
+    """The error that counts: after a failed statement, DuckDB answers every further call
+    in the transaction (an ``unregister`` in a ``finally``, say) with "transaction is
+    aborted", which would hide the body's own error behind an operational one."""
+    while (isinstance(exc, duckdb.TransactionException) and "aborted" in str(exc)
+           and exc.__context__ is not None):
+        exc = exc.__context__
+    return exc
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` says nothing about the body: the workspace busy or of a newer
     schema, the disk full or failing (OSError, DuckDB's IOException), memory, a closed or
     invalidated connection. Everything else a body makes happen is the body's."""
-    return isinstance(exc, _TRANSIENT)
+    return isinstance(cause(exc), _TRANSIENT)
 
 
 def ingest_isolated(con: duckdb.DuckDBPyConnection, items: Items, *, actor: str = "webhook",
@@ -73,7 +83,7 @@ def ingest_isolated(con: duckdb.DuckDBPyConnection, items: Items, *, actor: str 
         except Exception as exc:  # noqa: BLE001 - sorted out right here
             if is_transient(exc):
                 raise
-            error = exc
+            error = cause(exc)
         if len(part) > 1:
             log.warning("a batch of %d bodies failed (%s: %s); trying its halves apart",
                         len(part), type(error).__name__, _line(error))
@@ -109,4 +119,4 @@ def _line(exc: BaseException) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-__all__ = ["ingest_isolated", "is_transient", "store_rejected"]
+__all__ = ["cause", "ingest_isolated", "is_transient", "store_rejected"]
