@@ -14,6 +14,7 @@ the receiver answers 400 to anything else).
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import sys
@@ -81,7 +82,7 @@ def mutate(doc: dict, rng: random.Random) -> str:
         if what < 0.25 and isinstance(parent, dict):
             del parent[key]
         elif what < 0.75:
-            parent[key] = rng.choice(ODD_VALUES)
+            parent[key] = copy.deepcopy(rng.choice(ODD_VALUES))   # later steps may change it
         elif what < 0.85:
             deep = (path, key)                      # last, so no later walk goes down it
         elif what < 0.95 and isinstance(parent[key], list) and parent[key]:
