@@ -1,11 +1,11 @@
 """Erasure in the webhook spool (``<workspace>.spool``) and its quarantine file.
 
 A line whose body is already in DuckDB (its payload id is in ``raw_payloads``, which
-erasure redacts in the same transaction, or it lies before the spool offset) is dropped.
-Every other line is a body not yet ingested and is kept: rewritten without the person
-(payloads.redact, with a new id: the sha256 of the new body) when it mentions them, else
-byte for byte. A line that cannot be read is kept too (the ingester quarantines it).
-So erasure never removes a body that has not reached the workspace, whatever the offset
+erasure redacts in the same transaction) is dropped. Every other line is a body not yet
+ingested and is kept: rewritten without the person (payloads.redact, with a new id: the
+sha256 of the new body) when it mentions them, else byte for byte. A line that cannot be
+read is kept too (the ingester quarantines it). The workspace decides, not the spool
+offset, so erasure never removes a body that has not reached it, whatever the offset
 file says.
 
 The new spool gets a new generation and replaces the old one atomically (temporary
@@ -36,7 +36,8 @@ def redact_spool(workspace_path: str | os.PathLike, redaction: Redaction,
                  in_scope: Callable[[dict], bool] = lambda meta: True, *, con=None) -> dict:
     """Rewrite the spool without the person; returns counts (lines kept, changed, and the
     bytes of ingested lines dropped). ``con``: the erasure's connection, to see which
-    bodies are stored already (without it only the offset tells)."""
+    bodies are stored already (without it, only the lines before the spool offset count
+    as stored)."""
     if not spool_file(workspace_path).exists():
         return {"pending_lines": 0, "changed_lines": 0, "dropped_ingested_bytes": 0}
     spool = Spool(workspace_path, repair=False)
@@ -51,7 +52,7 @@ def redact_spool(workspace_path: str | os.PathLike, redaction: Redaction,
 
 def _redact_spool(spool: Spool, redaction, in_scope, con) -> dict:
     generation, first = spool.head()
-    offset = spool.offset()
+    offset = spool.offset() if con is None else first
     data = spool.path.read_bytes()
     # An unfinished last line stays out (a torn line from a crash was never acknowledged,
     # and the receiver drops it too at its next start).
