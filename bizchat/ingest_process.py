@@ -66,6 +66,7 @@ class IngestProcess:
             "rejected_total": status.get("rejected_total"),
             "busy": bool(status.get("busy")),
             "alive": self.alive(),
+            "pid": self._proc.pid if self._proc is not None else None,
             "restarts": self.restarts,
             "last_error": error[1] if error else None,
             "last_error_at": error[0] if error else None,

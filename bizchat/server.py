@@ -201,11 +201,18 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
             return PlainTextResponse("could not store the body now; try again", status_code=503)
         return PlainTextResponse("OK")
 
+    def _safely(read, default=None):
+        """A file-derived figure; /health must answer even when a file cannot be read."""
+        try:
+            return read()
+        except OSError:
+            return default
+
     async def health(request: Request) -> Response:
         info = ingester.health()
         now = time.time()
-        pending = spool.pending_bytes()
-        oldest = spool.oldest_pending() if pending else None
+        pending = _safely(spool.pending_bytes, 0)
+        oldest = _safely(spool.oldest_pending) if pending else None
         since = max(info["advanced_at"] or started, oldest.timestamp() if oldest else 0)
         stalled = pending > 0 and now - since > stall_after
         error_at = info["last_error_at"]
@@ -216,7 +223,7 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
             "ingested": info["ingested"],
             "rejected": info["rejected_total"] if info["rejected_total"] is not None
             else info["rejected"],
-            "quarantined": spool.quarantined(),
+            "quarantined": _safely(spool.quarantined),
             "batches": info["batches"],
             "pending_bytes": pending,
             "oldest_pending_age_s": round(now - oldest.timestamp(), 1) if oldest else None,
@@ -224,6 +231,7 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
             "stall_after_s": stall_after,
             "workspace_busy": info["busy"],
             "ingest_running": info["alive"],
+            "ingest_pid": info["pid"],
             "ingest_restarts": info["restarts"],
             "last_error": info["last_error"],
             "last_error_at": (datetime.fromtimestamp(error_at, UTC).isoformat(timespec="seconds")
