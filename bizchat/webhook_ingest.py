@@ -12,7 +12,10 @@ Bodies that carry only statuses (most of the traffic) are parsed in DuckDB
 (status_bodies.py), the rest in Python (webhook_payloads.py); from the rows on, both
 share one path, so a batch stores the same whichever path a body took.
 
-The receiver (server.py) and ``bizchat webhook ingest`` both end here.
+Every field is typed before it is used (webhook_payloads), so a bad body is rejected
+with its reason and kept in raw_payloads as ``rejected``; the receiver's ingester and
+``bizchat webhook ingest`` call this through webhook_batches, which splits a batch that
+still fails so that one body never holds up the others.
 """
 
 from __future__ import annotations
