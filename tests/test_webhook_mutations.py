@@ -28,7 +28,8 @@ def workspace(tmp_path_factory):
     return _workspace(tmp_path_factory.mktemp("mutations") / "ws.duckdb")
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(picks=st.lists(st.tuples(st.sampled_from(range(len(BASES))), st.randoms(use_true_random=False)),
                       min_size=1, max_size=6))
 def test_every_mutated_body_is_stored_or_rejected_and_the_valid_one_after_is_stored(workspace, picks):
