@@ -33,6 +33,7 @@ log = logging.getLogger("bizchat.webhook")
 
 NICE = 5              # below the receiver: its answers come first when both want the CPU
 MAX_BACKOFF = 30.0    # longest wait between tries after a failed round
+LOG_EVERY = 10.0      # seconds between progress lines while batches keep coming
 
 
 class Ingester:
@@ -65,6 +66,7 @@ class Ingester:
         self.advanced_at: float | None = None     # when the spool offset last moved
         self.failures = 0               # rounds failed in a row
         self._ws = None
+        self._logged_at = 0.0
 
     def _workspace(self, timeout: float):
         from .workspace import Workspace
@@ -107,9 +109,7 @@ class Ingester:
                     self.rejected += len(report.rejected)
                     self.rejected_total += len(report.rejected)
                     self.batches += 1
-                    log.info("batch %d: %d bodies ingested (%s); total ingested %d, pending %d bytes",
-                             self.batches, len(batch.records), report.summary(), self.ingested,
-                             self.spool.pending_bytes())
+                    self._note(report)
                     if not self.spool.pending_bytes() or time.monotonic() - start >= self.hold:
                         break
         except WorkspaceBusy:
@@ -121,6 +121,16 @@ class Ingester:
         self.busy = False
         self.failures = 0
         return done
+
+    def _note(self, report) -> None:
+        """A log line for a batch with rejected or unknown-account bodies at once; for the
+        others one line per ``LOG_EVERY`` seconds, so that a busy receiver does not flood
+        its log (nor block on it)."""
+        now = time.monotonic()
+        if report.rejected or report.unknown_account or now - self._logged_at >= LOG_EVERY:
+            log.info("%d bodies ingested in %d batches so far (last batch: %s); pending %d bytes",
+                     self.ingested, self.batches, report.summary(), self.spool.pending_bytes())
+            self._logged_at = now
 
     def failed(self, exc: BaseException) -> None:
         """Note a failed round: /health shows it, and the next try waits longer."""
