@@ -4,6 +4,7 @@ upload is refused before its body is read, so it costs no memory."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -141,3 +142,46 @@ def workspace_has(workspace, n: int) -> bool:
         return workspace.sql("SELECT count(*) AS n FROM messages")["n"][0] == n
     except bizchat.WorkspaceBusy:
         return False
+
+
+def _small_disk(limit: int):
+    """For the receiver's process: files may not grow past ``limit`` bytes (a full disk);
+    a write past it fails with EFBIG instead of killing the process."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.slow
+def test_a_spool_that_cannot_be_written_answers_503_and_keeps_every_200(workspace):
+    """The disk fills up: bodies that could not be made durable get 503 (Meta sends them
+    again), not 500 and never 200; nothing half-written stays in the spool; every body
+    answered 200 is in the workspace after a restart with room."""
+    import httpx
+
+    port = free_port()
+    proc, url = start_receiver(workspace.path, port, preexec_fn=_small_disk(24_000))
+    codes = {}
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for i in range(80):
+                body = dumps(text_message("491701234567", f"wamid.F{i}", f"Nachricht {i} " * 20,
+                                          1_790_000_000 + i))
+                codes[i] = post(client, body).status_code
+    finally:
+        stop(proc)
+    assert set(codes.values()) == {200, 503}, codes
+    ok = sorted(i for i, code in codes.items() if code == 200)
+    proc, url = start_receiver(workspace.path, port)
+    try:
+        assert wait_for(lambda: workspace_has(workspace, len(ok)), 60)
+    finally:
+        code, log = stop(proc)
+    assert code == 0, log
+    stored = workspace.sql("SELECT message_id FROM messages ORDER BY created_at")["message_id"].tolist()
+    assert stored == [f"wamid.F{i}" for i in ok]
+    assert not os.path.exists(f"{workspace.path}.spool.quarantine")
