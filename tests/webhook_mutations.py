@@ -153,6 +153,18 @@ def run(n_bodies: int, batch: int, seed: int = 0) -> dict:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
         figures["plain_batches_failed"] = failed
         figures["plain_errors"] = errors
+        alone = _workspace(Path(tmp) / "alone.duckdb")
+        failing = 0
+        with alone.connect() as con:            # each body in a transaction of its own
+            for one in items:
+                try:
+                    con.execute("BEGIN TRANSACTION")
+                    ingest_bodies(con, [one])
+                    con.execute("COMMIT")
+                except Exception:  # noqa: BLE001 - counting them is the point
+                    con.execute("ROLLBACK")
+                    failing += 1
+        figures["plain_bodies_failing_alone"] = failing
         import bizchat
 
         if not (Path(bizchat.__file__).parent / "webhook_batches.py").exists():
