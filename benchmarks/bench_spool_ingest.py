@@ -34,7 +34,7 @@ like Cloud API statuses do since per-message pricing.
 - Against the bound: the first row's time beside the bound row's (issue 13 restates issue
   4's target that way, aiming at >= 0.5 of the bound at 1 million events).
 - Receiver-sized (last row): the receiver benchmark's small bodies (3 statuses each) in
-  batches of about 200 bodies, which is what the receiver's ingest thread does at 1,000
+  batches of about 200 bodies, which is what the receiver's ingest process does at 1,000
   POSTs/s; shows the fixed cost per batch and per body.
 
 ratio = reference_s / ours_s = our events/s / reference rows/s; the issue's target is >= 0.5.
@@ -187,7 +187,7 @@ def _fill_spool(workspace_path: Path, lines: list[bytes]):
 # --- ours ------------------------------------------------------------------------------
 
 def drain(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[float, float, int]:
-    """Ingest the whole spool as the receiver's ingest thread does;
+    """Ingest the whole spool as the receiver's ingest process does;
     (seconds, CPU seconds of this process, batches)."""
     from bizchat.ingester import Ingester
 
@@ -622,7 +622,7 @@ def run(quick: bool) -> list[dict]:
                  f"{small['cpu'] / small['bodies'] * 1e3:.2f} ms CPU per body "
                  f"({small['cpu'] / small['batches'] * 1e3:.0f} ms CPU per batch); reference one "
                  f"Arrow insert of the same rows ({small['ref_cpu']:.2f} s CPU). What the "
-                 f"receiver's ingest thread does at 1,000 POSTs/s. Where the time goes "
+                 f"receiver's ingest process does at 1,000 POSTs/s. Where the time goes "
                  f"({small['second_s']:.2f} s): "
                  f"{_format_breakdown(small['second_s'], small['times'])}. {machine}."),
     }]

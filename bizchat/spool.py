@@ -70,7 +70,10 @@ def decode_line(line: bytes) -> tuple[str, str, str]:
         return (match[1].decode("ascii"), match[2].decode("ascii"),
                 line[match.end():-1].decode("utf-8"))
     item = json.loads(line)
-    return item["id"], item["received_at"], item["body"]
+    fields = item["id"], item["received_at"], item["body"]
+    if not all(isinstance(f, str) for f in fields):
+        raise TypeError("id, received_at and body must be strings")
+    return fields
 
 
 def header_line(generation: str) -> bytes:
