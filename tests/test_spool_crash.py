@@ -232,10 +232,11 @@ def test_kill_at_every_step_of_commit_and_erasure_loses_no_acknowledged_body(tmp
             assert quarantine.read_bytes().count(b'"id":"torn"') == 1, point
             assert (PERSON.encode() in quarantine.read_bytes()) is not erased, point
         assert Spool(path, repair=False).pending_bytes() == 0
-        figures.append((point, len(acked), len(want), len(lost)))
-    print("\nkill point                  acknowledged  messages expected  lost")
-    for point, acked, want, lost in figures:
-        print(f"{point:28} {acked:12} {want:18} {lost:5}")
-    print(f"{len(figures)} kill points, {sum(f[1] for f in figures)} acknowledged, "
-          f"{sum(f[2] for f in figures)} messages to be stored (the erased person's excepted), "
-          f"{sum(f[3] for f in figures)} lost")
+        figures.append((point, len(acked), int(raw["n"]), len(want), len(lost)))
+    print("\nkill point                  acknowledged  bodies stored  messages expected  lost")
+    for point, acked, bodies, want, lost in figures:
+        print(f"{point:28} {acked:12} {bodies:14} {want:18} {lost:5}")
+    print(f"{len(figures)} kill points, {sum(f[1] for f in figures)} bodies acknowledged, "
+          f"{sum(f[2] for f in figures)} stored once each (a body being appended at the kill, "
+          f"never acknowledged, may be among them), {sum(f[3] for f in figures)} messages "
+          f"expected (the erased person's excepted), {sum(f[4] for f in figures)} lost")
