@@ -31,7 +31,7 @@ from .webhook_batches import ingest_isolated
 
 log = logging.getLogger("bizchat.webhook")
 
-NICE = 5              # below the receiver: its answers come first when both want the CPU
+NICE = 10             # below the receiver: its answers come first when both want the CPU
 MAX_BACKOFF = 30.0    # longest wait between tries after a failed round
 LOG_EVERY = 10.0      # seconds between progress lines while batches keep coming
 

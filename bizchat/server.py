@@ -31,6 +31,7 @@ import logging
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -54,31 +55,41 @@ _SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}\s*")
 
 
 class SpoolWriter:
-    """Group commit: requests waiting at the same time share one write + fsync."""
+    """Group commit: requests waiting at the same time share one write + fsync, done on a
+    thread of its own so the event loop keeps reading requests meanwhile."""
 
     def __init__(self, spool: Spool):
         self.spool = spool
         self.accepted = 0
-        self._queue: asyncio.Queue | None = None
+        self._waiting: list[tuple[bytes, asyncio.Future]] = []
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="bizchat-spool")
         self._task = asyncio.create_task(self._run())
 
     async def submit(self, line: bytes) -> None:
         """Returns once ``line`` is fsynced; raises OSError if it could not be written."""
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((line, future))
+        self._waiting.append((line, future))
+        self._wake.set()
         await future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            await self._wake.wait()
+            await asyncio.sleep(0)   # let the requests that are ready now join this group
+            self._wake.clear()
+            batch, self._waiting = self._waiting, []
+            if not batch:
+                continue
             try:
-                await asyncio.to_thread(self.spool.append, [line for line, _ in batch])
+                await loop.run_in_executor(self._thread, self.spool.append,
+                                           [line for line, _ in batch])
             except Exception as exc:  # noqa: BLE001 - each waiting request answers for it
                 for _, future in batch:
                     future.set_exception(exc)
@@ -88,12 +99,14 @@ class SpoolWriter:
                 future.set_result(None)
 
     async def stop(self) -> None:
-        while self._queue is not None and not self._queue.empty():
+        while self._waiting:
             await asyncio.sleep(0.01)
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._thread:
+            self._thread.shutdown(wait=True)
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> bool:

@@ -109,6 +109,7 @@ class Spool:
         self.quarantine_path = Path(f"{workspace_path}.spool.quarantine")
         self._thread_lock = threading.Lock()
         self._quarantine_count: tuple[tuple[int, int], int] | None = None
+        self._fd: int | None = None                # kept open by the appender
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch(exist_ok=True)
         self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -128,6 +129,9 @@ class Spool:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         os.close(self._lock_fd)
 
     # --- the file's generation ------------------------------------------------------------
@@ -191,19 +195,32 @@ class Spool:
         fails (disk full), the file is cut back, so no half line stays to glue itself to
         the next append."""
         data = b"".join(lines)
-        with self.locked(), open(self.path, "ab") as f:
-            start = f.seek(0, os.SEEK_END)
+        with self.locked():
+            fd = self._append_fd()
+            start = os.lseek(fd, 0, os.SEEK_END)
             try:
-                f.write(data)
-                f.flush()
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
                 faults.point("spool.append.written")
-                os.fsync(f.fileno())
+                os.fsync(fd)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    f.truncate(start)
-                    os.fsync(f.fileno())
+                    os.ftruncate(fd, start)
+                    os.fsync(fd)
                 raise
         faults.point("spool.append.synced")
+
+    def _append_fd(self) -> int:
+        """The file to append to, kept open between appends; reopened when the ingester
+        or erasure has put a new file in its place (call locked)."""
+        fd = self._fd
+        if fd is not None and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+            return fd
+        if fd is not None:
+            os.close(fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return self._fd
 
     # --- reading ---------------------------------------------------------------------
 
