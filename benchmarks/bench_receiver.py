@@ -1,7 +1,9 @@
 """The webhook receiver under load, against a bare Starlette app on the same server stack.
 
 Issue 4 asks that the receiver sustains at least 1,000 signed POSTs/s on loopback with
-p99 latency under 100 ms, and that every accepted event is in the workspace afterwards.
+p99 latency under 100 ms, and that every accepted event is in the workspace afterwards;
+issue 13 aims at >= 0.5 of the bare app's throughput and a p99 under 100 ms paced at
+1,000/s with ingestion running, every body fsynced before its 200.
 This measures it next to a reference and prints the numbers; it asserts nothing about
 speed, but it does check that no accepted event was lost.
 
@@ -12,9 +14,9 @@ speed, but it does check that no accepted event was lost.
   of the POSTs answered 200.
 - Reference: ``bare_app`` below, run by uvicorn the same way (same uvicorn, h11, asyncio
   loop): it reads the body and answers 200 without verifying or storing it. The ratio
-  shows what the signature check, JSON check, durable spool (fsync) and the in-process
-  ingest thread cost.
-- Diagnostic: the receiver (``create_app``) with its ingest thread idle until SIGTERM, so
+  shows what the signature check, JSON check, durable spool (fsync) and the ingest
+  process beside it (at a lower CPU priority, on the same 2 cores) cost.
+- Diagnostic: the receiver (``create_app``) with its ingest process idle until SIGTERM, so
   only the spool path serves the load; its flush at shutdown ingests everything, which is
   checked the same way. The difference to ours is what the in-process ingest costs.
 
@@ -84,9 +86,19 @@ def requests_for(port: int, batch: list[bytes]) -> list[bytes]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), all its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its children alive now or reaped (Linux
+    /proc): the receiver and its ingest process."""
+    def own(p: int, reaped: bool = False) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return 0.0
+        ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    kids = [int(k) for task in Path(f"/proc/{pid}/task").iterdir()
+            for k in (task / "children").read_text().split()]
+    return own(pid, reaped=True) + sum(own(k) for k in kids)
 
 
 def _drive(port: int, n: int, pid: int) -> dict[str, tuple[LoadResult, list[int], float]]:
@@ -102,7 +114,7 @@ def _drive(port: int, n: int, pid: int) -> dict[str, tuple[LoadResult, list[int]
         result = run_load(port, requests, max_seconds=MAX_SECONDS, **kw)
         runs[name] = (result, [numbers[i] for i in result.ok], _cpu_seconds(pid) - cpu)
         first += count
-        time.sleep(0.5)  # let the ingest thread settle between runs
+        time.sleep(0.5)  # let the ingest process settle between runs
     return runs
 
 
@@ -133,7 +145,7 @@ def _verify(ws, ok_posts: list[int]) -> int:
 
 # --- the benchmark -----------------------------------------------------------------------------
 
-# The receiver with its ingest thread idle until shutdown (interval of a day): only the
+# The receiver with its ingest process idle until shutdown (interval of a day): only the
 # spool path serves the load, and SIGTERM's flush ingests everything afterwards. Shows
 # how much of the cost is the in-process ingest competing with the event loop.
 SPOOL_ONLY = """
@@ -192,7 +204,8 @@ def run(quick: bool) -> list[dict]:
 
     def cpu(runs, name):
         result, _, seconds = runs[name]
-        return f"server CPU {seconds / max(1, len(result.latencies)) * 1e3:.2f} ms/request"
+        return (f"server CPU (with its ingest process) "
+                f"{seconds / max(1, len(result.latencies)) * 1e3:.2f} ms/request")
 
     def closed_row(title, variant, extra):
         mine, ref = variant["closed"][0], bare["closed"][0]

@@ -28,8 +28,13 @@ like Cloud API statuses do since per-message pricing.
 - Bound (third row): the floor, but the event rows made from the bodies by the least
   parsing DuckDB does (json_transform of the receipt fields + unnest, straight into the
   table). No path that parses in DuckDB and keeps the raw bodies can beat it.
-- Receiver-sized (fourth row): the receiver benchmark's small bodies (3 statuses each) in
-  batches of about 200 bodies, which is what the receiver's ingest thread does at 1,000
+- With 1 % bad bodies: the same spool with one bad status body after every 100 good
+  ones (see ``BREAKAGES``), drained the same way; issue 13 asks for at least half the
+  speed of the clean spool. Every good event is checked stored, every bad body rejected.
+- Against the bound: the first row's time beside the bound row's (issue 13 restates issue
+  4's target that way, aiming at >= 0.5 of the bound at 1 million events).
+- Receiver-sized (last row): the receiver benchmark's small bodies (3 statuses each) in
+  batches of about 200 bodies, which is what the receiver's ingest process does at 1,000
   POSTs/s; shows the fixed cost per batch and per body.
 
 ratio = reference_s / ours_s = our events/s / reference rows/s; the issue's target is >= 0.5.
@@ -101,6 +106,37 @@ def build(n_events: int) -> tuple[list[bytes], pa.Table]:
     return lines, _event_table(cols, received, constant)
 
 
+# What a sender gets wrong (issue 13): each bad body is a status batch like the others with
+# one status broken in one of these ways; the Python path rejects the body with a reason.
+BREAKAGES = [
+    lambda s: s.update(timestamp="100000000000000000000"),   # absurd time
+    lambda s: s.update(id=4711),                              # a number where text belongs
+    lambda s: s.pop("timestamp"),                             # no time
+    lambda s: s.update(id="wamid.\ud800"),                   # a lone surrogate (escaped)
+    lambda s: s.update(recipient_id=491701234567),            # a number for the recipient
+    lambda s: s.update(errors={"code": 131026}),              # errors not a list
+]
+
+
+def with_bad_bodies(lines: list[bytes], share: float = 0.01) -> tuple[list[bytes], int]:
+    """``lines`` with bad bodies mixed in (one after every 1/share good ones): (lines, bad)."""
+    ws_samples = samples()
+    received = datetime.now(UTC)
+    every = max(1, round(1 / share))
+    out, bad = [], 0
+    for i, line in enumerate(lines):
+        out.append(line)
+        if (i + 1) % every == 0:
+            items = [{"id": message_id(10**9 + bad * PER_BODY + k), "status": "sent",
+                      "timestamp": str(T0 + k), "recipient_id": recipient(k), "pricing": PRICING}
+                     for k in range(PER_BODY)]
+            BREAKAGES[bad % len(BREAKAGES)](items[bad % PER_BODY])
+            text = json.dumps(ws_samples.envelope({"statuses": items}), separators=(",", ":"))
+            out.append(_record(text.encode("utf-8"), received))
+            bad += 1
+    return out, bad
+
+
 def build_small(n_bodies: int) -> tuple[list[bytes], pa.Table]:
     """The receiver benchmark's bodies (3 statuses each) as spool lines, and their rows."""
     received = datetime.now(UTC)
@@ -151,9 +187,9 @@ def _fill_spool(workspace_path: Path, lines: list[bytes]):
 # --- ours ------------------------------------------------------------------------------
 
 def drain(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[float, float, int]:
-    """Ingest the whole spool as the receiver's ingest thread does;
+    """Ingest the whole spool as the receiver's ingest process does;
     (seconds, CPU seconds of this process, batches)."""
-    from bizchat.server import Ingester
+    from bizchat.ingester import Ingester
 
     ingester = Ingester(workspace_path, spool, batch_bytes=batch_bytes)
     start, cpu = time.perf_counter(), time.process_time()
@@ -163,14 +199,17 @@ def drain(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[flo
     return time.perf_counter() - start, time.process_time() - cpu, ingester.batches
 
 
-def check(ws, table: pa.Table, n_bodies: int) -> None:
+def check(ws, table: pa.Table, n_bodies: int, rejected: int = 0) -> None:
     """Every receipt of ``table`` is in message_events once, message_status has one row
-    per message (read where a read came), and every body is in raw_payloads."""
+    per message (read where a read came), every body is in raw_payloads, and
+    ``rejected`` bad bodies are kept there as rejected."""
     got = ws.sql("""SELECT (SELECT count(*) FROM message_events) AS events,
                            (SELECT count(DISTINCT (message_id, status)) FROM message_events) AS distinct_events,
                            (SELECT count(*) FROM message_status) AS messages,
                            (SELECT count(*) FROM message_status WHERE status = 'read') AS read,
-                           (SELECT count(*) FROM raw_payloads WHERE state = 'ingested') AS bodies
+                           (SELECT count(*) FROM raw_payloads WHERE state = 'ingested') AS bodies,
+                           (SELECT count(*) FROM raw_payloads WHERE state = 'rejected'
+                                                               AND note IS NOT NULL) AS rejected
                     """).iloc[0].tolist()
     con = duckdb.connect()
     try:
@@ -180,10 +219,10 @@ def check(ws, table: pa.Table, n_bodies: int) -> None:
                                         FROM expected""").fetchone()
     finally:
         con.close()
-    want = [table.num_rows, table.num_rows, messages, read, n_bodies]
+    want = [table.num_rows, table.num_rows, messages, read, n_bodies, rejected]
     if got != want:
-        raise AssertionError(f"workspace holds (events, distinct, messages, read, bodies) = {got}, "
-                             f"expected {want}")
+        raise AssertionError(f"workspace holds (events, distinct, messages, read, bodies, "
+                             f"rejected) = {got}, expected {want}")
 
 
 # --- reference -------------------------------------------------------------------------
@@ -327,7 +366,7 @@ def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple
     """A second drain with timers around every stage, holding the connection while there
     is a backlog as ``Ingester.run_once`` does; (total seconds, seconds per stage)."""
     from bizchat import store
-    from bizchat.server import Ingester
+    from bizchat.ingester import Ingester
     from bizchat.webhook_ingest import ingest_bodies
 
     hold = inspect.signature(Ingester).parameters["hold"].default
@@ -342,17 +381,17 @@ def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple
                 held = time.monotonic()
                 while spool.pending_bytes() and time.monotonic() - held < hold:
                     start = time.perf_counter()
-                    records, end = spool.read(batch_bytes)
+                    batch = spool.read(batch_bytes)
                     times["python: spool.read (lines + dates)"] += time.perf_counter() - start
                     con.execute("BEGIN TRANSACTION")
                     start = time.perf_counter()
-                    ingest_bodies(_Timed(con, times), records)
+                    ingest_bodies(_Timed(con, times), batch.records)
                     times["ingest_bodies total"] += time.perf_counter() - start
                     start = time.perf_counter()
                     con.execute("COMMIT")
                     times["commit"] += time.perf_counter() - start
                     start = time.perf_counter()
-                    spool.commit(end)
+                    spool.commit(batch)
                     times["spool.commit (offset fsync)"] += time.perf_counter() - start
             finally:
                 start = time.perf_counter()
@@ -484,6 +523,12 @@ def run(quick: bool) -> list[dict]:
         spool = _fill_spool(path, lines)
         ours_s, ours_cpu, batches = drain(path, spool)
         check(ws, table, n_bodies)
+        # Ours, with 1 % bad bodies mixed in.
+        bad_lines, n_bad = with_bad_bodies(lines)
+        path = tmp / "bad.duckdb"
+        ws = make_workspace(path)
+        bad_s, bad_cpu, _ = drain(path, _fill_spool(path, bad_lines))
+        check(ws, table, n_bodies, rejected=n_bad)
         # Reference.
         ref_s, ref_cpu = reference(table, tmp)
         # Breakdown.
@@ -513,6 +558,31 @@ def run(quick: bool) -> list[dict]:
                  f"{reference_note}; ratio {ratio:.3f} {verdict}; every event checked in "
                  f"message_events + message_status. Where the time goes (second drain with "
                  f"timers, {second_s:.2f} s): {_format_breakdown(second_s, times)}. {machine}."),
+    }, {
+        "benchmark": f"spool -> workspace with 1 % bad bodies, {n_events:,} good events",
+        "ours_s": round(bad_s, 3),
+        "reference_s": round(ours_s, 3),
+        "ratio": round(ours_s / bad_s, 3),
+        "note": (f"reference: the same spool without bad bodies (first row). {n_bad} bad bodies "
+                 f"(1 per {len(lines) // max(1, n_bad)} good ones, each a status batch with one "
+                 f"status broken: an absurd timestamp, a number where text belongs, no "
+                 f"timestamp, a lone surrogate, errors not a list) mixed in; each is kept in "
+                 f"raw_payloads as rejected with its reason and every good event is stored "
+                 f"(checked). ratio = speed with bad bodies / speed without ({bad_cpu:.1f} s CPU); "
+                 f"target >= 0.5: {'met' if ours_s / bad_s >= 0.5 else 'missed'}. {machine}."),
+    }, {
+        "benchmark": f"ours against the least-parsing bound, {n_events:,} status events",
+        "ours_s": round(ours_s, 3),
+        "reference_s": round(bound_s, 3),
+        "ratio": round(bound_s / ours_s, 3),
+        "note": (f"the first row restated (issue 13): the reference is the bound row below (the "
+                 f"raw bodies stored and the events made by json_transform + unnest straight "
+                 f"into the table, one transaction, timed without connect and close as in issue "
+                 f"4's figures); ratio = bound / ours, aim >= 0.5: "
+                 f"{'met' if bound_s / ours_s >= 0.5 else 'missed'}. With the checkpoint the "
+                 f"bound pays at its close added ({bound_close:.2f} s), as ours pays its "
+                 f"checkpoints: {(bound_s + bound_close) / ours_s:.3f}. Ours is "
+                 f"{ours_cpu:.1f} s CPU. {machine}."),
     }, {
         "benchmark": f"floor: raw bodies + event rows, no parsing, {n_events:,} events",
         "ours_s": round(floor_s, 3),
@@ -552,7 +622,7 @@ def run(quick: bool) -> list[dict]:
                  f"{small['cpu'] / small['bodies'] * 1e3:.2f} ms CPU per body "
                  f"({small['cpu'] / small['batches'] * 1e3:.0f} ms CPU per batch); reference one "
                  f"Arrow insert of the same rows ({small['ref_cpu']:.2f} s CPU). What the "
-                 f"receiver's ingest thread does at 1,000 POSTs/s. Where the time goes "
+                 f"receiver's ingest process does at 1,000 POSTs/s. Where the time goes "
                  f"({small['second_s']:.2f} s): "
                  f"{_format_breakdown(small['second_s'], small['times'])}. {machine}."),
     }]

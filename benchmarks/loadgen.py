@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -86,13 +87,18 @@ def get_json(port: int, path: str, timeout: float = 2.0) -> dict:
 
 def start(args: list[str], port: int, env: dict | None = None, ready_path: str = "/health",
           timeout: float = 60.0) -> subprocess.Popen:
-    """Start ``python args...`` from the repo root and wait until it answers on ``port``."""
+    """Start ``python args...`` from the repo root and wait until it answers on ``port``.
+    Its stderr goes to a temporary file (a pipe nobody reads during the run would fill up
+    and block the server's logging)."""
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+    proc.log = log
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{args} exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"{args} exited with {proc.returncode}: {log.read()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=1):
                 return proc
@@ -111,9 +117,9 @@ def stop(proc: subprocess.Popen, timeout: float = 120.0) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         code = proc.wait()
-    log = proc.stderr.read() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
+    proc.log.seek(0)
+    log = proc.log.read()
+    proc.log.close()
     return code, log
 
 

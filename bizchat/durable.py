@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import faults
+
 
 def fsync_path(path: str | os.PathLike) -> None:
     """fsync a file or a folder (a folder's fsync makes a rename in it durable)."""
@@ -19,14 +21,21 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Replace ``path`` with ``data`` (str as UTF-8) in one step, durably."""
+def write_atomic(path: str | os.PathLike, data: bytes | str, *, step: str = "") -> Path:
+    """Replace ``path`` with ``data`` (str as UTF-8) in one step, durably.
+
+    ``step`` names the fault points ``<step>.written`` (the new content is on disk
+    beside the file) and ``<step>.renamed`` (swapped, folder not yet fsynced)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
+    if step:
+        faults.point(f"{step}.written")
     os.replace(tmp, path)
+    if step:
+        faults.point(f"{step}.renamed")
     fsync_path(path.parent)
     return path

@@ -82,3 +82,13 @@ class Conflict(BizchatError, ValueError):
 
 class ReadOnlyQuery(BizchatError, PermissionError):
     """A query given to the read-only SQL entry point tried to write or reach files."""
+
+
+class WorkspaceUnusable(BizchatError, RuntimeError):
+    """A workspace the webhook receiver could never store into (a newer schema, a file that
+    is not a DuckDB database): it refuses to start rather than accept bodies it cannot keep."""
+
+
+class FlushFailed(BizchatError, RuntimeError):
+    """The webhook receiver stopped with bodies still in its spool (they stay there and are
+    ingested at the next start)."""

@@ -4,16 +4,20 @@
   ``$BIZCHAT_VERIFY_TOKEN``).
 - ``POST /webhook``: checks ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body with
   ``$BIZCHAT_APP_SECRET``), then makes the body durable in the spool and only then
-  answers 200. Concurrent requests share one fsync (group commit), so throughput does not
-  stop at the disk's fsync rate.
-- A separate ingest process moves spooled bodies into DuckDB in batches (a process, not
-  a thread, so its parsing never holds the receiver's GIL). It connects only for a
-  batch; while another process holds the workspace it waits and catches up, and the
-  receiver keeps accepting meanwhile.
-- ``GET /health``: counters as JSON.
+  answers 200: a 200 is a promise that the body reaches the workspace (or is kept there as
+  rejected). Concurrent requests share one fsync (group commit), so throughput does not
+  stop at the disk's fsync rate. A body that is not UTF-8 JSON gets 400, never 500 (Meta
+  retries 500s for days); a body is read within ``body_timeout`` and its size checked as
+  it streams in; a spool that cannot be written (disk full) gets 503, which Meta retries.
+- A separate ingest process moves spooled bodies into DuckDB (ingester.py, watched and
+  restarted by ingest_process.py). While another process holds the workspace it waits
+  and catches up, and the receiver keeps accepting meanwhile.
+- ``GET /health``: counters as JSON; 503 when bodies are pending and ingestion has not
+  advanced for ``stall_after`` seconds.
 
-On SIGTERM/SIGINT uvicorn runs the shutdown: pending bodies are written, one last batch
-is ingested, and the process exits 0. After SIGKILL the spool is replayed at the next start.
+On SIGTERM/SIGINT uvicorn runs the shutdown: pending bodies are written, the ingest
+process flushes the spool, and the process exits 0 (1 if the flush failed: the spool keeps
+the rest for the next start). After SIGKILL the spool is replayed at the next start.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -34,189 +40,57 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import store
-from .errors import BizchatError, WorkspaceBusy
-from .spool import Spool
-from .webhook_ingest import ingest_bodies
+from .errors import BizchatError, FlushFailed, WorkspaceBusy, WorkspaceUnusable
+from .ingest_process import IngestProcess
+from .spool import Spool, encode_line
+from .webhook_ingest import payload_id
 
 log = logging.getLogger("bizchat.webhook")
 
 MAX_BODY = 4 * 1024 * 1024  # Meta's batches reach about 3 MB
+BODY_TIMEOUT = 20.0         # seconds to receive a whole body
+STALL_AFTER = 120.0         # seconds without progress while bodies wait: /health says 503
 
-
-class Ingester:
-    """Moves spooled bodies into the workspace, one transaction per batch.
-
-    A backlog of several batches is drained on one connection (one unit of work: it
-    saves a connect and a checkpoint per batch), released as soon as the spool is empty
-    or after ``hold`` seconds, so other processes get their turn; never across an idle wait.
-    """
-
-    def __init__(self, workspace_path: Path, spool: Spool, *, interval: float = 0.2,
-                 busy_timeout: float = 0.5, batch_bytes: int = 16 << 20, hold: float = 1.0):
-        self.workspace_path = workspace_path
-        self.spool = spool
-        self.interval = interval
-        self.busy_timeout = busy_timeout
-        self.batch_bytes = batch_bytes
-        self.hold = hold
-        self.ingested = 0
-        self.batches = 0
-        self.busy = False
-        self.last_error: str | None = None
-        self._ws = None
-
-    def _workspace(self, timeout: float):
-        from .workspace import Workspace
-
-        if self._ws is None:
-            self._ws = Workspace(self.workspace_path, timeout=timeout)
-        self._ws.timeout = timeout
-        return self._ws
-
-    def run_once(self, timeout: float | None = None) -> int:
-        """Ingest what is pending, batch after batch while the spool has a backlog (up to
-        ``hold`` seconds); returns how many bodies were processed (0 if busy)."""
-        if self.spool.pending_bytes() == 0:
-            return 0
-        done = 0
-        try:
-            ws = self._workspace(self.busy_timeout if timeout is None else timeout)
-            # Connect before reading: while another process holds the file, waiting costs
-            # nothing, instead of decoding the same backlog again and again.
-            with ws.connect() as con:
-                start = time.monotonic()
-                while True:
-                    with store.transaction(con):
-                        records, end = self.spool.read(self.batch_bytes)
-                        if not records:
-                            break
-                        report = ingest_bodies(con, records)
-                    self.spool.commit(end)
-                    done += len(records)
-                    self.ingested += len(records)
-                    self.batches += 1
-                    log.info("batch %d: %d bodies ingested (%s); total ingested %d, pending %d bytes",
-                             self.batches, len(records), report.summary(), self.ingested,
-                             self.spool.pending_bytes())
-                    if not self.spool.pending_bytes() or time.monotonic() - start >= self.hold:
-                        break
-        except WorkspaceBusy:
-            if not self.busy:
-                log.info("workspace busy (another process holds it); %d bytes pending, will catch up",
-                         self.spool.pending_bytes())
-            self.busy = True
-            return 0
-        self.busy = False
-        return done
-
-    def run(self, stop, *, alive=lambda: True, publish=lambda ingester: None) -> None:
-        """Ingest batch after batch until ``stop`` (an Event) is set or ``alive()`` fails;
-        when idle, wait ``interval``. ``publish`` sees the ingester after every round."""
-        while not stop.is_set() and alive():
-            try:
-                done = self.run_once()
-            except Exception as exc:  # keep receiving; the spool keeps the bodies
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("ingest batch failed; bodies stay in the spool")
-                done = 0
-            publish(self)
-            if not done:
-                stop.wait(self.interval)
-
-    def flush(self, flush_timeout: float = store.DEFAULT_TIMEOUT) -> None:
-        """Ingest everything still pending, waiting for the file if need be."""
-        try:
-            while self.run_once(timeout=flush_timeout):
-                pass
-        except BizchatError as exc:
-            log.warning("could not flush at shutdown (%s); the spool keeps %d bytes for next start",
-                        exc, self.spool.pending_bytes())
-
-
-def _die_with_parent() -> None:
-    """On Linux, have the kernel kill this worker when the receiver dies (e.g. SIGKILL),
-    so a crashed receiver leaves no orphan; the spool replays at the next start."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # elsewhere the getppid() check in the loop ends it
-
-
-def _ingest_process(path: str, interval: float, stop, counters) -> None:
-    """The ingest worker, in its own process so its Python work never holds the
-    receiver's GIL. Stops when told (then flushes) or when the receiver is gone."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the receiver decides when we stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    parent = os.getppid()
-    ingester = Ingester(Path(path), Spool(path, repair=False), interval=interval)
-
-    def publish(ing: Ingester) -> None:
-        counters[0], counters[1], counters[2] = ing.ingested, ing.batches, int(ing.busy)
-
-    ingester.run(stop, alive=lambda: os.getppid() == parent, publish=publish)
-    if os.getppid() == parent:
-        ingester.flush()
-        publish(ingester)
-
-
-class IngestProcess:
-    """Runs ``_ingest_process`` beside the receiver and reads its counters."""
-
-    def __init__(self, path: Path, interval: float):
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        self._stop = ctx.Event()
-        self._counters = ctx.Array("q", 3, lock=False)
-        self._process = ctx.Process(target=_ingest_process, name="bizchat-ingest", daemon=True,
-                                    args=(str(path), interval, self._stop, self._counters))
-
-    ingested = property(lambda self: self._counters[0])
-    batches = property(lambda self: self._counters[1])
-    busy = property(lambda self: bool(self._counters[2]))
-    last_error = None  # the worker logs its errors to the receiver's stderr
-
-    def start(self) -> None:
-        self._process.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._process.join()
+_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}\s*")
 
 
 class SpoolWriter:
-    """Group commit: requests waiting at the same time share one write + fsync."""
+    """Group commit: requests waiting at the same time share one write + fsync, done on a
+    thread of its own so the event loop keeps reading requests meanwhile."""
 
     def __init__(self, spool: Spool):
         self.spool = spool
         self.accepted = 0
-        self._queue: asyncio.Queue | None = None
+        self._waiting: list[tuple[bytes, asyncio.Future]] = []
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="bizchat-spool")
         self._task = asyncio.create_task(self._run())
 
     async def submit(self, line: bytes) -> None:
+        """Returns once ``line`` is fsynced; raises OSError if it could not be written."""
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((line, future))
+        self._waiting.append((line, future))
+        self._wake.set()
         await future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            await self._wake.wait()
+            await asyncio.sleep(0)   # let the requests that are ready now join this group
+            self._wake.clear()
+            batch, self._waiting = self._waiting, []
+            if not batch:
+                continue
             try:
-                await asyncio.to_thread(self.spool.append, [line for line, _ in batch])
-            except Exception as exc:
+                await loop.run_in_executor(self._thread, self.spool.append,
+                                           [line for line, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - each waiting request answers for it
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
@@ -225,12 +99,14 @@ class SpoolWriter:
                 future.set_result(None)
 
     async def stop(self) -> None:
-        while self._queue is not None and not self._queue.empty():
+        while self._waiting:
             await asyncio.sleep(0.01)
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._thread:
+            self._thread.shutdown(wait=True)
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
@@ -246,14 +122,40 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+def check_workspace(path) -> None:
+    """Refuse a workspace the ingester could never write (a newer schema, a file that is
+    not a DuckDB database), with one line; a busy one is fine (the spool waits)."""
+    import duckdb
+
+    from .workspace import Workspace
+
+    try:
+        Workspace(path, timeout=2.0)
+    except WorkspaceBusy:
+        log.info("the workspace %s is busy; bodies are spooled and ingested when it is free", path)
+    except (BizchatError, duckdb.Error) as exc:
+        reason = " ".join(str(exc).split())
+        raise WorkspaceUnusable(
+            f"The webhook receiver cannot store into {path}: {reason} "
+            "It did not start, so it accepted nothing it could not keep.", path=str(path)) from exc
+
+
+def _closing(status: int, text: str) -> Response:
+    """An answer after which the connection is closed (the rest of the body is unread)."""
+    return PlainTextResponse(text, status_code=status, headers={"connection": "close"})
+
+
 def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | None = None,
                verify_token: str | None = None, max_body: int = MAX_BODY,
-               interval: float = 0.2) -> Starlette:
+               interval: float = 0.2, body_timeout: float = BODY_TIMEOUT,
+               stall_after: float = STALL_AFTER,
+               flush_timeout: float = store.DEFAULT_TIMEOUT) -> Starlette:
     """The receiver app for the workspace at ``workspace``.
 
     Secrets default to ``$BIZCHAT_APP_SECRET`` and ``$BIZCHAT_VERIFY_TOKEN``; they are
     never logged. Without an app secret the receiver refuses to start, since it could
-    not tell Meta's requests from forged ones.
+    not tell Meta's requests from forged ones; so it does for a workspace it could never
+    write (``WorkspaceUnusable``).
     """
     app_secret = app_secret or os.environ.get("BIZCHAT_APP_SECRET")
     verify_token = verify_token or os.environ.get("BIZCHAT_VERIFY_TOKEN")
@@ -261,9 +163,10 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
         raise BizchatError("Set BIZCHAT_APP_SECRET to your Meta app secret before starting the "
                            "webhook receiver: without it no request can be verified.")
     path = store.resolve_path(workspace)
+    check_workspace(path)
     spool = Spool(path)
     writer = SpoolWriter(spool)
-    ingester = IngestProcess(path, interval)
+    ingester = IngestProcess(path, interval, flush_timeout=flush_timeout)
     started = time.time()
 
     async def verify(request: Request) -> Response:
@@ -276,38 +179,78 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
-            return PlainTextResponse("payload too large", status_code=413)
+            return _closing(413, "payload too large")
+        signature = request.headers.get("x-hub-signature-256")
+        if not signature or not _SIGNATURE.fullmatch(signature):
+            return _closing(401, "invalid signature")     # no body read for a request unsigned
         chunks, size = [], 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_body:
-                    return PlainTextResponse("payload too large", status_code=413)
-                chunks.append(chunk)
+            async with asyncio.timeout(body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body:
+                        return _closing(413, "payload too large")
+                    chunks.append(chunk)
+        except TimeoutError:
+            return _closing(408, "body not received in time")
         except ClientDisconnect:
             return Response(status_code=400)
         body = b"".join(chunks)
-        if not verify_signature(body, request.headers.get("x-hub-signature-256"), app_secret):
+        del chunks
+        if not verify_signature(body, signature, app_secret):
             return PlainTextResponse("invalid signature", status_code=401)
         try:
-            json.loads(body)
-        except ValueError:
+            text = body.decode("utf-8")      # strict: no UTF-16, no encoded lone surrogates
+            json.loads(text)
+        except UnicodeDecodeError:
+            return PlainTextResponse("the body is not UTF-8", status_code=400)
+        except (ValueError, RecursionError):
             return PlainTextResponse("malformed JSON", status_code=400)
-        await writer.submit(Spool.record(body))
+        line = encode_line(payload_id(body), datetime.now(UTC).isoformat(), text)
+        try:
+            await writer.submit(line)
+        except OSError as exc:
+            log.error("could not spool a body (%s); answered 503 so that Meta sends it again", exc)
+            return PlainTextResponse("could not store the body now; try again", status_code=503)
         return PlainTextResponse("OK")
 
+    def _safely(read, default=None):
+        """A file-derived figure; /health must answer even when a file cannot be read."""
+        try:
+            return read()
+        except OSError:
+            return default
+
     async def health(request: Request) -> Response:
+        info = ingester.health()
+        now = time.time()
+        pending = _safely(spool.pending_bytes, 0)
+        oldest = _safely(spool.oldest_pending) if pending else None
+        since = max(info["advanced_at"] or started, oldest.timestamp() if oldest else 0)
+        stalled = pending > 0 and now - since > stall_after
+        error_at = info["last_error_at"]
         return JSONResponse({
-            "status": "ok",
+            "status": "stalled" if stalled else "ok",
             "workspace": str(path),
             "accepted": writer.accepted,
-            "ingested": ingester.ingested,
-            "batches": ingester.batches,
-            "pending_bytes": spool.pending_bytes(),
-            "workspace_busy": ingester.busy,
-            "last_error": ingester.last_error,
-            "uptime_s": round(time.time() - started, 1),
-        })
+            "ingested": info["ingested"],
+            "rejected": info["rejected_total"] if info["rejected_total"] is not None
+            else info["rejected"],
+            "quarantined": _safely(spool.quarantined),
+            "batches": info["batches"],
+            "pending_bytes": pending,
+            "oldest_pending_age_s": round(now - oldest.timestamp(), 1) if oldest else None,
+            "stalled_for_s": round(now - since, 1) if pending else 0.0,
+            "stall_after_s": stall_after,
+            "workspace_busy": info["busy"],
+            "ingest_running": info["alive"],
+            "ingest_pid": info["pid"],
+            "ingest_restarts": info["restarts"],
+            "last_error": info["last_error"],
+            "last_error_at": (datetime.fromtimestamp(error_at, UTC).isoformat(timespec="seconds")
+                              if error_at else None),
+            "uptime_s": round(now - started, 1),
+        }, status_code=503 if stalled else 200)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -318,9 +261,10 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
             yield
         finally:
             await writer.stop()
-            await asyncio.to_thread(ingester.stop)
-            log.info("stopped: accepted %d, ingested %d, pending %d bytes",
-                     writer.accepted, ingester.ingested, spool.pending_bytes())
+            flushed = await asyncio.to_thread(ingester.stop)
+            log.info("stopped: accepted %d, ingested %d, pending %d bytes%s",
+                     writer.accepted, ingester.ingested, spool.pending_bytes(),
+                     "" if flushed else " (the final flush failed; they stay in the spool)")
 
     app = Starlette(routes=[
         Route("/webhook", verify, methods=["GET"]),
@@ -331,8 +275,10 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
     return app
 
 
-def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the receiver until SIGTERM/SIGINT; a requested stop exits with status 0."""
+def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080, **options) -> None:
+    """Run the receiver until SIGTERM/SIGINT; a requested stop exits with status 0, and
+    raises FlushFailed (status 1) if bodies could not be flushed into the workspace.
+    ``options`` go to ``create_app`` (stall_after, flush_timeout, body_timeout, ...)."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -343,10 +289,16 @@ def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080) -> None:
             self._captured_signals.clear()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(workspace)
+    app = create_app(workspace, **options)
     server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                    access_log=False))
     server.run()
     if not server.started:
         raise BizchatError(f"The webhook receiver could not start on {host}:{port} "
                            "(is the port in use?).")
+    if app.state.ingester.flushed is False:
+        spool = app.state.spool
+        raise FlushFailed(f"The receiver stopped, but {spool.pending_bytes()} bytes of accepted "
+                          f"bodies could not be flushed into the workspace; they stay in "
+                          f"{spool.path} and are ingested at the next start.",
+                          path=str(spool.path))

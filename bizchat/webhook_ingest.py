@@ -12,13 +12,17 @@ Bodies that carry only statuses (most of the traffic) are parsed in DuckDB
 (status_bodies.py), the rest in Python (webhook_payloads.py); from the rows on, both
 share one path, so a batch stores the same whichever path a body took.
 
-The receiver (server.py) and ``bizchat webhook ingest`` both end here.
+Every field is typed before it is used (webhook_payloads), so a bad body is rejected
+with its reason and kept in raw_payloads as ``rejected``; the receiver's ingester and
+``bizchat webhook ingest`` call this through webhook_batches, which splits a batch that
+still fails so that one body never holds up the others.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -80,7 +84,23 @@ def _account_map(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict]:
 
 def _account_for(by_pnid: dict, by_phone: dict, pnid, display) -> int | None:
     """The account of one business number: metadata.phone_number_id, else the display number."""
-    return by_pnid.get(pnid) or by_phone.get("".join(c for c in (display or "") if c.isdigit()))
+    digits = "".join(c for c in display if c.isdigit()) if isinstance(display, str) else ""
+    return (by_pnid.get(pnid) if isinstance(pnid, str) else None) or by_phone.get(digits)
+
+
+# A JSON escape of a UTF-16 surrogate; json.loads keeps an unpaired one as a lone
+# surrogate, which no column can store. A cheap scan first, the exact check only then.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(doc) -> bool:
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False        # the parser rejects what it cannot take
+    return False
 
 
 def _resolve(frame: pd.DataFrame, by_pnid: dict, by_phone: dict) -> pd.Series:
@@ -123,9 +143,10 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
     taken = status_bodies.StatusBodies()
     if sql_status_bodies:
         # Only bodies naming statuses are worth a look; take() decides which it can parse.
+        # A body that may hold a lone surrogate goes to Python, which can tell for sure.
         taken = status_bodies.take(
             con, [(order[pid], pid, at, text) for pid, (at, text) in fresh.items()
-                  if '"statuses"' in text],
+                  if '"statuses"' in text and not _SURROGATE_ESCAPE.search(text)],
             lambda pnid, display: _account_for(by_pnid, by_phone, pnid, display), now)
 
     decoded = []
@@ -133,9 +154,15 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
         if pid in taken.accounts:
             continue
         try:
-            decoded.append((pid, json.loads(text)))
-        except ValueError as exc:
+            doc = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             report.rejected[pid] = f"not JSON: {exc}"
+            continue
+        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(doc):
+            report.rejected[pid] = (f"Payload {pid[:12]} holds a lone UTF-16 surrogate "
+                                    "(such as \\ud800), which is not text")
+            continue
+        decoded.append((pid, doc))
     payload_account: dict[str, int | None] = dict(taken.accounts)
     parsed = parse_batch(decoded) if decoded else None   # None: the SQL path took all
     if parsed is not None:
@@ -153,12 +180,14 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
 
     # Messages first (a 131050 receipt finds its contact through them), then receipts,
     # then preferences.
-    lookup = _store_messages(con, parsed, report) if parsed is not None else None
-    received = {pid: at for pid, (at, _) in fresh.items()}
+    received = {pid: at or now for pid, (at, _) in fresh.items()}
+    lookup = _store_messages(con, parsed, report, received) if parsed is not None else None
     _store_receipts(con, parsed.statuses if parsed is not None else None, taken.events,
                     report, actor, received, order)
     if parsed is not None and not parsed.preferences.empty:
-        prefs = parsed.preferences.assign(contact_id=lookup(parsed.preferences, "wa_id", "user_id"))
+        prefs = parsed.preferences.assign(
+            contact_id=lookup(parsed.preferences, "wa_id", "user_id"),
+            received_at=pd.to_datetime(parsed.preferences["payload_id"].map(received), utc=True))
         report.consent_changes += _preference_changes(con, prefs, actor)
 
     # 2. Keep every body as received, with what became of it (take() wrote its own).
@@ -185,7 +214,7 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
     return report
 
 
-def _store_messages(con, parsed, report: IngestReport):
+def _store_messages(con, parsed, report: IngestReport, received: dict):
     """Contacts and inbound messages; returns the contact lookup for other rows."""
     # Contacts: every person named in contacts[], as a sender or as a preference holder.
     people = pd.concat([
@@ -219,6 +248,8 @@ def _store_messages(con, parsed, report: IngestReport):
         new = conversations.store_messages(con, msgs)
         report.messages += len(new)
         if len(new):
+            arrived = dict(zip(msgs["message_id"], msgs["payload_id"].map(received), strict=True))
+            new = new.assign(received_at=pd.to_datetime(new["message_id"].map(arrived), utc=True))
             report.consent_changes += _keyword_opt_outs(con, new)
             report.automatic_replies += _automatic_replies(con, new)
     return lookup
@@ -276,9 +307,29 @@ def _keyword_opt_outs(con, new_messages: pd.DataFrame) -> int:
     texts = new_messages[new_messages["kind"] == "text"]
     if texts.empty:
         return 0
-    frame = texts.rename(columns={"body": "text", "created_at": "at"})[
-        ["account_id", "contact_id", "text", "at", "message_id"]]
+    frame = texts.rename(columns={"body": "text"})[
+        ["account_id", "contact_id", "text", "message_id"]].assign(
+        at=not_after_receipt(texts["created_at"], texts["received_at"]))
     return len(consent.record_keyword_opt_outs(con, frame, actor="webhook"))
+
+
+def not_after_receipt(at: pd.Series, received: pd.Series) -> pd.Series:
+    """Consent times that are no later than when we received them.
+
+    Meta's clock and ours differ: a STOP or preference dated a few minutes after it
+    reached us would be a consent event in the future, which the ledger refuses. It is
+    recorded at the receive time instead; the original date stays in the stored message,
+    receipt or evidence. (Not ``now``: a replay must give the same time.)"""
+    at = pd.to_datetime(at, utc=True)
+    received = pd.to_datetime(received, utc=True)
+    return at.where(received.isna() | (at <= received), received)
+
+
+def _evidence_with_date(evidence: pd.Series, at: pd.Series, recorded: pd.Series) -> pd.Series:
+    late = pd.to_datetime(at, utc=True) != pd.to_datetime(recorded, utc=True)
+    note = " (dated " + pd.to_datetime(at, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ") + \
+        " by the sender, after it reached us)"
+    return evidence.where(~late, evidence.astype(str) + note)
 
 
 def _automatic_replies(con, new_messages: pd.DataFrame) -> int:
@@ -306,13 +357,16 @@ def record_stopped_marketing(con, failed: pd.DataFrame, actor: str) -> int:
         [failed["message_id"].tolist()]).df()
     if rows.empty:
         return 0
-    first = failed.groupby("message_id", as_index=False)["at"].min()
+    failed = failed.assign(recorded_at=not_after_receipt(
+        failed["at"], failed["received_at"] if "received_at" in failed else failed["at"]))
+    first = failed.sort_values("at").groupby("message_id", as_index=False).first()[
+        ["message_id", "at", "recorded_at"]]
     frame = rows.merge(first, on="message_id")
+    evidence = "error 131050 (user stopped marketing messages) on message " + frame["message_id"]
     frame = frame.assign(
         purpose="marketing", action="opt_out", source="delivery_failure",
-        evidence="error 131050 (user stopped marketing messages) on message " + frame["message_id"])
-    return _consent_rows(con, frame.rename(columns={"at": "recorded_at"})
-                         .drop(columns="message_id"), actor)
+        evidence=_evidence_with_date(evidence, frame["at"], frame["recorded_at"]))
+    return _consent_rows(con, frame.drop(columns=["message_id", "at"]), actor)
 
 
 def _preference_changes(con, prefs: pd.DataFrame, actor: str) -> int:
@@ -322,14 +376,17 @@ def _preference_changes(con, prefs: pd.DataFrame, actor: str) -> int:
     marketing = marketing[action.notna()]
     if marketing.empty:
         return 0
+    recorded = not_after_receipt(marketing["at"], marketing["received_at"])
+    evidence = _evidence_with_date(marketing["detail"].fillna(marketing["value"]),
+                                   marketing["at"], recorded)
     frame = pd.DataFrame({
         "contact_id": marketing["contact_id"].astype("int64"),
         "account_id": marketing["account_id"].astype("int64"),
         "purpose": "marketing",
         "action": action[action.notna()].to_numpy(),
         "source": "user_preferences",
-        "evidence": marketing["detail"].fillna(marketing["value"]).to_numpy(),
-        "recorded_at": marketing["at"].to_numpy(),
+        "evidence": evidence.to_numpy(),
+        "recorded_at": recorded.to_numpy(),
     })
     return _consent_rows(con, frame, actor)
 

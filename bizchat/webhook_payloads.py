@@ -53,25 +53,46 @@ PREFERENCE_COLUMNS = ["payload_id", "phone_number_id", "display_phone", "wa_id",
                       "category", "value", "detail", "at"]
 
 
-def _ts(value) -> datetime | None:
-    """Cloud API timestamps are Unix seconds, as string or number."""
-    if value in (None, ""):
-        return None
-    return datetime.fromtimestamp(int(value), tz=UTC)
+# Receipt times outside [0, MAX_TIMESTAMP) are garbage, not a clock: refusing them keeps
+# the body from failing the whole batch later (pandas times end in 2262).
+MAX_TIMESTAMP = 4_102_444_800   # 2100-01-01 UTC
+_INT32 = 2**31
+
+
+def unix_seconds(value, what: str) -> int:
+    """A Cloud API timestamp (Unix seconds, as a string of digits or an integer) within
+    1970-2099; ValueError naming ``what`` for anything else (missing, empty, text,
+    fractions, booleans, Infinity, 1e400, 10**20 ...)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (
+            isinstance(value, str) and not (value.isascii() and value.isdigit())):
+        raise ValueError(f"{what} {_short(value)} is not Unix seconds")
+    if (isinstance(value, str) and len(value) > 12) or not 0 <= int(value) < MAX_TIMESTAMP:
+        raise ValueError(f"{what} {_short(value)} lies outside 1970-2099")
+    return int(value)
+
+
+def _ts(value, what: str) -> datetime:
+    return datetime.fromtimestamp(unix_seconds(value, what), tz=UTC)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _message_content(msg: dict) -> tuple[str, str | None, str | None, dict | None]:
-    """(kind, body, media_mime, details) for one inbound message of any type."""
-    kind = msg.get("type") or "unsupported"
+    """(kind, body, media_mime, details) for one inbound message of any type; ValueError
+    for a part of the wrong type (every value that reaches a column is checked here)."""
+    kind = _text(msg, "type") or "unsupported"
     content = msg.get(kind) if isinstance(msg.get(kind), dict) else {}
     details: dict = {}
     body = None
     mime = None
     if kind == "text":
-        body = content.get("body")
+        body = _text(content, "body")
     elif kind in MEDIA_KINDS:
-        body = content.get("caption")
-        mime = content.get("mime_type")
+        body = _text(content, "caption")
+        mime = _text(content, "mime_type")
         details = {k: content[k] for k in ("id", "filename", "voice", "animated", "sha256")
                    if k in content}
     elif kind == "location":
@@ -80,32 +101,33 @@ def _message_content(msg: dict) -> tuple[str, str | None, str | None, dict | Non
         body = ", ".join(str(details[k]) for k in ("name", "address") if k in details) or (
             f"{details.get('latitude')}, {details.get('longitude')}")
     elif kind == "contacts":
-        shared = msg.get("contacts") or []
+        shared = _items(msg, "contacts")
         details = {"contacts": shared}
-        body = ", ".join((c.get("name") or {}).get("formatted_name", "") for c in shared)
+        body = ", ".join(_text(_part(c, "name"), "formatted_name") or "" for c in shared)
     elif kind == "interactive":
-        reply_type = content.get("type")
-        reply = content.get(reply_type) or {}
+        reply_type = _text(content, "type")
+        reply = _part(content, reply_type) if reply_type else {}
         details = {"type": reply_type, **{k: reply[k] for k in ("id", "title", "description")
                                           if k in reply}}
-        body = reply.get("title")
+        body = _text(reply, "title")
     elif kind == "button":
         details = {"payload": content.get("payload")}
-        body = content.get("text")
+        body = _text(content, "text")
     elif kind == "reaction":
-        details = {"emoji": content.get("emoji") or None}
-        body = content.get("emoji") or None  # empty emoji: the reaction was removed
+        emoji = _text(content, "emoji") or None    # empty emoji: the reaction was removed
+        details = {"emoji": emoji}
+        body = emoji
     elif kind == "order":
         details = content
-        body = content.get("text") or None
+        body = _text(content, "text") or None
     elif kind == "unsupported" or kind not in msg:
         details = {"errors": msg.get("errors")} if msg.get("errors") else {}
         if content:
             details["unsupported"] = content
     else:  # system, request_welcome, ... kept whole
         details = content
-        body = content.get("body") if isinstance(content, dict) else None
-    context = msg.get("context") or {}
+        body = _text(content, "body")
+    context = _part(msg, "context")
     for flag in ("forwarded", "frequently_forwarded"):
         if context.get(flag):
             details[flag] = True
@@ -118,7 +140,9 @@ def parse_batch(bodies: list[tuple[str, dict]]) -> ParsedBatch:
     """Flatten ``[(payload_id, decoded_body), ...]`` into per-kind DataFrames.
 
     A body that is not a WhatsApp Business webhook (wrong ``object``, no ``entry`` list,
-    malformed parts) contributes no rows and is listed in ``rejected`` with the reason.
+    a part of the wrong type, a value the store could not hold) contributes no rows and
+    is listed in ``rejected`` with the reason; so is a body that makes the parser fail in
+    a way nobody foresaw. One body never costs the others their rows.
     """
     rows = {"contacts": [], "messages": [], "statuses": [], "preferences": []}
     numbers: dict[str, set] = {}
@@ -128,9 +152,15 @@ def parse_batch(bodies: list[tuple[str, dict]]) -> ParsedBatch:
         seen: set = set()
         try:
             _parse_body(payload_id, body, part, seen)
-        except (PayloadError, AttributeError, TypeError, ValueError) as exc:
-            rejected[payload_id] = str(exc) if isinstance(exc, PayloadError) else (
-                f"Payload {payload_id[:12]} is malformed: {exc}")
+        except PayloadError as exc:
+            rejected[payload_id] = str(exc)
+            continue
+        except (AttributeError, TypeError, ValueError, LookupError, RecursionError) as exc:
+            rejected[payload_id] = f"Payload {payload_id[:12]} is malformed: {exc}"
+            continue
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not stall the batch
+            rejected[payload_id] = (f"Payload {payload_id[:12]} could not be parsed "
+                                    f"({type(exc).__name__}: {exc})")
             continue
         numbers[payload_id] = seen
         for key in rows:
@@ -155,36 +185,34 @@ def _parse_body(payload_id: str, body, part: dict, seen: set) -> None:
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise PayloadError(f"Payload {payload_id[:12]} has no entry list.")
-    for entry in entries:
-        for change in (entry or {}).get("changes") or []:
-            value = (change or {}).get("value") or {}
-            meta = value.get("metadata") or {}
-            pnid, display = meta.get("phone_number_id"), meta.get("display_phone_number")
+    for entry in _items(body, "entry", nulls=True):
+        for change in _items(entry, "changes", nulls=True):
+            value = _part(change, "value")
+            meta = _part(value, "metadata")
+            pnid, display = _text(meta, "phone_number_id"), _text(meta, "display_phone_number")
             seen.add((pnid, display))
             head = (payload_id, pnid, display)
-            for c in value.get("contacts") or []:
-                profile = c.get("profile") or {}
-                contacts.append((*head, c.get("wa_id"), c.get("user_id"),
-                                 profile.get("name"), profile.get("username")))
-            for m in value.get("messages") or []:
+            for c in _items(value, "contacts"):
+                profile = _part(c, "profile")
+                contacts.append((*head, _text(c, "wa_id"), _text(c, "user_id"),
+                                 _text(profile, "name"), _text(profile, "username")))
+            for m in _items(value, "messages"):
+                if _text(m, "id") is None:
+                    raise ValueError("a message has no id")
+                created = _ts(m.get("timestamp"), "message timestamp")
                 kind, text, mime, details = _message_content(m)
-                reply_to = (m.get("context") or {}).get("id")
+                reply_to = _text(_part(m, "context"), "id")
                 if kind == "reaction":
-                    reply_to = (m.get("reaction") or {}).get("message_id")
-                messages.append((*head, m.get("id"), m.get("from"), m.get("from_user_id"),
-                                 _ts(m.get("timestamp")), kind, text, mime, reply_to,
+                    reply_to = _text(_part(m, "reaction"), "message_id")
+                messages.append((*head, m["id"], _text(m, "from"), _text(m, "from_user_id"),
+                                 created, kind, text, mime, reply_to,
                                  json.dumps(details, ensure_ascii=False) if details else None))
-            for s in value.get("statuses") or []:
+            for s in _items(value, "statuses", check=False):
                 statuses.append((*head, *status_row(s)))
-            for p in value.get("user_preferences") or []:
-                prefs.append((*head, p.get("wa_id"), p.get("user_id"), p.get("category"),
-                              p.get("value"), p.get("detail"), _ts(p.get("timestamp"))))
-
-
-# Receipt times outside [0, MAX_TIMESTAMP) are garbage, not a clock: refusing them keeps
-# the body from failing the whole batch later (pandas times end in 2262).
-MAX_TIMESTAMP = 4_102_444_800   # 2100-01-01 UTC
-_INT32 = 2**31
+            for p in _items(value, "user_preferences"):
+                prefs.append((*head, _text(p, "wa_id"), _text(p, "user_id"), _text(p, "category"),
+                              _text(p, "value"), _text(p, "detail"),
+                              _ts(p.get("timestamp"), "preference timestamp")))
 
 
 def _text(obj: dict, key: str):
@@ -204,6 +232,22 @@ def _part(obj: dict, key: str) -> dict:
     value = obj.get(key) or {}
     if not isinstance(value, dict):
         raise ValueError(f"{key} is {type(value).__name__}, expected an object")
+    return value
+
+
+def _items(obj: dict, key: str, *, nulls: bool = False, check: bool = True) -> list:
+    """A list of objects such as ``messages``; missing or null means none. ``nulls``:
+    null items are skipped (entries, changes); ``check=False`` leaves the items to the
+    caller."""
+    value = obj.get(key) or []
+    if not isinstance(value, list):
+        raise ValueError(f"{key} is {type(value).__name__}, expected a list")
+    if nulls:
+        value = [item for item in value if item is not None]
+    if check:
+        for item in value:
+            if not isinstance(item, dict):
+                raise ValueError(f"an item of {key} is {type(item).__name__}, expected an object")
     return value
 
 
@@ -245,17 +289,13 @@ def status_row(s) -> tuple:
         raise ValueError(f"a status is {type(s).__name__}, expected an object")
     if _text(s, "id") is None:
         raise ValueError("a status has no message id")
-    stamp = s.get("timestamp")
-    if stamp in (None, "") or isinstance(stamp, bool) or not isinstance(stamp, (str, int)):
-        raise ValueError(f"status timestamp {stamp!r} is not Unix seconds")
-    if not 0 <= int(stamp) < MAX_TIMESTAMP:
-        raise ValueError(f"status timestamp {stamp!r} lies outside 1970-2099")
+    at = _ts(s.get("timestamp"), "status timestamp")
     code, title, errors = status_errors(s.get("errors"))
     conv, pricing = _part(s, "conversation"), _part(s, "pricing")
     billable = pricing.get("billable")
     if billable is not None and not isinstance(billable, bool):
         raise ValueError(f"billable is {type(billable).__name__}, expected true or false")
-    return (s["id"], _text(s, "status"), _ts(stamp), _text(s, "recipient_id"),
+    return (s["id"], _text(s, "status"), at, _text(s, "recipient_id"),
             _text(s, "recipient_user_id"), code, title, errors,
             _text(conv, "id"), _text(_part(conv, "origin"), "type"),
             _text(pricing, "category"), _text(pricing, "pricing_model"), billable,

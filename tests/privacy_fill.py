@@ -132,7 +132,7 @@ def fill(tmp_path: Path, *, contacts: int = 60) -> Filled:
     # 6. The spool: one ingested line, then pending lines (the subject, someone else).
     spool = Spool(path)
     spool.append([Spool.record(bodies[0], T0)])
-    spool.commit(spool.size() - 0)     # ingested (emptied)
+    spool.commit(spool.read())         # ingested (emptied)
     pending = [
         envelope(a1["phone_number_id"], display1,
                  _text(SUBJECT_WA, SUBJECT_NAME, "wamid.subj.pending",

@@ -102,7 +102,7 @@ def test_spool_keeps_other_customers_and_replays(tmp_path):
     filled = fill(tmp_path)
     Privacy(filled.ws).erase(SUBJECT_PHONE, actor="test")
     spool = Spool(filled.path)
-    records, _ = spool.read()
+    records = spool.read().records
     bodies = [json.loads(body) for _, _, body in records]
     texts = [m["text"]["body"] for b in bodies for e in b["entry"] for c in e["changes"]
              for m in c["value"].get("messages", [])]

@@ -4,24 +4,25 @@ rules, over a real socket with real signals for the process behaviour."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import textwrap
-import time
 
 import httpx
 import pytest
+from receiver_helpers import (
+    SECRET,
+    TOKEN,
+    Holder,
+    free_port,
+    post,
+    start_receiver,
+    wait_for,
+)
 from starlette.testclient import TestClient
 from webhook_samples import PNID, dumps, status, text_message
 
 import bizchat
 from bizchat.server import create_app, sign
 
-SECRET = "test-app-secret"
-TOKEN = "test-verify-token"
 T0 = 1_790_000_000
 
 
@@ -30,24 +31,6 @@ def workspace(tmp_path):
     ws = bizchat.open(tmp_path / "recv.duckdb")
     ws.accounts.add("+49 30 901820", name="Lindenblatt Verlag", phone_number_id=PNID)
     return ws
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def post(client, body: bytes, signature: str | None = "auto"):
-    headers = {"content-type": "application/json"}
-    if signature == "auto":
-        headers["x-hub-signature-256"] = sign(body, SECRET)
-    elif signature:
-        headers["x-hub-signature-256"] = signature
-    return client.post("/webhook", content=body, headers=headers)
 
 
 def test_subscription_check(workspace):
@@ -103,37 +86,6 @@ def test_the_receiver_refuses_to_start_without_a_secret(workspace, monkeypatch):
 
 # --- over a real socket, as its own process -------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_receiver(path, port):
-    env = {**os.environ, "BIZCHAT_APP_SECRET": SECRET, "BIZCHAT_VERIFY_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "bizchat.cli", "webhook", "serve",
-                             "--port", str(port), "--workspace", str(path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return httpx.get(url + "/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-    assert wait_for(up, 30), proc.stderr.read() if proc.poll() is not None else "not up"
-    return proc, url
-
-
-HOLD = textwrap.dedent("""
-    import sys, duckdb, time
-    con = duckdb.connect(sys.argv[1])
-    print("locked", flush=True)
-    sys.stdin.readline()   # hold until told
-    con.close()
-""")
-
-
 @pytest.mark.slow
 def test_killed_after_200_loses_nothing_and_accepts_while_the_workspace_is_held(workspace):
     """Another process holds the workspace, so nothing can reach DuckDB; the receiver
@@ -141,9 +93,7 @@ def test_killed_after_200_loses_nothing_and_accepts_while_the_workspace_is_held(
     replayed and every accepted body is in the workspace, once."""
     path, port = workspace.path, free_port()
     proc, url = start_receiver(path, port)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
+    holder = Holder(path)
     try:
         bodies = [dumps(text_message("491701234567", f"wamid.K{i}", f"Nachricht {i}", T0 + i))
                   for i in range(20)]
@@ -157,10 +107,7 @@ def test_killed_after_200_loses_nothing_and_accepts_while_the_workspace_is_held(
         proc.wait(timeout=10)
         proc.stderr.close()
     finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait(timeout=10)
-        holder.stdout.close()
+        holder.release()
     assert workspace.sql("SELECT count(*) AS n FROM messages")["n"][0] == 0
 
     proc, url = start_receiver(path, port)

@@ -39,8 +39,9 @@ def test_read_gives_every_body_exactly_and_old_lines_too(tmp_path):
     old = (json.dumps({"id": hashlib.sha256(b'{"a": 1}').hexdigest(), "received_at": AT.isoformat(),
                        "body": '{"a": 1}'}) + "\n").encode()
     spool.append([Spool.record(COMPACT.encode(), AT), old, Spool.record(PRETTY.encode(), AT)])
-    records, end = spool.read()
-    assert end == spool.size()
+    batch = spool.read()
+    records = batch.records
+    assert batch.end == spool.size() and not batch.damaged
     assert [body for _, _, body in records] == [COMPACT, '{"a": 1}', PRETTY]
     assert all(at == AT for _, at, _ in records)
     assert all(pid == hashlib.sha256(body.encode()).hexdigest() for pid, _, body in records)
@@ -54,7 +55,7 @@ def test_a_torn_last_line_is_dropped_at_the_next_start(tmp_path):
     with open(spool.path, "ab") as f:                 # a crash in the middle of an append
         f.write(Spool.record(COMPACT.replace("Anna", "Bert").encode(), AT)[:50])
     assert Spool(path).size() == whole
-    records, _ = Spool(path).read()
+    records = Spool(path).read().records
     assert [body for _, _, body in records] == [COMPACT]
 
 

@@ -10,18 +10,25 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from webhook_samples import DISPLAY, PNID, dumps, envelope, status, text_message
+from webhook_samples import (
+    DISPLAY,
+    PNID,
+    SAMPLE_PNID,
+    dumps,
+    envelope,
+    scenarios,
+    status,
+    text_message,
+)
 
 import bizchat
 from bizchat import status_bodies
-from bizchat.server import Ingester
+from bizchat.ingester import Ingester
 from bizchat.spool import Spool
 from bizchat.webhook_ingest import ingest_bodies, payload_id
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 T0 = 1_790_000_000
-DOCS_PNID = "106540352242922"    # the meta-docs samples' business number
-PYWA_PNID = "1122334455667"      # the pywa samples' business number
 
 
 def item(doc, received=NOW):
@@ -29,17 +36,16 @@ def item(doc, received=NOW):
     return payload_id(text), received, text
 
 
-def shared_statuses(shared_fixtures) -> list[dict]:
-    """Every status-carrying sample body, each status with a message id of its own (the
-    samples reuse ids with different contents, whose order in a batch is arbitrary)."""
+def sample_statuses() -> list[dict]:
+    """Every status-carrying sample body (tests/fixtures/webhooks), each status with a
+    message id of its own (the samples reuse ids, whose order in a batch is arbitrary)."""
     docs = []
-    for path in sorted((shared_fixtures / "webhooks").glob("*.json")):
-        data = json.loads(path.read_text())
-        for doc in [data] if "object" in data else [v for v in data.values() if "object" in v]:
+    for name in ("statuses", "current_shape"):
+        for key, doc in scenarios(name).items():
             for entry in doc["entry"]:
                 for change in entry["changes"]:
                     for k, s in enumerate(change["value"].get("statuses", [])):
-                        s["id"] = f"wamid.{path.stem[-24:]}.{len(docs)}.{k}"
+                        s["id"] = f"wamid.{name}.{key}.{k}"
             if "statuses" in json.dumps(doc):
                 docs.append(doc)
     return docs
@@ -60,7 +66,7 @@ FAILED_131026 = [{"code": 131026, "title": "Message undeliverable – Empfänger
                   "href": "/docs/errors"}]
 
 
-def batches(shared_fixtures) -> list[list[tuple]]:
+def batches() -> list[list[tuple]]:
     """Three batches of varied bodies; see the comments for what each exercises."""
     inbound = text_message("491701111111", "wamid.in1", "Hallo", T0)
     consent_failure = many([st("wamid.in1", "failed", T0 + 60,
@@ -117,7 +123,7 @@ def batches(shared_fixtures) -> list[list[tuple]]:
     read_first = many([st("wamid.O1", "read", T0 + 30), st("wamid.O2", "delivered", T0 + 20)])
     two = [item(read_first), item(read_first),
            item(json.dumps(read_first, indent=2)),
-           *[item(d) for d in shared_statuses(shared_fixtures)],
+           *[item(d) for d in sample_statuses()],
            item(many([st(f"wamid.B{n}", ("sent", "delivered", "read")[n % 3], T0 + n)
                       for n in range(300)]))]
     three = [item(many([st("wamid.O1", "sent", T0), st("wamid.O2", "sent", T0 + 1),
@@ -129,9 +135,8 @@ def batches(shared_fixtures) -> list[list[tuple]]:
 def workspace(path):
     ws = bizchat.open(path)
     ws.accounts.add("+49 30 901820", name="Lindenblatt", phone_number_id=PNID)
-    ws.accounts.add("+49 30 1234568", name="Docs", phone_number_id=DOCS_PNID)
-    ws.accounts.add("+49 30 1234567", name="IL", phone_number_id=PYWA_PNID)
-    ws.accounts.add("+1 650 555 0111", name="US", phone_number_id="123456123")
+    ws.accounts.add("+49 30 901831", name="Samples", phone_number_id=SAMPLE_PNID["statuses"])
+    ws.accounts.add("+1 650 555 0144", name="US", phone_number_id=SAMPLE_PNID["current_shape"])
     with ws.transaction() as con:
         con.execute("""INSERT INTO broadcast_recipients (broadcast_id, contact_id, state,
                            idempotency_key, updated_at)
@@ -173,8 +178,8 @@ def same_result(tmp_path, all_batches):
     return sql_ws, sql_reports
 
 
-def test_both_paths_store_the_same(tmp_path, shared_fixtures):
-    all_batches = batches(shared_fixtures)
+def test_both_paths_store_the_same(tmp_path):
+    all_batches = batches()
     ws, reports = same_result(tmp_path, all_batches)
     # ... and what they store is right, so equal cannot mean equally empty.
     assert reports[0].statuses == 11 and len(reports[0].unknown_account) == 3 and reports[0].consent_changes == 1
@@ -197,12 +202,12 @@ def test_both_paths_store_the_same(tmp_path, shared_fixtures):
     o1 = ws.sql("SELECT status, sent_at FROM message_status WHERE message_id = 'wamid.O1'").iloc[0]
     assert (o1["status"], o1["sent_at"]) == ("read", datetime.fromtimestamp(T0, UTC))
     states = ws.sql("SELECT state, count(*) AS n FROM raw_payloads GROUP BY state ORDER BY state")
-    assert dict(states.values.tolist()) == {"ingested": 25, "unknown_account": 5}
+    assert dict(states.values.tolist()) == {"ingested": 27, "unknown_account": 3}
     consent = ws.sql("SELECT source, recorded_at FROM consent_events").values.tolist()
     assert consent == [["delivery_failure", datetime.fromtimestamp(T0 + 60, UTC)]]
 
 
-def test_the_sql_path_takes_status_bodies_and_leaves_the_rest(ws, shared_fixtures):
+def test_the_sql_path_takes_status_bodies_and_leaves_the_rest(ws):
     ws.accounts.add("+49 30 901820", name="Lindenblatt", phone_number_id=PNID)
     status_only = [item(status("wamid.S1", "sent", T0)),
                    item(many([st("wamid.S2", "failed", T0, errors=FAILED_131026)])),
@@ -213,11 +218,11 @@ def test_the_sql_path_takes_status_bodies_and_leaves_the_rest(ws, shared_fixture
               item(envelope({"user_preferences": [], "statuses": [st("wamid.S6", "sent", T0)]})),
               item(envelope({"statuses": []})),
               *HOSTILE.values()]
-    # The documentation's status examples are status-only; the newer samples (pywa, the
-    # v25 payloads) carry contacts beside their statuses, which is the Python path's.
-    samples = [item(d) for d in shared_statuses(shared_fixtures)]
-    docs = [i for i in samples if DOCS_PNID in i[2]]
-    assert len(docs) == 4 and len(samples) > 10
+    # Status-only samples are the SQL path's; one carries contacts beside its statuses
+    # (the newer shape), which is the Python path's.
+    samples = [item(d) for d in sample_statuses()]
+    docs = [i for i in samples if '"contacts"' not in i[2]]
+    assert len(docs) == 14 and len(samples) == 15
     bodies = [(i, pid, at, text)
               for i, (pid, at, text) in enumerate(status_only + others + samples)]
     with ws.transaction() as con:
@@ -225,7 +230,7 @@ def test_the_sql_path_takes_status_bodies_and_leaves_the_rest(ws, shared_fixture
     assert taken.accounts == {status_only[0][0]: 1, status_only[1][0]: 1, status_only[2][0]: None,
                               **{pid: None for pid, _, _ in docs}}
     assert sorted(taken.events.column("message_id").to_pylist()) == ["wamid.S1", "wamid.S2"]
-    assert ws.sql("SELECT count(*) AS n FROM raw_payloads")["n"][0] == 7
+    assert ws.sql("SELECT count(*) AS n FROM raw_payloads")["n"][0] == 3 + len(docs)
 
 
 GOOD = status("wamid.OK", "sent", T0)

@@ -9,6 +9,7 @@ import pytest
 from broadcast_helpers import account, contact
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from webhook_samples import FIXTURES
 
 from bizchat import render
 from bizchat import templates as tpl
@@ -161,10 +162,8 @@ def test_delete_only_unused(ws, templates, acc):
     assert actions["action"].tolist() == ["template.create", "template.delete", "template.create"]
 
 
-def test_cloud_payload_matches_the_documented_named_shape(shared_fixtures):
-    sample = json.loads((shared_fixtures / "webhooks" /
-                         "meta-docs__templates-overview__send_template_named_params_request.json"
-                         ).read_text())["template"]
+def test_cloud_payload_matches_the_documented_named_shape():
+    sample = json.loads((FIXTURES / "cloud_api" / "send_template_named.json").read_text())["template"]
     template = {"name": "order_confirmation", "language": "en-US",
                 "body": "Thank you, {first_name}! Your order number is {order_number}.",
                 "header": None, "buttons": None}

@@ -13,6 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 from fake_graph import FakeGraph
+from webhook_samples import FIXTURES
 
 import bizchat
 from bizchat.transports import OutboundMessage, SimRates, SimulatedTransport, TransportError, make
@@ -236,10 +237,8 @@ def test_make_transport():
 
 # --- CloudApiTransport -------------------------------------------------------------------
 
-def test_template_payload_has_the_documented_shape(shared_fixtures):
-    documented = json.loads((shared_fixtures / "webhooks" /
-                             "meta-docs__templates-overview__send_template_named_params_request.json"
-                             ).read_text())
+def test_template_payload_has_the_documented_shape():
+    documented = json.loads((FIXTURES / "cloud_api" / "send_template_named.json").read_text())
     message = OutboundMessage("key-1", "123", "+16505551234", kind="template",
                               template_name="order_confirmation", language="en_US",
                               params={"first_name": "Jessica", "order_number": "SKBUP2-4CPIG9"})

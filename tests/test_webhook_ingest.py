@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-from webhook_samples import DISPLAY, PNID, dumps, envelope, status, statuses, text_message
+from webhook_samples import (
+    DISPLAY,
+    PNID,
+    SAMPLE_PNID,
+    dumps,
+    envelope,
+    scenarios,
+    status,
+    statuses,
+    text_message,
+)
 
 from bizchat.cli import main
 from bizchat.webhook_ingest import ingest_bodies, payload_id
@@ -26,14 +36,6 @@ def ingest(ws, *docs):
     items = [(payload_id(dumps(d)), NOW, dumps(d).decode()) for d in docs]
     with ws.transaction() as con:
         return ingest_bodies(con, items)
-
-
-def shared_docs(shared_fixtures, pattern):
-    docs = []
-    for path in sorted((shared_fixtures / "webhooks").glob(pattern)):
-        data = json.loads(path.read_text())
-        docs += [data] if "object" in data else [v for v in data.values() if "object" in v]
-    return docs
 
 
 def test_inbound_text_creates_contact_chat_and_message(ws, account):
@@ -92,42 +94,44 @@ def test_receipts_for_an_unknown_message_join_up_when_it_arrives(ws, account):
     assert joined.values.tolist() == [["hi", "delivered"]]
 
 
-def test_failed_status_keeps_the_whole_errors_array(ws, shared_fixtures):
-    ws.accounts.add("+49 30 1234568", name="Docs", phone_number_id="106540352242922")
-    ingest(ws, *shared_docs(shared_fixtures, "meta-docs__webhooks-reference-messages-status__example3*"))
+def test_failed_status_keeps_the_whole_errors_array(ws):
+    ws.accounts.add("+49 30 901831", name="Docs", phone_number_id=SAMPLE_PNID["statuses"])
+    ingest(ws, scenarios("statuses")["failed_131049"])
     ev = ws.sql("SELECT status, error_code, error_title, errors FROM message_events").iloc[0]
     assert ev["status"] == "failed" and ev["error_code"] == 131049
     errors = json.loads(ev["errors"])
-    assert errors[0]["error_data"]["details"].startswith("In order to maintain")
+    assert errors[0]["error_data"]["details"].startswith("Meta limits how many")
 
 
-def test_every_inbound_type_of_the_shared_samples(ws, shared_fixtures):
-    ws.accounts.add("+49 30 1234567", name="IL", phone_number_id="1122334455667")
-    docs = shared_docs(shared_fixtures, "david-lev__pywa__tests__data__updates__message.json")
-    # The samples reuse message ids across scenarios: give each its own to see every type.
-    for i, doc in enumerate(docs):
-        for m in doc["entry"][0]["changes"][0]["value"].get("messages", []):
-            m["id"] = f"wamid.sample{i}"
+def test_every_inbound_type_of_the_samples(ws):
+    ws.accounts.add("+49 30 901830", name="Laden", phone_number_id=SAMPLE_PNID["messages"])
+    docs = list(scenarios("messages").values())
     report = ingest(ws, *docs)
     kinds = set(ws.sql("SELECT DISTINCT kind FROM messages")["kind"])
     assert {"text", "image", "video", "document", "audio", "sticker", "reaction", "location",
-            "contacts", "order", "unsupported", "interactive"} <= kinds
-    assert report.messages == len(docs)
+            "contacts", "order", "unsupported", "interactive", "button", "system"} <= kinds
+    assert report.messages == len(docs) and not report.rejected
     media = ws.sql("SELECT body, media_mime FROM messages WHERE kind = 'video'").iloc[0]
-    assert (media["body"], media["media_mime"]) == ("caption", "video/mp4")
-    loc = ws.sql("SELECT body, details FROM messages WHERE kind = 'location' AND body LIKE 'Facebook%'")
-    assert json.loads(loc["details"][0])["latitude"] == pytest.approx(37.4611978)
-    reaction = ws.sql("SELECT body, reply_to FROM messages WHERE kind = 'reaction' AND body IS NOT NULL")
-    assert reaction["reply_to"][0] == "wamid.yzxyzx="
+    assert (media["body"], media["media_mime"]) == ("Lesung gestern", "video/mp4")
+    loc = ws.sql("SELECT body, details FROM messages WHERE kind = 'location' AND body LIKE 'Buch%'")
+    assert loc["body"][0] == "Buchhandlung am Alex, Alexanderplatz 1, 10178 Berlin"
+    assert json.loads(loc["details"][0])["latitude"] == pytest.approx(52.5219814)
+    reaction = ws.sql("SELECT body, reply_to FROM messages WHERE kind = 'reaction' ORDER BY body NULLS LAST")
+    assert reaction["body"].tolist()[0] == "\U0001F44D" and reaction["body"].isna().tolist()[1]
+    assert reaction["reply_to"][0] == "wamid.HBgNNDkxNzYxMjM0NTAwMRUCABEYEjAwQUJDRDEyMzQ1Njc4OQA="
+    replies = ws.sql("SELECT kind, body FROM messages WHERE kind IN ('interactive', 'button') ORDER BY body")
+    assert replies.values.tolist() == [["interactive", "Ja, bitte"], ["button", "Keine Werbung mehr"],
+                                       ["interactive", "Krimis"]]
+    forwarded = ws.sql("SELECT details FROM messages WHERE body = 'Kettenbrief'")["details"][0]
+    assert json.loads(forwarded) == {"frequently_forwarded": True}
 
 
-def test_current_shape_payloads_with_business_scoped_user_ids(ws, shared_fixtures):
-    ws.accounts.add("+1 650 555 0111", name="US", phone_number_id="123456123")
-    docs = shared_docs(shared_fixtures, "Secreto31126*")
-    report = ingest(ws, *docs)
+def test_current_shape_payloads_with_business_scoped_user_ids(ws):
+    ws.accounts.add("+1 650 555 0144", name="US", phone_number_id=SAMPLE_PNID["current_shape"])
+    report = ingest(ws, *scenarios("current_shape").values())
     assert report.messages == 1 and report.statuses == 3
     contact = ws.sql("SELECT wa_id, user_id, name FROM contacts")
-    assert contact.values.tolist() == [["16315551181", "US.13491208655302741918", "test user name"]]
+    assert contact.values.tolist() == [["16505550199", "US.13491208655302741918", "Sam Rivera"]]
     assert ws.sql("SELECT status FROM message_status")["status"].tolist() == ["read"]
     pricing = ws.sql("SELECT pricing_model, pricing_category FROM message_events WHERE status = 'sent'")
     assert pricing.values.tolist() == [["PMP", "marketing"]]

@@ -1,8 +1,12 @@
-"""Build webhook bodies in the Cloud API's shape for tests and benchmarks."""
+"""Build webhook bodies in the Cloud API's shape for tests and benchmarks, and read the
+sample bodies in tests/fixtures/webhooks (see the README there)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 PNID = "555000111"           # phone_number_id of the test account
 DISPLAY = "4930901820"       # its display number (+49 30 901820)
@@ -45,3 +49,13 @@ def statuses(items: list[tuple[str, str, int]], recipient: str = "491701234567")
 
 def dumps(doc: dict) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+# The business numbers of the sample files (tests/fixtures/webhooks/README.md).
+SAMPLE_PNID = {"messages": "106000000000001", "statuses": "106000000000002",
+               "current_shape": "106000000000003", "preferences": "106000000000001"}
+
+
+def scenarios(name: str) -> dict[str, dict]:
+    """The named sample bodies of tests/fixtures/webhooks/<name>.json."""
+    return json.loads((FIXTURES / "webhooks" / f"{name}.json").read_text(encoding="utf-8"))

@@ -20,17 +20,26 @@ def webhook() -> None:
 @webhook.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--stall-after", default=120.0, show_default=True, metavar="SECONDS",
+              help="/health answers 503 when bodies wait and ingestion has not advanced this long.")
+@click.option("--flush-timeout", default=30.0, show_default=True, metavar="SECONDS",
+              help="At shutdown, how long to wait for a busy workspace before giving up the flush.")
+@click.option("--body-timeout", default=20.0, show_default=True, metavar="SECONDS",
+              help="A request body must arrive within this time (408 otherwise).")
 @workspace_option
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, stall_after: float, flush_timeout: float,
+          body_timeout: float) -> None:
     """Run the receiver at /webhook (needs $BIZCHAT_APP_SECRET, $BIZCHAT_VERIFY_TOKEN).
 
     Accepted bodies are fsynced to a spool beside the workspace before the 200 and moved
-    into the workspace in batches; SIGTERM or Ctrl-C flushes and exits 0.
+    into the workspace in batches; SIGTERM or Ctrl-C flushes and exits 0 (1 if the flush
+    failed: the spool keeps the bodies for the next start).
     """
     from ..server import serve as run
 
     state = click.get_current_context().find_object(CliState)
-    run(state.workspace, host=host, port=port)
+    run(state.workspace, host=host, port=port, stall_after=stall_after,
+        flush_timeout=flush_timeout, body_timeout=body_timeout)
 
 
 def read_payload_file(path: Path) -> list[tuple[str, datetime, str]]:
@@ -46,7 +55,7 @@ def read_payload_file(path: Path) -> list[tuple[str, datetime, str]]:
     try:
         json.loads(text)
         return [(payload_id(text), now, text)]
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     items = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -54,9 +63,9 @@ def read_payload_file(path: Path) -> list[tuple[str, datetime, str]]:
             continue
         try:
             json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ImportFormatError(
-                f"{path}, line {number}: not JSON ({exc.args[0]}). The file must hold one JSON "
+                f"{path}, line {number}: not JSON ({exc}). The file must hold one JSON "
                 "document or one JSON document per line; nothing was ingested.",
                 source=str(path), line=number) from exc
         items.append((payload_id(line), now, line))
@@ -67,29 +76,44 @@ def read_payload_file(path: Path) -> list[tuple[str, datetime, str]]:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_workspace
 def ingest(ws, files: tuple[Path, ...]) -> None:
-    """Ingest saved webhook payloads (a JSON document or JSON lines per FILE)."""
-    from ..webhook_ingest import ingest_bodies
+    """Ingest saved webhook payloads (a JSON document or JSON lines per FILE).
+
+    A body that cannot be stored is kept as rejected with its reason (see `webhook
+    reprocess --rejected`); the others are stored all the same.
+    """
+    from ..webhook_batches import ingest_isolated
 
     items = [item for path in files for item in read_payload_file(path)]
-    with ws.transaction() as con:
-        report = ingest_bodies(con, items, actor="cli")
+    with ws.connect() as con:
+        report = ingest_isolated(con, items, actor="cli")
     click.echo(report.summary())
     for pid, reason in report.rejected.items():
         click.echo(f"  rejected {pid[:12]}: {reason}", err=True)
 
 
 @webhook.command()
+@click.option("--rejected", is_flag=True,
+              help="Also ingest again the payloads kept as rejected (after a bizchat upgrade "
+                   "that can read them).")
 @pass_workspace
-def reprocess(ws) -> None:
+def reprocess(ws, rejected: bool) -> None:
     """Ingest again the payloads kept for an unknown business number (after adding it)."""
-    from ..webhook_ingest import ingest_bodies
+    from ..webhook_batches import ingest_isolated
 
-    with ws.transaction() as con:
+    states = ["unknown_account", "rejected"] if rejected else ["unknown_account"]
+
+    def forget(con, part) -> None:   # in the same transaction as the new rows
+        con.execute("DELETE FROM raw_payloads WHERE payload_id IN (SELECT unnest(?)) "
+                    "AND state IN (SELECT unnest(?))", [[pid for pid, _, _ in part], states])
+
+    with ws.connect() as con:
         rows = con.execute("SELECT payload_id, received_at, body FROM raw_payloads "
-                           "WHERE state = 'unknown_account'").fetchall()
-        con.execute("DELETE FROM raw_payloads WHERE state = 'unknown_account'")
-        report = ingest_bodies(con, rows, actor="cli")
+                           "WHERE state IN (SELECT unnest(?)) ORDER BY received_at",
+                           [states]).fetchall()
+        report = ingest_isolated(con, rows, actor="cli", before=forget)
     click.echo(report.summary())
+    for pid, reason in report.rejected.items():
+        click.echo(f"  still rejected {pid[:12]}: {reason}", err=True)
 
 
 COMMANDS = [webhook]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import audit, pseudonym
+from .. import audit, faults, pseudonym
 from ..errors import BizchatError
 from . import compaction, consent_proof, erasure, outputs, payloads, retention, subject, subjects
 from .erasure import ErasureResult
@@ -147,6 +147,7 @@ class Privacy:
         with self.ws.transaction() as con:
             found = subjects.find(con, ref, account)
             result = self._erase(con, found.contacts, "request", actor)
+            faults.point("erase.before_commit")
         if compact:
             self._compact_after(result)
         return result
@@ -158,7 +159,8 @@ class Privacy:
 
     def _outside(self, con, result: ErasureResult, in_accounts, anywhere) -> None:
         """The spool and report outputs, while this transaction holds the workspace."""
-        result.spool = redact_spool(self.ws.path, in_accounts, payloads.account_scope(con, result.accounts))
+        result.spool = redact_spool(self.ws.path, in_accounts,
+                                    payloads.account_scope(con, result.accounts), con=con)
         result.report_files = outputs.redact_files(outputs.report_folders(con, self.ws.path), anywhere)
         result.report_files += outputs.remove_exports(con, self.ws.path, result.subject_keys, anywhere)
         if result.report_files:

@@ -145,9 +145,9 @@ def redact_text(text: str, redaction: Redaction, in_scope=lambda meta: True) -> 
     """``redact`` for a body as stored (JSON text); a body that is not JSON is only scrubbed."""
     try:
         doc = json.loads(text)
-    except ValueError:
+        new, changed = redact(doc, redaction, in_scope)
+    except (ValueError, RecursionError):    # not JSON, or nested deeper than we walk
         return redaction.text(text)
-    new, changed = redact(doc, redaction, in_scope)
     return json.dumps(new, ensure_ascii=False, separators=(",", ":")) if changed else text
 
 

@@ -1,98 +1,114 @@
-"""Erasure in the webhook spool (``<workspace>.spool``).
+"""Erasure in the webhook spool (``<workspace>.spool``) and its quarantine file.
 
-Lines before the spool offset are already in DuckDB (``raw_payloads``, which erasure
-redacts), so they are dropped. Pending lines that mention the person are rewritten with
-their parts taken out (payloads.redact) and a new id (sha256 of the new body). The new spool
-replaces the old one atomically (temporary file, fsync, os.replace, fsync of the folder).
+A line whose body is already in DuckDB (its payload id is in ``raw_payloads``, which
+erasure redacts in the same transaction) is dropped. Every other line is a body not yet
+ingested and is kept: rewritten without the person (payloads.redact, with a new id: the
+sha256 of the new body) when it mentions them, else byte for byte. A line that cannot be
+read is kept too (the ingester quarantines it). The workspace decides, not the spool
+offset, so erasure never removes a body that has not reached it, whatever the offset
+file says.
 
-Crash safety: the offset is set to 0 *before* the swap. A crash in between leaves the old
-spool with offset 0; replaying it is idempotent (every ingested body is skipped by its
-payload id, which erasure keeps). A crash before that changes nothing.
+The new spool gets a new generation and replaces the old one atomically (temporary
+file, fsync, os.replace, fsync of the folder), so the offset of the old file no longer
+applies and ingestion reads the new one from the top. A crash before the swap leaves the
+old spool and its offset as they were; a crash after it leaves the new one. Lines in the
+quarantine file that mention the person are scrubbed the same way (as text).
 
 Concurrency: call this while holding the workspace's write lock (inside erasure's
-transaction), so the receiver's ingester cannot commit a batch meanwhile. Lines the
-receiver appends while the spool is rewritten are carried over (redacted) after the swap.
+transaction), so the receiver's ingester cannot commit a batch meanwhile. The spool lock
+is held throughout, so the receiver's appends wait for the swap (they open the file only
+once they hold the lock, so none lands in the old file).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
+from .. import faults
 from ..durable import write_atomic
-from ..spool import Spool, decode_line, encode_line, spool_file
+from ..spool import Spool, decode_line, encode_line, header_line, new_generation, spool_file
 from ..webhook_ingest import payload_id
 from .payloads import Redaction, redact_text
 
 
-def _rewrite_lines(data: bytes, redaction: Redaction, in_scope) -> tuple[bytes, int, bytes]:
-    """Whole lines of ``data`` redacted: (new bytes, lines changed, the unfinished last
-    line). The caller puts the unfinished line in front of whatever is appended next."""
-    out, changed = [], 0
-    complete, _, torn = data.rpartition(b"\n") if b"\n" in data else (b"", b"", data)
-    for raw in complete.split(b"\n") if complete else []:
-        if not raw.strip():
-            continue
+def redact_spool(workspace_path: str | os.PathLike, redaction: Redaction,
+                 in_scope: Callable[[dict], bool] = lambda meta: True, *, con=None) -> dict:
+    """Rewrite the spool without the person; returns counts (lines kept, changed, and the
+    bytes of ingested lines dropped). ``con``: the erasure's connection, to see which
+    bodies are stored already (without it, only the lines before the spool offset count
+    as stored)."""
+    if not spool_file(workspace_path).exists():
+        return {"pending_lines": 0, "changed_lines": 0, "dropped_ingested_bytes": 0}
+    spool = Spool(workspace_path, repair=False)
+    try:
+        with spool.locked():
+            counts = _redact_spool(spool, redaction, in_scope, con)
+            _redact_quarantine(spool, redaction)
+            return counts
+    finally:
+        spool.close()
+
+
+def _redact_spool(spool: Spool, redaction, in_scope, con) -> dict:
+    generation, first = spool.head()
+    offset = spool.offset() if con is None else first
+    data = spool.path.read_bytes()
+    # An unfinished last line stays out (a torn line from a crash was never acknowledged,
+    # and the receiver drops it too at its next start).
+    lines = data[first:data.rfind(b"\n") + 1].split(b"\n")[:-1] if b"\n" in data[first:] else []
+    decoded = []
+    position = first
+    for raw in lines:
         try:
-            _, received_at, body = decode_line(raw)
+            item = decode_line(raw) if raw.strip() else None
         except (ValueError, KeyError, TypeError):
-            out.append(raw + b"\n")      # not ours to judge; the ingester reports it
+            item = None
+        decoded.append((position, raw, item))
+        position += len(raw) + 1
+    whole = len(data) == position         # no unfinished last line
+    stored = _stored(con, [item[0] for _, _, item in decoded if item])
+    faults.point("erase.spool.read")
+    out, changed, kept, dropped = [], 0, 0, 0
+    for position, raw, item in decoded:
+        if item is None:
+            if raw.strip():
+                out.append(raw + b"\n")      # not ours to judge; the ingester quarantines it
+                kept += 1
             continue
+        pid, received_at, body = item
+        if position < offset or pid in stored:
+            dropped += len(raw) + 1          # in DuckDB, where erasure redacts it
+            continue
+        kept += 1
         new_body = redact_text(body, redaction, in_scope)
         if new_body != body:
             changed += 1
             out.append(encode_line(payload_id(new_body), received_at, new_body))
         else:
             out.append(raw + b"\n")
-    return b"".join(out), changed, torn
+    if not changed and not dropped and generation and whole:
+        return {"pending_lines": kept, "changed_lines": 0, "dropped_ingested_bytes": 0}
+    write_atomic(spool.path, header_line(new_generation()) + b"".join(out), step="erase.spool")
+    return {"pending_lines": kept, "changed_lines": changed, "dropped_ingested_bytes": dropped}
 
 
-def redact_spool(workspace_path: str | os.PathLike, redaction: Redaction,
-                 in_scope: Callable[[dict], bool] = lambda meta: True, *,
-                 settle: float = 0.05) -> dict:
-    """Rewrite the spool without the person; returns counts (lines kept, changed, dropped).
-
-    Holds the spool's lock throughout, so the receiver's appends wait for the swap."""
-    if not spool_file(workspace_path).exists():
-        return {"pending_lines": 0, "changed_lines": 0, "dropped_ingested_bytes": 0}
-    spool = Spool(workspace_path, repair=False)
-    try:
-        with spool.locked():
-            return _redact_spool(spool, redaction, in_scope, settle)
-    finally:
-        spool.close()
+def _stored(con, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are in raw_payloads (erasure's own transaction sees them)."""
+    if con is None or not ids:
+        return set()
+    return {r[0] for r in con.execute(
+        "SELECT payload_id FROM raw_payloads WHERE payload_id IN (SELECT unnest(?))",
+        [ids]).fetchall()}
 
 
-def _redact_spool(spool: Spool, redaction, in_scope, settle) -> dict:
-    path, offset_path = spool.path, spool.offset_path
-    with open(path, "rb") as old:
-        start = spool.offset()
-        data = old.read()
-        pending = data[start:]
-        new, changed, torn = _rewrite_lines(pending, redaction, in_scope)
-        if start:
-            # Replay from 0 is idempotent; a stale offset into the new file would not be.
-            write_atomic(offset_path, b"0")
-        # Lines the receiver appended while we worked, then the swap.
-        grown = old.read()
-        if grown:
-            more, n, torn = _rewrite_lines(torn + grown, redaction, in_scope)
-            new, changed = new + more, changed + n
-        if not changed and not start and not torn:
-            return {"pending_lines": new.count(b"\n"), "changed_lines": 0,
-                    "dropped_ingested_bytes": 0}
-        # An unfinished last line stays out of the new file until it is complete (a torn
-        # line from a crash was never acknowledged, and Spool drops it too).
-        write_atomic(path, new)
-        # An append that opened the old file just before the swap lands in the old inode.
-        time.sleep(settle)
-        late = old.read()
-        if late:
-            more, _, rest = _rewrite_lines(torn + late, redaction, in_scope)
-            with open(path, "ab") as f:
-                f.write(more + rest)
-                f.flush()
-                os.fsync(f.fileno())
-    lines = new.count(b"\n")
-    return {"pending_lines": lines, "changed_lines": changed, "dropped_ingested_bytes": start}
+def _redact_quarantine(spool: Spool, redaction: Redaction) -> None:
+    """Damaged lines are not JSON we can take apart: scrub the identifiers as text."""
+    path = spool.quarantine_path
+    if redaction.pattern is None or not path.exists():
+        return
+    data = path.read_bytes()
+    text = data.decode("utf-8", "surrogateescape")
+    new = redaction.text(text)
+    if new != text:
+        write_atomic(path, new.encode("utf-8", "surrogateescape"), step="erase.quarantine")
