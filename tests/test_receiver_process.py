@@ -176,7 +176,7 @@ def test_a_workspace_the_ingester_could_never_write_is_refused_at_start(tmp_path
     con.close()
     corrupt = tmp_path / "corrupt.duckdb"
     corrupt.write_bytes(b"this is not a DuckDB database " * 500)
-    for path, words in ((newer, "schema version 99"), (corrupt, "not a valid DuckDB database")):
+    for path, words in ((newer, "schema version 99"), (corrupt, "not a bizchat workspace")):
         proc, _ = start_receiver(path, free_port(), ready=False)
         try:
             code = proc.wait(timeout=60)
