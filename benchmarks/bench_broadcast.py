@@ -18,7 +18,7 @@ bulk-inserted as Arrow tables (contacts, consent_events), as an import would lea
 - Reference: inserting the rows the run produced (recipients, messages, receipts, status)
   as Arrow tables into unindexed tables of a fresh DuckDB file: the floor for writing them.
 - Receipts path: the simulated receipts go through the webhook path by default (status
-  bodies -> ``webhook_ingest.ingest_bodies``). For the million we use ``ingest="bulk"``
+  bodies -> ``webhooks.ingest_bodies``). For the million we use ``ingest="bulk"``
   (``receipts.record_status_events`` + the same outbox settlement), and measure the
   webhook path on a 50,000-message sample to show why: the row explains the choice.
 
@@ -41,9 +41,12 @@ import pandas as pd
 import pyarrow as pa
 
 import bizchat
-from bizchat import consent, conversations, outbox, outbox_messages, outbox_record, pacing
-from bizchat.broadcasts import Broadcasts
-from bizchat.transports import SimulatedTransport
+from bizchat.campaigns import outbox
+from bizchat.campaigns.broadcasts import Broadcasts
+from bizchat.campaigns.outbox import messages, pacing, record
+from bizchat.campaigns.transports import SimulatedTransport
+from bizchat.messaging import chats
+from bizchat.people import consent
 
 SEND_AT = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)    # Wednesday 10:00 in Berlin
 BATCH = 250_000
@@ -88,9 +91,9 @@ def populate(ws, n: int) -> int:
 def timers(transport) -> dict:
     """Time the sender's steps by wrapping them for the duration (benchmark only)."""
     spent: dict = defaultdict(float)
-    targets = [(outbox, "_pick"), (pacing, "pace"), (outbox_record, "record"),
-               (outbox_messages, "outbound"), (consent, "may_send"),
-               (conversations, "store_messages"), (transport, "send_frame"),
+    targets = [(outbox, "_pick"), (pacing, "pace"), (record, "record"),
+               (messages, "outbound"), (consent, "may_send"),
+               (chats, "store_messages"), (transport, "send_frame"),
                (transport, "deliver_receipts")]
     saved = [(obj, name, getattr(obj, name)) for obj, name in targets]
 

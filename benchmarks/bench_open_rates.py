@@ -177,7 +177,7 @@ def _rss_mb() -> float:
 
 def ours(path: str) -> pd.DataFrame:
     import bizchat
-    from bizchat.stats import Stats
+    from bizchat.analytics.stats import Stats
     return Stats(bizchat.open(path)).open_rates()
 
 

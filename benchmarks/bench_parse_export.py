@@ -1,4 +1,4 @@
-"""Chat-export parsing: ``bizchat.chat_export.parse_export`` against whatstk.
+"""Chat-export parsing: ``bizchat.ingest.chat_export.parse_export`` against whatstk.
 
 Writes a WhatsApp export of 1,000,000 messages (100,000 in quick mode) to a temporary
 file in two layouts, Android English (``12/31/20, 23:59 - Name: text``) and German iOS
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bizchat.chat_export import parse_export
+from bizchat.ingest.chat_export import parse_export
 
 NAMES = ["Anna Müller", "Ben", "+49 170 1234567", "Clara Schmidt", "Dilek Yılmaz", "Emil 🚲"]
 WORDS = ("hallo ok danke termin morgen rechnung bestellung lieferung paket frage preis "

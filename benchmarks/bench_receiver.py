@@ -80,7 +80,7 @@ bare_app = Starlette(routes=[Route("/webhook", _bare_post, methods=["POST"]),
 # --- the load ------------------------------------------------------------------------------
 
 def requests_for(port: int, batch: list[bytes]) -> list[bytes]:
-    from bizchat.server import sign
+    from bizchat.receiver.server import sign
 
     return [post_request(port, "/webhook", body, sign(body, SECRET)) for body in batch]
 
@@ -150,7 +150,7 @@ def _verify(ws, ok_posts: list[int]) -> int:
 # how much of the cost is the in-process ingest competing with the event loop.
 SPOOL_ONLY = """
 import sys, uvicorn
-from bizchat.server import create_app
+from bizchat.receiver.server import create_app
 app = create_app(sys.argv[1], interval=86400.0)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """

@@ -15,7 +15,7 @@ like Cloud API statuses do since per-message pricing.
 - Ours: drain the spool the way the receiver does, ``Ingester(path, spool).run_once()``
   until nothing is pending (16 MiB of spool per batch; the Ingester keeps its connection
   while a backlog lasts), then check that every event is in message_events and
-  message_status. Status-only bodies take the SQL path (bizchat/status_bodies.py).
+  message_status. Status-only bodies take the SQL path (bizchat/ingest/status_bodies.py).
 - Reference: the same rows as a pyarrow Table with message_events' columns, ``INSERT INTO
   t SELECT * FROM arrow_table`` into an unindexed table in a fresh DuckDB file (best of 3).
 - Breakdown: a second drain into a fresh workspace, one connection as the Ingester does,
@@ -153,7 +153,7 @@ def build_small(n_bodies: int) -> tuple[list[bytes], pa.Table]:
 
 def _event_table(cols: dict, received: datetime, constant: dict) -> pa.Table:
     """message_events' columns: ``cols`` as given, ``constant`` repeated, the rest NULL."""
-    from bizchat.receipts import EVENT_SCHEMA
+    from bizchat.messaging.receipts import EVENT_SCHEMA
 
     n = len(cols["message_id"])
     arrays = []
@@ -170,13 +170,13 @@ def _event_table(cols: dict, received: datetime, constant: dict) -> pa.Table:
 
 
 def _record(body: bytes, received: datetime) -> bytes:
-    from bizchat.spool import Spool
+    from bizchat.ingest.spool import Spool
 
     return Spool.record(body, received)
 
 
 def _fill_spool(workspace_path: Path, lines: list[bytes]):
-    from bizchat.spool import Spool
+    from bizchat.ingest.spool import Spool
 
     spool = Spool(workspace_path)
     for i in range(0, len(lines), 256):  # the receiver appends in group-commit chunks
@@ -189,7 +189,7 @@ def _fill_spool(workspace_path: Path, lines: list[bytes]):
 def drain(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[float, float, int]:
     """Ingest the whole spool as the receiver's ingest process does;
     (seconds, CPU seconds of this process, batches)."""
-    from bizchat.ingester import Ingester
+    from bizchat.receiver.ingester import Ingester
 
     ingester = Ingester(workspace_path, spool, batch_bytes=batch_bytes)
     start, cpu = time.perf_counter(), time.process_time()
@@ -322,7 +322,8 @@ class _Timed:
 @contextlib.contextmanager
 def _timers(times: dict):
     """Time json.loads, parse_batch and record_status_events as webhook_ingest calls them."""
-    from bizchat import receipts, webhook_ingest
+    from bizchat.ingest import webhooks
+    from bizchat.messaging import receipts
 
     def timed(fn, label):
         def wrapper(*args, **kw):
@@ -333,11 +334,11 @@ def _timers(times: dict):
                 times[label] += time.perf_counter() - start
         return wrapper
 
-    saved = (webhook_ingest.json, webhook_ingest.parse_batch,
-             webhook_ingest.receipts.record_status_events)
-    webhook_ingest.json = types.SimpleNamespace(
+    saved = (webhooks.json, webhooks.parse_batch,
+             webhooks.receipts.record_status_events)
+    webhooks.json = types.SimpleNamespace(
         loads=timed(json.loads, "python: json.loads of bodies"), dumps=json.dumps)
-    webhook_ingest.parse_batch = timed(saved[1], "python: parse_batch (dict walk + DataFrames)")
+    webhooks.parse_batch = timed(saved[1], "python: parse_batch (dict walk + DataFrames)")
 
     def sql_so_far():
         return sum(v for k, v in times.items() if k.startswith("sql: "))
@@ -354,20 +355,20 @@ def _timers(times: dict):
         def __getattr__(self, name):
             return record if name == "record_status_events" else getattr(receipts, name)
 
-    webhook_ingest.receipts = Receipts()
+    webhooks.receipts = Receipts()
     try:
         yield
     finally:
-        webhook_ingest.json, webhook_ingest.parse_batch = saved[0], saved[1]
-        webhook_ingest.receipts = receipts
+        webhooks.json, webhooks.parse_batch = saved[0], saved[1]
+        webhooks.receipts = receipts
 
 
 def breakdown(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[float, dict]:
     """A second drain with timers around every stage, holding the connection while there
     is a backlog as ``Ingester.run_once`` does; (total seconds, seconds per stage)."""
     from bizchat import store
-    from bizchat.ingester import Ingester
-    from bizchat.webhook_ingest import ingest_bodies
+    from bizchat.ingest.webhooks import ingest_bodies
+    from bizchat.receiver.ingester import Ingester
 
     hold = inspect.signature(Ingester).parameters["hold"].default
     times: dict = defaultdict(float)
@@ -430,8 +431,8 @@ def floor(lines: list[bytes], table: pa.Table, directory: Path, *, parse: bool =
     come from the bodies, by the least parsing there is in DuckDB (json_transform of the
     receipt fields + unnest, straight into the table; no checks, no dedupe, no
     message_status)."""
-    from bizchat.spool import decode_line
-    from bizchat.status_bodies import SHAPE
+    from bizchat.ingest.spool import decode_line
+    from bizchat.ingest.status_bodies import SHAPE
 
     records = [decode_line(line.rstrip(b"\n")) for line in lines]
     raw = pa.Table.from_arrays([

@@ -1,6 +1,5 @@
 """bizchat: an open workbench for business messaging, on one DuckDB file."""
 
-from .chat_export import parse_export
 from .errors import (
     BizchatError,
     ConsentRequired,
@@ -9,6 +8,7 @@ from .errors import (
     NotFound,
     WorkspaceBusy,
 )
+from .ingest.chat_export import parse_export
 from .workspace import Workspace, open
 
 __version__ = "0.1.0"

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import audit, pseudonym, store
+from . import store
 from .errors import BizchatError, NotFound
+from .people import pseudonym
+from .store import audit
 
 REPORTS_ENV = "BIZCHAT_REPORTS_DIR"
 SECRET_ENV = ("BIZCHAT_APP_SECRET", "BIZCHAT_ACCESS_TOKEN", "BIZCHAT_VERIFY_TOKEN", pseudonym.ENV)

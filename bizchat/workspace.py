@@ -71,8 +71,9 @@ class Workspace:
         process holds the file that waits for `bizchat privacy compact` (marked pending)."""
         import logging
 
-        from . import keyfile, pseudonym
+        from .people import pseudonym
         from .privacy import compaction
+        from .store import keyfile
 
         pseudonym.ensure_key(self)
         if created:
@@ -233,52 +234,52 @@ class Workspace:
 
     @cached_property
     def accounts(self):
-        from .accounts import Accounts
+        from .people.accounts import Accounts
         return Accounts(self)
 
     @cached_property
     def contacts(self):
-        from .contacts import Contacts
+        from .people.contacts import Contacts
         return Contacts(self)
 
     @cached_property
     def consent(self):
-        from .consent import Consent
+        from .people.consent import Consent
         return Consent(self)
 
     @cached_property
     def chats(self):
-        from .conversations import Chats
+        from .messaging.chats import Chats
         return Chats(self)
 
     @cached_property
     def labels(self):
-        from .labels import Labels
+        from .people.labels import Labels
         return Labels(self)
 
     @cached_property
     def replies(self):
-        from .replies import QuickReplies
+        from .messaging.replies import QuickReplies
         return QuickReplies(self)
 
     @cached_property
     def automations(self):
-        from .automations import Automations
+        from .messaging.automations import Automations
         return Automations(self)
 
     @cached_property
     def templates(self):
-        from .templates import Templates
+        from .campaigns.templates import Templates
         return Templates(self)
 
     @cached_property
     def broadcasts(self):
-        from .broadcasts import Broadcasts
+        from .campaigns.broadcasts import Broadcasts
         return Broadcasts(self)
 
     @cached_property
     def stats(self):
-        from .stats import Stats
+        from .analytics.stats import Stats
         return Stats(self)
 
     @cached_property

@@ -3,7 +3,7 @@ and a stand-in for the sender that records hand-picked outcomes.
 
 ``deliver`` does what the outbox and the status webhooks do for a frozen broadcast, with
 outcomes the test chooses: recipients become ``sent`` with a message id, the outbound
-messages are stored through ``conversations.store_messages``, their receipts through
+messages are stored through ``chats.store_messages``, their receipts through
 ``receipts.record_status_events`` and replies as inbound messages, so every number the
 tests expect can be counted by hand.
 """
@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from bizchat import conversations, receipts
-from bizchat.broadcasts import Broadcasts
+from bizchat.campaigns.broadcasts import Broadcasts
+from bizchat.messaging import chats, receipts
 
 T0 = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)   # Monday 10:00 in Berlin
 
@@ -46,7 +46,7 @@ def contact(ws, acc, n: int, *, name="Kundin", opt_in=True, service_opt_out=Fals
 def inbound(ws, acc, contact_id: int, at: datetime, text: str = "Hallo") -> None:
     """A message from the customer at ``at`` (opens the 24-hour window)."""
     with ws.transaction() as con:
-        conversations.store_messages(con, pd.DataFrame([{
+        chats.store_messages(con, pd.DataFrame([{
             "message_id": f"wamid.in.{contact_id}.{at.timestamp():.0f}.{abs(hash(text)) % 997}",
             "account_id": acc["account_id"], "contact_id": contact_id, "direction": "in",
             "kind": "text", "body": text, "source": "webhook", "created_at": at}]))
@@ -72,7 +72,7 @@ def deliver(ws, broadcast_id: int, outcomes: dict, *, at: datetime | None = None
                        FROM _sent s WHERE broadcast_id = ? AND broadcast_recipients.contact_id =
                        s.contact_id""", [at, at, broadcast_id])
         con.unregister("_sent")
-        conversations.store_messages(con, pd.DataFrame([{
+        chats.store_messages(con, pd.DataFrame([{
             "message_id": ids[int(r.contact_id)], "account_id": b["account_id"],
             "contact_id": int(r.contact_id), "direction": "out", "kind": "template",
             "body": r.body, "template_name": b["template"], "broadcast_id": broadcast_id,

@@ -123,8 +123,8 @@ def contact_csvs(draw) -> bytes:
 # --- outcomes ------------------------------------------------------------------------------
 
 def _contract_problem(df: pd.DataFrame) -> str | None:
-    from bizchat.chat_export import COLUMNS as CONTRACT
-    from bizchat.chat_export import KINDS
+    from bizchat.ingest.chat_export import COLUMNS as CONTRACT
+    from bizchat.ingest.chat_export import KINDS
 
     if tuple(df.columns) != CONTRACT:
         return "columns"
@@ -142,7 +142,7 @@ def _contract_problem(df: pd.DataFrame) -> str | None:
 def export_outcome(data: bytes, parse=None) -> str:
     """"parsed", "clean error" or "crash: <what>" for one export file's bytes."""
     if parse is None:
-        from bizchat.chat_export import parse_export as parse
+        from bizchat.ingest.chat_export import parse_export as parse
     try:
         frame = parse(io.BytesIO(data))
     except ImportFormatError:
@@ -155,7 +155,7 @@ def export_outcome(data: bytes, parse=None) -> str:
 
 def contact_outcome(ws, account_id: int, path: Path, data: bytes) -> str:
     """"parsed", "clean error" or "crash: <what>" for one contact CSV's bytes."""
-    from bizchat.contact_import import import_contacts
+    from bizchat.people.contact_import import import_contacts
 
     path.write_bytes(data)
     try:

@@ -18,11 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 import bizchat
-from bizchat import demo, outbox
-from bizchat.contact_import import import_contacts
-from bizchat.spool import Spool
-from bizchat.transports.simulated import SimRates, SimulatedTransport
-from bizchat.webhook_ingest import ingest_bodies, payload_id
+from bizchat import demo
+from bizchat.campaigns import outbox
+from bizchat.campaigns.transports.simulated import SimRates, SimulatedTransport
+from bizchat.ingest.spool import Spool
+from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.people.contact_import import import_contacts
 
 SUBJECT_PHONE = "+4915123456789"
 SUBJECT_WA = "4915123456789"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bizchat.server import sign
+from bizchat.receiver.server import sign
 
 SECRET = "test-app-secret"
 TOKEN = "test-verify-token"

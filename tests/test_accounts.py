@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bizchat.accounts import WEEKDAYS, InvalidValue, is_open_at, parse_hours
 from bizchat.cli import main
 from bizchat.errors import Conflict, InvalidPhoneNumber, NotFound
+from bizchat.people.accounts import WEEKDAYS, InvalidValue, is_open_at, parse_hours
 
 
 def test_add_and_get_by_any_form(ws):

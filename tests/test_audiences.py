@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bizchat
-from bizchat.audiences import Audience, Limits, sample, split
+from bizchat.campaigns.audiences import Audience, Limits, sample, split
 from bizchat.errors import InvalidValue, NotFound
 
 
@@ -301,7 +301,7 @@ def _shared_workspace():
        hour=st.integers(0, 23))
 def test_no_marketing_message_is_queued_without_a_current_opt_in(people, any_of, all_of, none_of,
                                                                   category, hour):
-    from bizchat import consent, contacts
+    from bizchat.people import consent, contacts
 
     ws, n_account = _shared_workspace()
     acc = account(ws, f"+49 30 {900000 + n_account}", f"Laden {n_account}")

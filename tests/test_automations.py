@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from bizchat import automations
-from bizchat.accounts import InvalidValue, is_open_at, resolve_id
-from bizchat.conversations import store_messages
 from bizchat.errors import NotFound, TemplateError
+from bizchat.messaging import automations
+from bizchat.messaging.chats import store_messages
+from bizchat.people.accounts import InvalidValue, is_open_at, resolve_id
 
 SHOP = "+49 30 1234567"       # Europe/Berlin
 VIENNA = "+43 1 2345678"      # Europe/Vienna
@@ -387,7 +387,7 @@ def test_through_webhook_ingestion(ws):
     """The path production takes: webhook bodies -> ingest_bodies -> apply, one transaction."""
     from webhook_samples import PNID, dumps, text_message
 
-    from bizchat.webhook_ingest import ingest_bodies, payload_id
+    from bizchat.ingest.webhooks import ingest_bodies, payload_id
 
     ws.accounts.add("+49 30 901820", name="Lindenblatt Verlag", phone_number_id=PNID,
                     business_hours=HOURS)

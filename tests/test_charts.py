@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from bizchat import charts
-from bizchat.stats.timing import SendTimeAdvice, send_time_grid
+from bizchat.analytics import charts
+from bizchat.analytics.stats.timing import SendTimeAdvice, send_time_grid
 
 NOTE = charts.LOWER_BOUND_NOTE
 

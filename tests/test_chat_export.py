@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bizchat.chat_export import COLUMNS, KINDS, parse_export
 from bizchat.errors import BizchatError, ImportFormatError
+from bizchat.ingest.chat_export import COLUMNS, KINDS, parse_export
 
 OURS = Path(__file__).parent / "fixtures" / "exports"
 LRM, NNBSP = "\u200e", "\u202f"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bizchat.cli import main
-from bizchat.safe_export import DANGEROUS_START
+from bizchat.privacy.safe_export import DANGEROUS_START
 
 FORMULA = "=cmd|' /C calc'!A0"
 SHOP = "+49 30 1234567"
@@ -81,7 +81,7 @@ def hostile(tmp_path_factory):
                                      variants=["Hi {first_name}!"], control=0.2, seed=3,
                                      category="marketing", missing="fallback",
                                      fallbacks={"first_name": "du"})
-    from bizchat import outbox
+    from bizchat.campaigns import outbox
 
     ws.broadcasts.schedule(broadcast["broadcast_id"], at="2025-06-02T10:00:00+00:00")
     outbox.send(ws, broadcast["broadcast_id"], transport="simulated", seed=3)

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bizchat
-from bizchat.consent import (
+from bizchat.errors import InvalidValue, NotFound
+from bizchat.people.consent import (
     DEFAULT_OPT_OUT_KEYWORDS,
     Decision,
     is_opt_out_keyword,
@@ -20,7 +21,6 @@ from bizchat.consent import (
     record_events,
     record_keyword_opt_outs,
 )
-from bizchat.errors import InvalidValue, NotFound
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 _fresh = itertools.count()  # a new contact per hypothesis example

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import bizchat
 from bizchat.cli import main
-from bizchat.contact_import import import_contacts
 from bizchat.errors import ImportFormatError
+from bizchat.people.contact_import import import_contacts
 
 HOSTILE = '''phone,name,consent,consent_source,consent_at,evidence,language,attributes,labels
 0170 1234567,"Anna ""die Große"" Schmidt",yes,double_opt_in_form,2024-05-01 10:00,"DOI mail, confirmed 2024-05-01 10:02",de,"{""city"": ""Graz""}",vip

@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 import bizchat
-from bizchat.accounts import InvalidValue
 from bizchat.cli import main
 from bizchat.errors import Conflict, InvalidPhoneNumber, NotFound
+from bizchat.people.accounts import InvalidValue
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 import bizchat
 from bizchat import demo, store
-from bizchat import demo_content as content
 from bizchat.cli import main
+from bizchat.demo import content as content
 from bizchat.errors import Conflict, WorkspaceBusy
-from bizchat.phones import parse
+from bizchat.people.phones import parse
 
 N = 500
 SEED = 11

@@ -29,7 +29,7 @@ def account(ws):
 
 
 def do_import(ws, path, **kw):
-    from bizchat.export_import import import_export
+    from bizchat.ingest.export_import import import_export
 
     with ws.transaction() as con:
         return import_export(con, "+49 30 901820", path, **kw)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bizchat.accounts import InvalidValue
-from bizchat.conversations import ensure_chats
 from bizchat.errors import Conflict, LimitExceeded, NotFound
-from bizchat.labels import PALETTE
+from bizchat.messaging.chats import ensure_chats
+from bizchat.people.accounts import InvalidValue
+from bizchat.people.labels import PALETTE
 
 SHOP = "+49 30 1234567"
 OTHER = "+43 1 2345678"

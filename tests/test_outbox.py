@@ -24,12 +24,20 @@ from fake_graph import FakeGraph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bizchat import conversations, outbox, webhook_ingest
-from bizchat.broadcasts import Broadcasts
-from bizchat.consent import record_events
+from bizchat.campaigns import outbox
+from bizchat.campaigns.broadcasts import Broadcasts
+from bizchat.campaigns.transports import (
+    SendResult,
+    SimClock,
+    SimRates,
+    SimulatedTransport,
+    Transport,
+)
+from bizchat.campaigns.transports.cloud_api import CloudApiTransport
 from bizchat.errors import NotFound
-from bizchat.transports import SendResult, SimClock, SimRates, SimulatedTransport, Transport
-from bizchat.transports.cloud_api import CloudApiTransport
+from bizchat.ingest import webhooks
+from bizchat.messaging import chats
+from bizchat.people.consent import record_events
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)   # Wednesday 10:00 in Berlin
 PNID = "106540352242922"
@@ -192,7 +200,7 @@ def test_at_least_six_seconds_between_messages_to_one_user(ws):
     bid = campaign(ws, 5, category="utility", body="Info", opt_in=False)
     first = recipients(ws, bid).iloc[0]
     with ws.transaction() as con:
-        conversations.store_messages(con, pd.DataFrame([{
+        chats.store_messages(con, pd.DataFrame([{
             "message_id": "wamid.earlier", "account_id": 1, "contact_id": int(first.contact_id),
             "direction": "out", "kind": "text", "body": "vorhin", "source": "transport",
             "created_at": T0 - timedelta(seconds=2)}]))
@@ -333,7 +341,7 @@ def _status_webhook(message_id: str, key: str, to: str) -> tuple:
             "metadata": {"display_phone_number": "4930901820", "phone_number_id": PNID},
             "statuses": [{"id": message_id, "status": "delivered", "timestamp": "1772614800",
                           "recipient_id": to, "biz_opaque_callback_data": key}]}}]}]})
-    return webhook_ingest.payload_id(body), datetime.now(UTC), body
+    return webhooks.payload_id(body), datetime.now(UTC), body
 
 
 def test_unknown_outcomes_are_never_resent_and_a_status_settles_them(ws):
@@ -346,7 +354,7 @@ def test_unknown_outcomes_are_never_resent_and_a_status_settles_them(ws):
     assert len([m for m in transport.calls if m.to == wa(2)]) == 1
     row = recipients(ws, bid).iloc[2]
     with ws.transaction() as con:
-        webhook_ingest.ingest_bodies(con, [_status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
+        webhooks.ingest_bodies(con, [_status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
     result = outbox.resume(ws, bid, transport=transport)
     row = recipients(ws, bid).iloc[2]
     assert (row.state, row.message_id) == ("sent", "wamid.LATE")
@@ -387,7 +395,7 @@ def test_a_later_131049_receipt_requeues_under_a_new_key(ws):
         status="failed", errors=[{"code": 131049, "title": "healthy ecosystem"}])
     text = json.dumps(failed)
     with ws.transaction() as con:
-        webhook_ingest.ingest_bodies(con, [(webhook_ingest.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [(webhooks.payload_id(text), datetime.now(UTC), text)])
     outbox.send(ws, bid, transport=transport, max_wait=0)
     again = recipients(ws, bid).iloc[0]
     assert again.state == "queued" and again.idempotency_key == row.idempotency_key + "~r1"
@@ -419,7 +427,7 @@ def test_variants_and_control_group(ws):
 
 
 def test_progress_bar_and_log_lines(ws, capsys, caplog):
-    caplog.set_level("INFO", logger="bizchat.outbox")
+    caplog.set_level("INFO", logger="bizchat.campaigns.outbox")
     bid = campaign(ws, 5)
     outbox.send(ws, bid, transport=SimulatedTransport(1, rates=CALM), progress=True)
     assert f"broadcast {bid}" in capsys.readouterr().err
@@ -462,8 +470,8 @@ def test_cloud_configuration_is_checked_before_anything_is_marked(ws, monkeypatc
 CHILD = r"""
 import os, signal, sys
 import bizchat
-from bizchat import outbox
-from bizchat.transports import SimRates, SimulatedTransport
+from bizchat.campaigns import outbox
+from bizchat.campaigns.transports import SimRates, SimulatedTransport
 
 path, bid, delay, kill_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 calls = 0

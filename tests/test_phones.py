@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bizchat
-from bizchat import phones
-from bizchat.accounts import _get as _get_account
-from bizchat.contacts import _lookup as _lookup_contact
 from bizchat.errors import InvalidPhoneNumber
+from bizchat.people import phones
+from bizchat.people.accounts import _get as _get_account
+from bizchat.people.contacts import _lookup as _lookup_contact
 
 TYPES = {"mobile": phonenumbers.PhoneNumberType.MOBILE,
          "fixed_line": phonenumbers.PhoneNumberType.FIXED_LINE}

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from broadcast_helpers import T0, account, contact, deliver, inbound, service
 
+from bizchat.campaigns.planning import BASES, RateCard, countries
 from bizchat.errors import ImportFormatError
-from bizchat.planning import BASES, RateCard, countries
 
 DE_MARKETING, DE_UTILITY, AT_MARKETING = 0.1131, 0.0456, 0.1096
 

@@ -22,10 +22,10 @@ from privacy_fill import (
 import bizchat
 from bizchat.cli import main
 from bizchat.cli import privacy as cli_privacy
-from bizchat.contact_import import import_contacts
 from bizchat.errors import NotFound
+from bizchat.ingest.spool import Spool
+from bizchat.people.contact_import import import_contacts
 from bizchat.privacy import Privacy
-from bizchat.spool import Spool
 
 STATS = {
     "campaign_stats": "SELECT * FROM campaign_stats ORDER BY broadcast_id",
@@ -110,7 +110,7 @@ def test_spool_keeps_other_customers_and_replays(tmp_path):
     for pid, _, body in records:
         assert pid == hashlib.sha256(body.encode()).hexdigest()
     # Ingesting the rewritten spool brings nobody back.
-    from bizchat.webhook_ingest import ingest_bodies
+    from bizchat.ingest.webhooks import ingest_bodies
 
     with filled.ws.transaction() as con:
         ingest_bodies(con, records)
@@ -205,8 +205,8 @@ def test_cli_erase_asks_on_a_terminal(tmp_path, monkeypatch):
 
 
 def test_import_refuses_to_guess_when_the_key_changed(ws, tmp_path, monkeypatch):
-    from bizchat import pseudonym
-    from bizchat.privacy.tombstones import TombstoneKeyMismatch
+    from bizchat.people import pseudonym
+    from bizchat.people.tombstones import TombstoneKeyMismatch
 
     monkeypatch.setenv(pseudonym.ENV, "first-key")
     acc = ws.accounts.add("+49 30 901820", "Buchladen")

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from privacy_fill import envelope
 
 import bizchat
-from bizchat import pseudonym
 from bizchat.cli import main
-from bizchat.webhook_ingest import ingest_bodies, payload_id
+from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.people import pseudonym
 
 PNID = "555000111"
 HOSTILE = '=HYPERLINK("http://evil.example","Rita")'

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bizchat
-from bizchat import audit, pseudonym
 from bizchat.errors import BizchatError
+from bizchat.people import pseudonym
+from bizchat.store import audit
 
 
 def test_key_is_made_with_the_workspace_and_kept_beside_it(tmp_path, monkeypatch):

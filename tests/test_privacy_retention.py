@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from privacy_fill import envelope
 
 import bizchat
-from bizchat import conversations
-from bizchat.accounts import InvalidValue
 from bizchat.cli import main
 from bizchat.errors import BizchatError, NotFound
-from bizchat.webhook_ingest import ingest_bodies, payload_id
+from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.messaging import chats
+from bizchat.people.accounts import InvalidValue
 
 NOW = datetime.now(UTC)
 OLD_TEXT = "Alte-Nachricht-von-2019"
@@ -29,7 +29,7 @@ def _shop(ws):
                     [NOW - timedelta(days=5 * 365), old["contact_id"]])
         con.execute("UPDATE contacts SET created_at = ? WHERE contact_id = ?",
                     [NOW - timedelta(days=5 * 365), fresh["contact_id"]])
-        conversations.store_messages(con, pd.DataFrame([
+        chats.store_messages(con, pd.DataFrame([
             {"message_id": "m-old", "account_id": 1, "contact_id": old["contact_id"], "direction": "in",
              "kind": "text", "body": OLD_TEXT, "source": "webhook",
              "created_at": NOW - timedelta(days=4 * 365)},

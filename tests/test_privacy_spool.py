@@ -7,10 +7,10 @@ import json
 
 from privacy_fill import envelope
 
+from bizchat.ingest.spool import Spool
 from bizchat.privacy.payloads import Redaction
 from bizchat.privacy.spool_redact import redact_spool
 from bizchat.privacy.subjects import Identifiers
-from bizchat.spool import Spool
 
 WA = "491701234567"
 

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from webhook_samples import PNID, dumps, text_message
 
 import bizchat
-from bizchat.server import create_app, sign
+from bizchat.receiver.server import create_app, sign
 
 
 @pytest.fixture

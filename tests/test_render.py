@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bizchat.errors import TemplateError
-from bizchat.render import contact_values, parse, placeholders, render, validate
+from bizchat.messaging.render import contact_values, parse, placeholders, render, validate
 
 
 def test_named_placeholders_and_literal_braces():

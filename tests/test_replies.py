@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bizchat.accounts import InvalidValue
 from bizchat.errors import Conflict, LimitExceeded, NotFound, TemplateError
+from bizchat.people.accounts import InvalidValue
 
 SHOP = "+49 30 1234567"
 OTHER = "+43 1 2345678"

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bizchat.errors import BizchatError
-from bizchat.safe_export import (
+from bizchat.privacy.safe_export import (
     DANGEROUS_START,
     excel_available,
     neutralise,

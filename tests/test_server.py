@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from webhook_samples import PNID, dumps, status, text_message
 
 import bizchat
-from bizchat.server import create_app, sign
+from bizchat.receiver.server import create_app, sign
 
 T0 = 1_790_000_000
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bizchat.spool import Spool, decode_line, encode_line
+from bizchat.ingest.spool import Spool, decode_line, encode_line
 
 AT = datetime(2026, 12, 6, 10, 30, tzinfo=UTC)
 COMPACT = '{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"text":"Grüße \\"Anna\\" 📚"}}]}]}'

@@ -21,9 +21,9 @@ import pytest
 from webhook_samples import PNID, dumps, text_message
 
 import bizchat
-from bizchat.ingester import Ingester
+from bizchat.ingest.spool import Spool
 from bizchat.privacy import Privacy
-from bizchat.spool import Spool
+from bizchat.receiver.ingester import Ingester
 
 T0 = 1_790_000_000
 TESTS = Path(__file__).resolve().parent
@@ -99,7 +99,7 @@ def test_a_damaged_line_is_quarantined_once_and_the_lines_behind_it_are_stored(w
     with open(spool.path, "ab") as f:                  # a line torn and glued, or hand-edited
         f.write(damaged + b"\n" + b'\xff\xfe not even UTF-8\n')
     spool.append([Spool.record(body(3))])
-    with caplog.at_level(logging.WARNING, logger="bizchat.spool"):
+    with caplog.at_level(logging.WARNING, logger="bizchat.ingest.spool"):
         assert drain(workspace.path) == 5
     assert stored(workspace) == ["wamid.N1", "wamid.N2", "wamid.N3"]
     assert spool.quarantine_path.read_bytes() == damaged + b"\n" + b'\xff\xfe not even UTF-8\n'
@@ -119,7 +119,7 @@ def test_erasure_keeps_every_body_not_yet_in_the_workspace(workspace):
     spool.commit(bogus)                                          # an offset ahead of DuckDB
     assert len(Spool(workspace.path).read().records) == 2
     with workspace.transaction() as con:                         # someone else's message
-        from bizchat.webhook_ingest import ingest_bodies, payload_id
+        from bizchat.ingest.webhooks import ingest_bodies, payload_id
 
         other = body(99, wa=PERSON).decode()
         ingest_bodies(con, [(payload_id(other), None, other)])
@@ -135,9 +135,9 @@ SCENARIO = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
     import bizchat
-    from bizchat.ingester import Ingester
+    from bizchat.receiver.ingester import Ingester
     from bizchat.privacy import Privacy
-    from bizchat.spool import Spool
+    from bizchat.ingest.spool import Spool
     from test_spool_crash import PERSON, body
 
     path = Path(sys.argv[1])

@@ -28,11 +28,11 @@ from test_stats_world import (
     add_recipient,
 )
 
+from bizchat.analytics.stats import Stats, detectable_effect, sample_size
+from bizchat.analytics.stats import proportions as P
+from bizchat.analytics.stats.experiments import evaluate_ab, evaluate_lift, plan, planned_shares
 from bizchat.errors import InvalidValue
-from bizchat.receipts import record_status_events
-from bizchat.stats import Stats, detectable_effect, sample_size
-from bizchat.stats import proportions as P
-from bizchat.stats.experiments import evaluate_ab, evaluate_lift, plan, planned_shares
+from bizchat.messaging.receipts import record_status_events
 
 T = datetime(2025, 5, 6, 9, 0, tzinfo=UTC)
 LATER = T + timedelta(days=10)  # past every outcome window

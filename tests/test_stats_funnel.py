@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from test_stats_world import T1, build_campaigns
 
+from bizchat.analytics.stats import pseudonymize
+from bizchat.analytics.stats.pseudonym import ENV_VAR, pseudonym_key
 from bizchat.errors import InvalidValue, NotFound
-from bizchat.stats import pseudonymize
-from bizchat.stats.pseudonym import ENV_VAR, pseudonym_key
 
 
 @pytest.fixture
@@ -225,8 +225,8 @@ def test_recipients_table_is_pseudonymous(stats, ws, monkeypatch):
 
 
 def test_contact_keys_are_the_privacy_modules(ws, monkeypatch):
-    from bizchat import pseudonym as privacy
-    from bizchat.stats import pseudonym
+    from bizchat.analytics.stats import pseudonym
+    from bizchat.people import pseudonym as privacy
     monkeypatch.delenv(ENV_VAR, raising=False)
     key = pseudonym_key(ws)
     assert pseudonymize([7, 12345, None], key) == [privacy.contact_key(key.encode(), 7),

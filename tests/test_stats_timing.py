@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from test_stats_world import add_account, add_broadcast, add_contact, add_recipient, build_campaigns
 
-from bizchat.stats.timing import recommend, send_time_grid
+from bizchat.analytics.stats.timing import recommend, send_time_grid
 
 
 @pytest.fixture

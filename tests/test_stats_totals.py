@@ -19,7 +19,9 @@ from test_outbox import Scripted, _status_webhook, campaign, recipients, wa
 from test_stats_world import T1, build_campaigns
 
 import bizchat
-from bizchat import outbox, store, webhook_ingest
+from bizchat import store
+from bizchat.campaigns import outbox
+from bizchat.ingest import webhooks
 
 COUNTS = ["recipients", "skipped", "sent", "delivered", "read", "failed"]
 
@@ -68,7 +70,7 @@ def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
         status="failed", errors=[{"code": 131049, "title": "healthy ecosystem"}])
     text = json.dumps(failed)
     with ws.transaction() as con:
-        webhook_ingest.ingest_bodies(con, [(webhook_ingest.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [(webhooks.payload_id(text), datetime.now(UTC), text)])
     assert ws.stats.open_rates()["failed"].tolist() == [1]     # until the outbox settles it
     outbox.send(ws, bid, transport=transport, max_wait=0)      # settles: queued under ~r1
     table = assert_same_tables(ws)
@@ -81,7 +83,7 @@ def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
     again = recipients(ws, bid).iloc[0]
     assert again.message_id != first.message_id and again.state == "sent"
     with ws.transaction() as con:
-        webhook_ingest.ingest_bodies(con, [_status_webhook(again.message_id, again.idempotency_key, wa(0)),
+        webhooks.ingest_bodies(con, [_status_webhook(again.message_id, again.idempotency_key, wa(0)),
                                            _status_webhook(first.message_id, first.idempotency_key, wa(0))])
     table = assert_same_tables(ws)
     assert table[["recipients", "sent", "delivered", "failed"]].values.tolist() == [[2, 2, 1, 0]]
@@ -94,7 +96,7 @@ def test_a_receipt_before_the_send_was_recorded_joins_by_its_key(ws):
     row = recipients(ws, bid).iloc[2]
     assert row.state == "unknown" and pd.isna(row.message_id)
     with ws.transaction() as con:   # the platform's receipt names the key, not yet the id
-        webhook_ingest.ingest_bodies(con, [_status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
+        webhooks.ingest_bodies(con, [_status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
     linked = ws.sql("SELECT broadcast_id FROM message_status WHERE message_id = 'wamid.LATE'")
     assert linked["broadcast_id"].tolist() == [bid]
     table = assert_same_tables(ws)
@@ -112,7 +114,7 @@ def test_a_receipt_while_the_recipient_is_sending_is_linked_before_the_id_is_rec
         status="failed", errors=[{"code": 131026, "title": "undeliverable"}])
     text = json.dumps(failed)
     with ws.transaction() as con:
-        webhook_ingest.ingest_bodies(con, [(webhook_ingest.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [(webhooks.payload_id(text), datetime.now(UTC), text)])
     table = assert_same_tables(ws)
     assert table[["sent", "failed"]].values.tolist() == [[1, 1]]
 

@@ -22,10 +22,10 @@ from webhook_samples import (
 )
 
 import bizchat
-from bizchat import status_bodies
-from bizchat.ingester import Ingester
-from bizchat.spool import Spool
-from bizchat.webhook_ingest import ingest_bodies, payload_id
+from bizchat.ingest import status_bodies
+from bizchat.ingest.spool import Spool
+from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.receiver.ingester import Ingester
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 T0 = 1_790_000_000

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webhook_samples import FIXTURES
 
-from bizchat import render
-from bizchat import templates as tpl
+from bizchat.campaigns import templates as tpl
 from bizchat.errors import Conflict, InvalidValue, NotFound, TemplateError
+from bizchat.messaging import render
 
 
 @pytest.fixture

@@ -16,8 +16,18 @@ from fake_graph import FakeGraph
 from webhook_samples import FIXTURES
 
 import bizchat
-from bizchat.transports import OutboundMessage, SimRates, SimulatedTransport, TransportError, make
-from bizchat.transports.cloud_api import CloudApiTransport, build_payload, retry_after_seconds
+from bizchat.campaigns.transports import (
+    OutboundMessage,
+    SimRates,
+    SimulatedTransport,
+    TransportError,
+    make,
+)
+from bizchat.campaigns.transports.cloud_api import (
+    CloudApiTransport,
+    build_payload,
+    retry_after_seconds,
+)
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)   # a Wednesday, 10:00 in Berlin
 TOKEN = "EAAG-very-secret-token-0123456789"

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from webhook_samples import PNID, dumps, envelope, status, text_message
 
 from bizchat.cli import main
-from bizchat.spool import Spool
-from bizchat.webhook_batches import ingest_isolated, is_transient
-from bizchat.webhook_ingest import ingest_bodies, payload_id
+from bizchat.ingest.batches import ingest_isolated, is_transient
+from bizchat.ingest.spool import Spool
+from bizchat.ingest.webhooks import ingest_bodies, payload_id
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 T0 = 1_790_000_000
@@ -199,8 +199,8 @@ def test_cli_ingest_keeps_the_bad_body_and_stores_the_rest(ws, account, tmp_path
 DISK_FULL = textwrap.dedent("""
     import json, resource, signal, sys
     from pathlib import Path
-    from bizchat.ingester import Ingester
-    from bizchat.spool import Spool
+    from bizchat.receiver.ingester import Ingester
+    from bizchat.ingest.spool import Spool
 
     path = Path(sys.argv[1])
     ingester = Ingester(path, Spool(path, repair=False))
@@ -226,7 +226,7 @@ def test_a_full_disk_keeps_the_bodies_pending_instead_of_rejecting_them(ws, acco
     assert "File too large" in status_line["last_error"]
     assert spool.pending_bytes() == pending
     assert ws.sql("SELECT count(*) AS n FROM raw_payloads")["n"][0] == 0
-    from bizchat.ingester import Ingester
+    from bizchat.receiver.ingester import Ingester
 
     assert Ingester(ws.path, spool).run_once() == 60
     assert ws.sql("SELECT count(*) AS n FROM messages")["n"][0] == 60

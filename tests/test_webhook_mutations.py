@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webhook_mutations import _workspace, bases, mutate, valid_body
 
-from bizchat.webhook_batches import ingest_isolated
-from bizchat.webhook_ingest import ingest_bodies, payload_id
+from bizchat.ingest.batches import ingest_isolated
+from bizchat.ingest.webhooks import ingest_bodies, payload_id
 
 BASES = bases()
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

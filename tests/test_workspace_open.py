@@ -278,7 +278,7 @@ def test_every_command_declares_how_it_uses_the_workspace():
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory) -> tuple[Path, int]:
-    from bizchat import outbox
+    from bizchat.campaigns import outbox
 
     path = tmp_path_factory.mktemp("readers") / "shop.duckdb"
     ws = bizchat.open(path)

@@ -129,7 +129,7 @@ def run(n_bodies: int, batch: int, seed: int = 0) -> dict:
     import tempfile
     from datetime import UTC, datetime
 
-    from bizchat.webhook_ingest import ingest_bodies, payload_id
+    from bizchat.ingest.webhooks import ingest_bodies, payload_id
 
     rng = random.Random(seed)
     docs = bases()
@@ -167,11 +167,11 @@ def run(n_bodies: int, batch: int, seed: int = 0) -> dict:
         figures["plain_bodies_failing_alone"] = failing
         import bizchat
 
-        if not (Path(bizchat.__file__).parent / "webhook_batches.py").exists():
+        if not (Path(bizchat.__file__).parent / "batches.py").exists():
             return figures                       # a bizchat before per-body isolation
         import logging
 
-        from bizchat.webhook_batches import ingest_isolated
+        from bizchat.ingest.batches import ingest_isolated
 
         logging.getLogger("bizchat").setLevel(logging.ERROR)
         isolated = _workspace(Path(tmp) / "isolated.duckdb")

@@ -96,7 +96,7 @@ def echo_frame(df: pd.DataFrame, csv: bool = False) -> None:
     if csv:
         import csv as csv_module
 
-        from ..safe_export import safe_csv
+        from ..privacy.safe_export import safe_csv
 
         click.echo(safe_csv(df, quoting=csv_module.QUOTE_MINIMAL), nl=False)
     elif df.empty:

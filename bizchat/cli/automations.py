@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..automations import SCHEDULES, SCOPES
+from ..messaging.automations import SCHEDULES, SCOPES
 from ._common import account_option, echo_frame, pass_workspace
 
 scope_option = click.option(

@@ -176,7 +176,7 @@ def _funnel_line(f: dict) -> str:
 @pass_workspace(read_only=True)
 def show(ws, broadcast_id) -> None:
     """Show a broadcast: recipients by state and skip reason, and the funnel so far."""
-    from ..audiences import Audience
+    from ..campaigns.audiences import Audience
 
     info = _service(ws).show(broadcast_id)
     b = info["broadcast"]
@@ -282,7 +282,7 @@ def send(ws, broadcast_id, transport, seed, progress) -> None:
             f"Broadcast {broadcast_id} is scheduled for {found['scheduled_for']:%Y-%m-%d %H:%M} "
             "UTC; quiet hours and the frequency cap were checked for that time. Run `send` then "
             "(e.g. from cron), or cancel it and create a new one to send now.")
-    from .. import outbox  # the sender; imported here so composing works without it
+    from ..campaigns import outbox  # the sender; imported here so composing works without it
 
     _print_outcome(outbox.send(ws, broadcast_id, transport=transport, seed=seed,
                                progress=progress))
@@ -294,7 +294,7 @@ def send(ws, broadcast_id, transport, seed, progress) -> None:
 @pass_workspace
 def resume(ws, broadcast_id, transport, seed, progress) -> None:
     """Continue a send that was interrupted; sends caught mid-call become 'unknown', never resent."""
-    from .. import outbox
+    from ..campaigns import outbox
 
     _print_outcome(outbox.resume(ws, broadcast_id, transport=transport, seed=seed,
                                  progress=progress))
@@ -307,7 +307,7 @@ def resume(ws, broadcast_id, transport, seed, progress) -> None:
 @pass_workspace
 def resolve(ws, broadcast_id, decision) -> None:
     """Decide about recipients whose send a crash left 'unknown'."""
-    from .. import outbox
+    from ..campaigns import outbox
 
     _print_outcome(outbox.resolve_unknown(ws, broadcast_id, decision))
 

@@ -20,7 +20,7 @@ from .imports import import_group
 def export(ws, file: Path, account: str, contact_phone: str | None, business_name: str | None,
            dayfirst: bool | None) -> None:
     """Import a chat export FILE (.txt or .zip) as a chat of ACCOUNT, idempotently."""
-    from ..export_import import import_export
+    from ..ingest.export_import import import_export
 
     with ws.transaction() as con:
         result = import_export(con, account, file, contact_phone=contact_phone,

@@ -29,7 +29,7 @@ def contacts(ws, file: str, account: str, as_json: bool) -> None:
     skipped; the good rows are imported in one transaction. Importing again changes
     nothing.
     """
-    from ..contact_import import import_contacts
+    from ..people.contact_import import import_contacts
 
     result = import_contacts(ws, file, account)
     if as_json:

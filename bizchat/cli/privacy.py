@@ -199,7 +199,7 @@ def keys(ws, new_key: bool) -> None:
     workspace (<workspace>.key); it is never inside the workspace.
     """
     if new_key:
-        from .. import pseudonym
+        from ..people import pseudonym
 
         pseudonym.new_key(ws)
         click.echo(f"Started a new pseudonymisation key in {ws.path}.key; every pseudonymous "

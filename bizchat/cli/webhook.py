@@ -35,7 +35,7 @@ def serve(host: str, port: int, stall_after: float, flush_timeout: float,
     into the workspace in batches; SIGTERM or Ctrl-C flushes and exits 0 (1 if the flush
     failed: the spool keeps the bodies for the next start).
     """
-    from ..server import serve as run
+    from ..receiver.server import serve as run
 
     state = click.get_current_context().find_object(CliState)
     run(state.workspace, host=host, port=port, stall_after=stall_after,
@@ -44,7 +44,7 @@ def serve(host: str, port: int, stall_after: float, flush_timeout: float,
 
 def read_payload_file(path: Path) -> list[tuple[str, datetime, str]]:
     """A saved payload file: one JSON document, or JSON lines (one body per line)."""
-    from ..webhook_ingest import payload_id
+    from ..ingest.webhooks import payload_id
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -81,7 +81,7 @@ def ingest(ws, files: tuple[Path, ...]) -> None:
     A body that cannot be stored is kept as rejected with its reason (see `webhook
     reprocess --rejected`); the others are stored all the same.
     """
-    from ..webhook_batches import ingest_isolated
+    from ..ingest.batches import ingest_isolated
 
     items = [item for path in files for item in read_payload_file(path)]
     with ws.connect() as con:
@@ -98,7 +98,7 @@ def ingest(ws, files: tuple[Path, ...]) -> None:
 @pass_workspace
 def reprocess(ws, rejected: bool) -> None:
     """Ingest again the payloads kept for an unknown business number (after adding it)."""
-    from ..webhook_batches import ingest_isolated
+    from ..ingest.batches import ingest_isolated
 
     states = ["unknown_account", "rejected"] if rejected else ["unknown_account"]
 

@@ -6,7 +6,7 @@
   outputs, then compaction of the file (erasure.py, sweep.py, spool_redact.py,
   outputs.py, compaction.py), with a tombstone against re-import (tombstones.py);
 * retention policies and the purge that applies them (retention.py);
-* pseudonymous keys for analysts (bizchat.pseudonym) and the audit log (bizchat.audit).
+* pseudonymous keys for analysts (bizchat.people.pseudonym) and the audit log (bizchat.store.audit).
 
 docs/privacy.md says what is stored, why, for how long, and how to answer each request.
 """
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import audit, faults, pseudonym
 from ..errors import BizchatError
+from ..people import pseudonym
+from ..store import audit, faults
 from . import compaction, consent_proof, erasure, outputs, payloads, retention, subject, subjects
 from .erasure import ErasureResult
 from .retention import PurgeResult

@@ -30,8 +30,8 @@ from pathlib import Path
 import duckdb
 
 from .. import store
-from ..durable import fsync_path
 from ..errors import BizchatError, WorkspaceBusy
+from ..store.durable import fsync_path
 
 PENDING = "privacy.compaction_pending"
 _ALIAS = "bizchat_compact"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from .. import pseudonym
-from ..accounts import _get as _get_account
+from ..people import pseudonym
+from ..people.accounts import _get as _get_account
 
 
 @dataclass

@@ -31,8 +31,10 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
-from .. import audit, pseudonym, store
-from . import sweep, tombstones
+from .. import store
+from ..people import pseudonym, tombstones
+from ..store import audit
+from . import sweep
 from .payloads import Redaction, account_scope, anonymous_id, redact_text
 from .subjects import Identifiers, identifiers, remaining_identifiers
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..durable import write_atomic
+from ..store.durable import write_atomic
 from .payloads import Redaction
 
 MAX_BYTES = 256 << 20    # larger files are not reports; they are left alone

@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pandas as pd
 
-from .. import audit, pseudonym
-from ..accounts import InvalidValue
-from ..accounts import _get as _get_account
+from ..people import pseudonym
+from ..people.accounts import InvalidValue
+from ..people.accounts import _get as _get_account
+from ..store import audit
 
 DEFAULTS = {"message_bodies": 365, "raw_payloads": 90, "inactive_contacts": 3 * 365}
 KINDS = tuple(DEFAULTS)

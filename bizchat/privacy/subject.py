@@ -21,10 +21,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .. import audit, pseudonym
-from ..durable import write_atomic
-from ..safe_export import safe_csv
+from ..people import pseudonym
+from ..store import audit
+from ..store.durable import write_atomic
 from . import payloads
+from .safe_export import safe_csv
 from .subjects import Identifiers, Subject, identifiers
 
 FORMAT = "bizchat-subject-export/1"

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import duckdb
 import phonenumbers
 
-from ..accounts import _get as _get_account
-from ..contacts import _lookup as _lookup_contact
 from ..errors import NotFound
+from ..people.accounts import _get as _get_account
+from ..people.contacts import _lookup as _lookup_contact
 
 # Names shorter than this are not searched for in free text (they would match everywhere).
 MIN_NAME_LENGTH = 3

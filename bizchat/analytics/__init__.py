@@ -1,0 +1,1 @@
+"""Analytics: stats (Ibis -> DataFrame) and charts (DataFrame -> plotly figure)."""

@@ -1,0 +1,263 @@
+"""Campaign and chat analytics (``ws.stats``): pandas DataFrames with documented columns.
+
+Every method opens one read-only connection, builds the metric as an Ibis expression
+(``funnel``, ``timing``, ``cohorts``, ``chats``, ``experiments``), runs it on DuckDB and
+closes again. Common keyword filters:
+
+- ``account``: the business account (number, account_id or phone_number_id)
+- ``start``, ``end``: a half-open UTC range (naive times and dates mean UTC). Campaign
+  metrics keep whole broadcasts whose reference time (scheduled_for, else first send)
+  lies in it; chat metrics use the message or turn time; cohorts the opt-in time.
+- ``labels``: a label name or list; keeps contacts carrying any of them (current labels)
+- ``category``: the broadcast's template category, ``marketing`` or ``utility``
+- ``broadcasts``: a broadcast id or list of ids
+- ``tz``: the IANA time zone of day/week/month/hour/weekday buckets (default UTC)
+
+Rates are NaN where the denominator is 0. Open (read) rates are lower bounds: users can
+switch read receipts off. Outputs carry no phone numbers or names; the one contact-level
+table (``recipients``) identifies people by a keyed pseudonym (``contact_key``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+
+from ...errors import InvalidValue
+from . import chats, cohorts, experiments, funnel, timing
+from .experiments import ABPlan, ABTest, ControlLift
+from .outcomes import add_weekday_names, grouped_recipients, key_columns, parse_by
+from .proportions import detectable_effect, sample_size
+from .pseudonym import pseudonym, pseudonym_key, pseudonymize
+from .tables import check_tz, now_utc, resolve_filters, session
+from .timing import SendTimeAdvice
+
+__all__ = ["ABPlan", "ABTest", "ControlLift", "SendTimeAdvice", "Stats", "detectable_effect",
+           "pseudonym", "pseudonym_key", "pseudonymize", "sample_size"]
+
+
+class Stats:
+    """Analytics over one workspace. Construct with the Workspace (``ws.stats``)."""
+
+    def __init__(self, ws):
+        self.ws = ws
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _frame(self, build, filters: dict) -> pd.DataFrame:
+        """Resolve the filters, build the expression, run it: one read-only connection."""
+        with session(self.ws) as t:
+            f = resolve_filters(t.backend.con, **filters)
+            return add_weekday_names(t.execute(build(t, f)))
+
+    @staticmethod
+    def _filters(account, start, end, labels, category, broadcasts=None) -> dict:
+        return dict(account=account, start=start, end=end, labels=labels, category=category,
+                    broadcasts=broadcasts)
+
+    # --- funnel -------------------------------------------------------------------------
+
+    def open_rates(self, by: str | Sequence[str] = "broadcast", *, account=None, start=None,
+                   end=None, labels=None, category=None, broadcasts=None,
+                   tz: str = "UTC") -> pd.DataFrame:
+        """The campaign open-rate table grouped ``by`` broadcast, variant, account,
+        category, template, label, day, week, month, hour or weekday (or a list).
+
+        Columns: the group keys (per broadcast also name, account_id, category, template,
+        scheduled_for), recipients, skipped, sent, delivered, read, failed,
+        first_sent_at (earliest sent receipt), delivery_rate (delivered / sent), open_rate
+        (read / delivered; a lower bound).
+        """
+        keys, tz = parse_by(by), check_tz(tz)
+        return self._frame(lambda t, f: funnel.open_rates(t, f, keys, tz),
+                           self._filters(account, start, end, labels, category, broadcasts))
+
+    def funnel(self, by: str | Sequence[str] = "broadcast", *, account=None, start=None,
+               end=None, labels=None, category=None, broadcasts=None,
+               tz: str = "UTC") -> pd.DataFrame:
+        """``open_rates`` plus control (hold-out recipients), replied (delivered recipients
+        who wrote back within 72 h), opted_out (marketing opt-out within 7 days),
+        reply_rate and opt_out_rate (both per delivered)."""
+        keys, tz = parse_by(by), check_tz(tz)
+        return self._frame(lambda t, f: funnel.funnel(t, f, keys, tz),
+                           self._filters(account, start, end, labels, category, broadcasts))
+
+    def failures(self, by: str | Sequence[str] | None = "broadcast", *, account=None,
+                 start=None, end=None, labels=None, category=None, broadcasts=None,
+                 tz: str = "UTC") -> pd.DataFrame:
+        """Failed messages by error code: keys, error_code, error_title, failed,
+        share_of_failed, share_of_sent."""
+        keys, tz = parse_by(by), check_tz(tz)
+        return self._frame(lambda t, f: funnel.failures(t, f, keys, tz),
+                           self._filters(account, start, end, labels, category, broadcasts))
+
+    # --- timing -------------------------------------------------------------------------
+
+    def time_to_read(self, by: str | Sequence[str] | None = "broadcast", *, account=None,
+                     start=None, end=None, labels=None, category=None, broadcasts=None,
+                     tz: str = "UTC") -> pd.DataFrame:
+        """Minutes from send to read: keys, read, median_min, p90_min, read_1h_share,
+        read_24h_share."""
+        keys, tz = parse_by(by), check_tz(tz)
+        return self._frame(lambda t, f: timing.time_to_read(t, f, keys, tz),
+                           self._filters(account, start, end, labels, category, broadcasts))
+
+    def read_distribution(self, by: str | Sequence[str] | None = None, *, account=None,
+                          start=None, end=None, labels=None, category=None, broadcasts=None,
+                          tz: str = "UTC") -> pd.DataFrame:
+        """How long reads took, in bins (< 5 min ... > 3 days): keys, bin_label,
+        upper_min, read, share, cum_share, delivered, cum_open_rate."""
+        keys, tz = parse_by(by), check_tz(tz)
+        with session(self.ws) as t:
+            f = resolve_filters(t.backend.con, **self._filters(
+                account, start, end, labels, category, broadcasts))
+            reads, delivered = timing.read_bins(t, f, keys, tz)
+            reads, delivered = t.execute(reads), t.execute(delivered)
+        return timing.read_distribution(reads, delivered, key_columns(keys))
+
+    def send_times(self, tz: str = "UTC", *, account=None, start=None, end=None, labels=None,
+                   category=None, broadcasts=None, alpha: float = 0.05) -> pd.DataFrame:
+        """Open rate per local weekday x hour of the send (all 168 slots): weekday
+        (0 = Monday), weekday_name, hour, delivered, read, open_rate, ci_low, ci_high."""
+        tz = check_tz(tz)
+        with session(self.ws) as t:
+            f = resolve_filters(t.backend.con, **self._filters(
+                account, start, end, labels, category, broadcasts))
+            slots = t.execute(timing.send_slots(t, f, tz))
+        return timing.send_time_grid(slots, alpha)
+
+    def best_send_time(self, tz: str = "UTC", *, min_delivered: int = 100, account=None,
+                       start=None, end=None, labels=None, category=None, broadcasts=None,
+                       alpha: float = 0.05) -> SendTimeAdvice:
+        """The weekday and hour with the best open rate at the low end of its confidence
+        interval, among slots with at least ``min_delivered`` deliveries."""
+        grid = self.send_times(tz, account=account, start=start, end=end, labels=labels,
+                               category=category, broadcasts=broadcasts, alpha=alpha)
+        return timing.recommend(grid, check_tz(tz), min_delivered=min_delivered, alpha=alpha)
+
+    # --- cohorts ------------------------------------------------------------------------
+
+    def cohorts(self, tz: str = "UTC", *, months: int = 12, account=None, start=None,
+                end=None, labels=None, category=None) -> pd.DataFrame:
+        """Contacts by month of first marketing opt-in and their open rate in the months
+        after: cohort, months_since, cohort_contacts, contacts_delivered, delivered, read,
+        open_rate."""
+        tz = check_tz(tz)
+        return self._frame(lambda t, f: cohorts.cohorts(t, f, tz, months),
+                           self._filters(account, start, end, labels, category))
+
+    # --- chats --------------------------------------------------------------------------
+
+    @staticmethod
+    def _chat_by(by, category) -> tuple[str, ...]:
+        if category is not None:
+            raise InvalidValue("Chat metrics have no template category; leave category out.",
+                               input=category)
+        keys = parse_by(by)
+        wrong = [k for k in keys if k not in chats.CHAT_GROUPINGS]
+        if wrong:
+            raise InvalidValue(f"Chat metrics group by {', '.join(chats.CHAT_GROUPINGS)}, not "
+                               f"{', '.join(wrong)}.", input=by)
+        return keys
+
+    def inbound_volume(self, by: str | Sequence[str] = ("weekday", "hour"), *, tz: str = "UTC",
+                       account=None, start=None, end=None, labels=None,
+                       category=None) -> pd.DataFrame:
+        """Inbound messages per group (default local weekday and hour): messages, chats."""
+        keys, tz = self._chat_by(by, category), check_tz(tz)
+        return self._frame(lambda t, f: chats.inbound_volume(t, f, keys, tz),
+                           self._filters(account, start, end, labels, None))
+
+    def response_times(self, by: str | Sequence[str] | None = "account", *, tz: str = "UTC",
+                       account=None, start=None, end=None, labels=None, category=None,
+                       as_of: datetime | None = None) -> pd.DataFrame:
+        """The business's first response time and the share of customer turns answered
+        within the 24-hour window: turns, answered, pending, answered_24h,
+        answered_24h_share, median_response_min, p90_response_min."""
+        keys, tz = self._chat_by(by, category), check_tz(tz)
+        when = as_of or now_utc()
+        return self._frame(lambda t, f: chats.response_times(t, f, keys, tz, when),
+                           self._filters(account, start, end, labels, None))
+
+    def messages_per_chat(self, by: str | Sequence[str] | None = "account", *, account=None,
+                          start=None, end=None, labels=None, category=None) -> pd.DataFrame:
+        """chats, messages, inbound, outbound, mean/median/p90 messages per chat."""
+        keys = self._chat_by(by, category)
+        return self._frame(lambda t, f: chats.messages_per_chat(t, f, keys),
+                           self._filters(account, start, end, labels, None))
+
+    # --- experiments --------------------------------------------------------------------
+
+    def _arms(self, broadcast_id: int) -> tuple[pd.DataFrame, pd.Series]:
+        with session(self.ws) as t:
+            resolve_filters(t.backend.con, broadcasts=broadcast_id)
+            counts, info = experiments.arm_counts(t, broadcast_id)
+            return t.execute(counts), t.execute(info).iloc[0]
+
+    def ab_test(self, broadcast_id: int, metric: str = "open", *, baseline: str | None = None,
+                alpha: float = 0.05, mde: float | None = None, power: float = 0.8,
+                as_of: datetime | None = None) -> ABTest:
+        """Compare the variants of a broadcast on ``metric`` (open, reply or opt_out), at
+        a fixed horizon, with a plain-language verdict (``.verdict``) and the numbers
+        (``.table``: variant, is_baseline, assigned, delivered, outcome, rate, ci_low,
+        ci_high, diff, diff_ci_low, diff_ci_high, z, p_value, p_adjusted, significant)."""
+        counts, info = self._arms(broadcast_id)
+        shares = experiments.planned_shares(info["variants"], float(info["control_fraction"]),
+                                            list(counts["variant"]))
+        return experiments.evaluate_ab(counts, metric=metric, baseline=baseline, alpha=alpha,
+                                       mde=mde, power=power, shares=shares, as_of=as_of,
+                                       broadcast_id=int(broadcast_id))
+
+    def control_lift(self, broadcast_id: int, *, cost_per_delivered: float | None = None,
+                     alpha: float = 0.05, power: float = 0.8, by_variant: bool = False,
+                     as_of: datetime | None = None) -> ControlLift:
+        """Lift over the hold-out control group on replies (72 h, 7 days) and opt-outs
+        (7 days), never reads; with ``cost_per_delivered`` the cost per incremental
+        reply. ``.table`` has one row per arm and outcome."""
+        counts, _ = self._arms(broadcast_id)
+        return experiments.evaluate_lift(counts, cost_per_delivered=cost_per_delivered,
+                                         alpha=alpha, power=power, by_variant=by_variant,
+                                         as_of=as_of, broadcast_id=int(broadcast_id))
+
+    def plan_ab(self, mde: float, *, metric: str = "open", audience: int | None = None,
+                variants: int = 2, control_fraction: float = 0.0,
+                baseline_rate: float | None = None, relative: bool = False,
+                alpha: float = 0.05, power: float = 0.8, account=None, start=None, end=None,
+                labels=None, category=None) -> ABPlan:
+        """Recipients an A/B test needs, before sending. The baseline rate and delivery
+        rate come from the filtered history unless ``baseline_rate`` is given."""
+        if metric not in ("open", "reply"):
+            raise InvalidValue(f"Plan on 'open' or 'reply', not {metric!r}.", input=metric)
+        history = self.funnel(None, account=account, start=start, end=end, labels=labels,
+                              category=category).iloc[0]
+        delivery = history["delivery_rate"]
+        delivery = float(delivery) if delivery == delivery and delivery > 0 else 1.0
+        if baseline_rate is None:
+            baseline_rate = history["open_rate" if metric == "open" else "reply_rate"]
+            if not baseline_rate == baseline_rate or not 0 < baseline_rate < 1:
+                raise InvalidValue(f"No {metric} history to take a baseline rate from; pass "
+                                   "baseline_rate=...", input=metric)
+        return experiments.plan(float(baseline_rate), mde, delivery_rate=delivery,
+                                variants=variants, control_fraction=control_fraction,
+                                audience=audience, alpha=alpha, power=power,
+                                relative=relative, metric=metric)
+
+    # --- contact level ------------------------------------------------------------------
+
+    def recipients(self, *, broadcasts=None, account=None, start=None, end=None, labels=None,
+                   category=None) -> pd.DataFrame:
+        """One row per broadcast recipient, pseudonymous: broadcast_id, contact_key,
+        variant, state, skip_reason, sent, delivered, read, failed, error_code, send_at,
+        delivered_at, read_at, first_reply_at (72 h), first_opt_out_at (7 days)."""
+        key = pseudonym_key(self.ws)  # before reading: from the environment or the key file
+        columns = ["broadcast_id", "contact_id", "variant", "state", "skip_reason", "sent",
+                   "delivered", "read", "failed", "error_code", "send_at", "delivered_at",
+                   "read_at", "first_reply_at", "first_opt_out_at"]
+        df = self._frame(
+            lambda t, f: grouped_recipients(t, f, (), "UTC", responses=True)
+            .select(*columns).order_by(["broadcast_id", "contact_id"]),
+            self._filters(account, start, end, labels, category, broadcasts))
+        df.insert(1, "contact_key", pseudonymize(df.pop("contact_id"), key))
+        return df

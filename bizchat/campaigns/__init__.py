@@ -1,0 +1,1 @@
+"""Campaigns: templates, audiences, planning, broadcasts, the outbox and its transports."""

@@ -1,0 +1,1 @@
+"""Messaging: chats and their messages, receipts, the safe renderer, quick replies, automations."""

@@ -1,0 +1,157 @@
+"""Status receipts (sent, delivered, read, played, failed) into the store.
+
+Receipts arrive at least once and in any order (webhooks are retried for up to 7 days),
+so recording them is idempotent and order-free: ``message_events`` keeps the first
+receipt of each status per message, and ``message_status`` keeps, per message, the first
+time of each status and the status they imply. Merging with ``least()`` is commutative
+and associative, so any order and any number of repeats give the same state.
+
+``message_status.broadcast_id`` names the broadcast whose recipient this message is the
+current message of (so the open-rate table needs no join on the text message id). A new
+status row takes it from broadcast_recipients, by message id or, for a receipt that
+arrives before the outbox recorded its send, by the idempotency key the receipt carries;
+``link_broadcast`` reconciles one broadcast after the outbox changed its recipients.
+
+Everything works on whole batches (Arrow / DataFrames); there is no per-row Python.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from .. import store
+
+STATUSES = ("sent", "delivered", "read", "played", "failed")
+
+# The columns of message_events, in order, with their Arrow types.
+EVENT_SCHEMA = pa.schema([
+    ("message_id", pa.string()),
+    ("status", pa.string()),
+    ("at", pa.timestamp("us", tz="UTC")),
+    ("recipient_id", pa.string()),
+    ("error_code", pa.int32()),
+    ("error_title", pa.string()),
+    ("errors", pa.string()),
+    ("conversation_id", pa.string()),
+    ("conversation_category", pa.string()),
+    ("pricing_category", pa.string()),
+    ("pricing_model", pa.string()),
+    ("billable", pa.bool_()),
+    ("callback_data", pa.string()),
+    ("received_at", pa.timestamp("us", tz="UTC")),
+])
+
+_TIMES = ("sent_at", "delivered_at", "read_at", "played_at", "failed_at")
+
+
+def status_case(t: dict[str, str]) -> str:
+    """SQL for the status that first-arrival times imply (failed is final; read > delivered > sent).
+
+    ``t`` maps each *_at column to the SQL expression that holds it.
+    """
+    return f"""CASE
+        WHEN {t['failed_at']} IS NOT NULL THEN 'failed'
+        WHEN {t['read_at']} IS NOT NULL OR {t['played_at']} IS NOT NULL THEN 'read'
+        WHEN {t['delivered_at']} IS NOT NULL THEN 'delivered'
+        ELSE 'sent' END"""
+
+
+def as_event_table(events: pd.DataFrame | pa.Table) -> pa.Table:
+    """Bring a batch of events to message_events' columns; missing ones become NULL and a
+    missing received_at is now."""
+    return store.conform(events, EVENT_SCHEMA, {"received_at": pd.Timestamp.now(tz="UTC")})
+
+
+def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | pa.Table) -> int:
+    """Append the new receipts of ``events`` and merge them into message_status.
+
+    Returns how many receipts were new. Call inside a transaction (the caller's unit of
+    work), so events and status move together.
+    """
+    batch = as_event_table(events)
+    if batch.num_rows == 0:
+        return 0
+    bad = set(batch.column("status").unique().to_pylist()) - set(STATUSES)
+    if bad:
+        raise ValueError(f"Unknown message statuses {sorted(map(str, bad))}; expected one of {STATUSES}.")
+    con.register("_incoming_events", batch)
+    try:
+        # New = first receipt per (message, status) in the batch that message_status has
+        # not seen yet. message_status is the dedupe index: one row per message, smaller
+        # than message_events and exact, because both are written together.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _new_events AS
+            SELECT i.* FROM (
+                SELECT * FROM _incoming_events
+                QUALIFY row_number() OVER (PARTITION BY message_id, status ORDER BY "at") = 1
+            ) AS i
+            LEFT JOIN message_status AS s USING (message_id)
+            WHERE s.message_id IS NULL
+               OR (i.status = 'sent' AND s.sent_at IS NULL)
+               OR (i.status = 'delivered' AND s.delivered_at IS NULL)
+               OR (i.status = 'read' AND s.read_at IS NULL)
+               OR (i.status = 'played' AND s.played_at IS NULL)
+               OR (i.status = 'failed' AND s.failed_at IS NULL)
+        """)
+        new = con.execute("SELECT count(*) FROM _new_events").fetchall()[0][0]
+        if new:
+            con.execute("INSERT INTO message_events SELECT * FROM _new_events")
+            # Merge per message: update the rows that exist, append the others. (A plain
+            # append plus an UPDATE beats INSERT ... ON CONFLICT, which needs a primary
+            # key that makes bulk loads many times slower.)
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE _status_in AS
+                SELECT message_id,
+                    min("at") FILTER (WHERE status = 'sent') AS sent_at,
+                    min("at") FILTER (WHERE status = 'delivered') AS delivered_at,
+                    min("at") FILTER (WHERE status = 'read') AS read_at,
+                    min("at") FILTER (WHERE status = 'played') AS played_at,
+                    min("at") FILTER (WHERE status = 'failed') AS failed_at,
+                    arg_min(error_code, "at") FILTER (WHERE status = 'failed') AS error_code,
+                    any_value(callback_data) AS callback_data
+                FROM _new_events GROUP BY message_id""")
+            merged = {c: f"least(message_status.{c}, a.{c})" for c in _TIMES}
+            con.execute(f"""
+                UPDATE message_status SET
+                    {", ".join(f"{c} = {expr}" for c, expr in merged.items())},
+                    error_code = coalesce(message_status.error_code, a.error_code),
+                    status = {status_case(merged)},
+                    updated_at = now()
+                FROM _status_in AS a WHERE message_status.message_id = a.message_id""")
+            # New rows find their broadcast: the recipient whose message this is, or whose
+            # unrecorded send carried this receipt's idempotency key.
+            con.execute(f"""
+                INSERT INTO message_status (message_id, status, {", ".join(_TIMES)},
+                                            error_code, updated_at, broadcast_id)
+                SELECT a.message_id, {status_case({c: f"a.{c}" for c in _TIMES})},
+                       {", ".join(f"a.{c}" for c in _TIMES)}, a.error_code, now(),
+                       coalesce(
+                           (SELECT min(r.broadcast_id) FROM broadcast_recipients r
+                            WHERE r.message_id = a.message_id),
+                           (SELECT min(r.broadcast_id) FROM broadcast_recipients r
+                            WHERE r.idempotency_key = a.callback_data AND r.message_id IS NULL))
+                FROM _status_in AS a
+                WHERE NOT EXISTS (SELECT 1 FROM message_status s WHERE s.message_id = a.message_id)""")
+            con.execute("DROP TABLE _status_in")
+        con.execute("DROP TABLE _new_events")
+        return new
+    finally:
+        con.unregister("_incoming_events")
+
+
+def link_broadcast(con: duckdb.DuckDBPyConnection, broadcast_id: int) -> None:
+    """Make message_status.broadcast_id agree with the broadcast's recipients: set it on
+    every recipient's current message, clear it on messages no recipient points to any
+    more (an attempt a deferral replaced). Run by the outbox after it changed recipients."""
+    con.execute("""
+        UPDATE message_status SET broadcast_id = NULL
+        WHERE broadcast_id = ? AND message_id NOT IN (
+            SELECT message_id FROM broadcast_recipients
+            WHERE broadcast_id = ? AND message_id IS NOT NULL)""", [broadcast_id, broadcast_id])
+    con.execute("""
+        UPDATE message_status SET broadcast_id = r.broadcast_id
+        FROM broadcast_recipients AS r
+        WHERE r.broadcast_id = ? AND r.message_id = message_status.message_id
+          AND message_status.broadcast_id IS DISTINCT FROM r.broadcast_id""", [broadcast_id])

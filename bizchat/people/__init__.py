@@ -1,0 +1,1 @@
+"""People: business accounts, phone numbers, contacts, the consent ledger, labels, contact import."""
