@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= data/demo.duckdb
 
-.PHONY: demo test lab bench lint clean
+.PHONY: demo test test-fast lab bench lint clean
 
 # (Re)install when pyproject.toml changes; editable, so code changes need no reinstall.
 $(STAMP): pyproject.toml
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/bizchat demo --workspace $(DEMO) --replace
 
+# The whole suite, what CI runs, on every core (tests are independent: tmp paths, free ports).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
+
+# The edit loop: everything not marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n auto -m "not slow"
 
 $(DEMO): | $(STAMP)
 	$(BIN)/bizchat demo --workspace $(DEMO)
@@ -31,6 +36,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bizchat tests benchmarks
+
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
