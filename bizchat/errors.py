@@ -92,3 +92,40 @@ class WorkspaceUnusable(BizchatError, RuntimeError):
 class FlushFailed(BizchatError, RuntimeError):
     """The webhook receiver stopped with bodies still in its spool (they stay there and are
     ingested at the next start)."""
+
+
+# Raised by the domain packages (each also derives from the matching builtin).
+
+class PayloadError(BizchatError, ValueError):
+    """A body that is JSON but not a WhatsApp Business webhook."""
+
+
+class MalformedField(PayloadError):
+    """A field of a webhook body of the wrong type or out of range."""
+
+class ReportError(BizchatError, RuntimeError):
+    """A report notebook failed; the executed notebook shows where."""
+
+class ParameterError(BizchatError, ValueError):
+    """A report parameter the notebook does not declare, or of the wrong type."""
+
+class UnsafeParameter(ParameterError):
+    """A report parameter that is, or looks like, a secret."""
+
+class CompactionPending(BizchatError, RuntimeError):
+    """The erasure or purge is committed, but the file could not be compacted yet."""
+
+class CompactionError(BizchatError, RuntimeError):
+    """The copy did not match the workspace; the workspace was left as it was."""
+
+class TransportError(BizchatError, RuntimeError):
+    """A transport that cannot work at all (missing configuration, unreachable API)."""
+
+class SendRefused(Conflict):
+    """A broadcast that cannot be sent (draft, cancelled)."""
+
+class MissingPseudonymKey(BizchatError, LookupError):
+    """No key in the environment, no key file, and none may be made here."""
+
+class TombstoneKeyMismatch(BizchatError, RuntimeError):
+    """Tombstones were made with another pseudonymisation key than the current one."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import store
-from .errors import BizchatError, NotFound
+from .errors import NotFound, ParameterError, ReportError, UnsafeParameter
 from .people import pseudonym
 from .store import audit
 
@@ -40,18 +40,6 @@ _SECRET_NAME = re.compile(
 _SECRET_ENV_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
 _TOKEN_SHAPED = re.compile(r"^[A-Za-z0-9_\-+=]{32,}$")
 _HEX_KEY = re.compile(r"^[0-9a-fA-F]{32,}$")
-
-
-class ReportError(BizchatError, RuntimeError):
-    """A report notebook failed; the executed notebook shows where."""
-
-
-class ParameterError(BizchatError, ValueError):
-    """A report parameter the notebook does not declare, or of the wrong type."""
-
-
-class UnsafeParameter(ParameterError):
-    """A report parameter that is, or looks like, a secret."""
 
 
 # --- finding reports ---------------------------------------------------------------------------
@@ -246,3 +234,27 @@ def runs(ws, report: str | None = None) -> pd.DataFrame:
 
 __all__ = ["ParameterError", "ReportError", "UnsafeParameter", "check_params", "known_secrets", "list_reports",
            "parameters", "reports_dir", "run_report", "runs"]
+
+
+class Reports:
+    """Report notebooks run against the workspace (``ws.reports``)."""
+
+    def __init__(self, ws):
+        self.ws = ws
+
+    def run(self, name: str, params: dict | None = None, *, output_dir=None, folder=None,
+            kernel_name: str | None = None, actor: str = "bizchat",
+            timeout: float | None = None) -> Path:
+        """Execute the report ``name`` with ``params``, record the run, and return the
+        executed notebook's path (see ``run_report``)."""
+        return run_report(self.ws, name, params, output_dir=output_dir, folder=folder,
+                          kernel_name=kernel_name, actor=actor, timeout=timeout)
+
+    def runs(self, report: str | None = None) -> pd.DataFrame:
+        """Past runs (of ``report``, or all), newest first."""
+        return runs(self.ws, report)
+
+    @staticmethod
+    def available(folder=None) -> pd.DataFrame:
+        """The report notebooks and their parameters (no workspace needed)."""
+        return list_reports(folder)

@@ -278,6 +278,18 @@ class Workspace:
         return Broadcasts(self)
 
     @cached_property
+    def webhooks(self):
+        """Webhook bodies from saved files or kept rows: ingest, reprocess."""
+        from .ingest.services import Webhooks
+        return Webhooks(self)
+
+    @cached_property
+    def imports(self):
+        """Contact CSVs and WhatsApp chat exports."""
+        from .ingest.services import Imports
+        return Imports(self)
+
+    @cached_property
     def stats(self):
         from .analytics.stats import Stats
         return Stats(self)
@@ -286,6 +298,11 @@ class Workspace:
     def privacy(self):
         from .privacy import Privacy
         return Privacy(self)
+
+    @cached_property
+    def reports(self):
+        from .reports import Reports
+        return Reports(self)
 
 
 def open(path: str | os.PathLike | None = None, *, timeout: float = store.DEFAULT_TIMEOUT,  # noqa: A001

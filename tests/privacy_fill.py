@@ -21,8 +21,9 @@ import bizchat
 from bizchat import demo
 from bizchat.campaigns import outbox
 from bizchat.campaigns.transports.simulated import SimRates, SimulatedTransport
+from bizchat.ingest.payloads import payload_id
 from bizchat.ingest.spool import Spool
-from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.ingest.webhooks import ingest_bodies
 from bizchat.people.contact_import import import_contacts
 
 SUBJECT_PHONE = "+4915123456789"

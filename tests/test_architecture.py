@@ -24,7 +24,8 @@ RANKS = {
     "ingest": 4,
     "campaigns": 5, "analytics": 5, "privacy": 5,
     "workspace": 6,
-    "demo": 7, "reports": 7,
+    "reports": 5,   # runs report notebooks: a service (ws.reports); the notebooks are the surface
+    "demo": 7,
     "receiver": 8,
     "cli": 9,   # `bizchat webhook serve` starts the receiver
     "__init__": 10,

@@ -387,7 +387,8 @@ def test_through_webhook_ingestion(ws):
     """The path production takes: webhook bodies -> ingest_bodies -> apply, one transaction."""
     from webhook_samples import PNID, dumps, text_message
 
-    from bizchat.ingest.webhooks import ingest_bodies, payload_id
+    from bizchat.ingest.payloads import payload_id
+    from bizchat.ingest.webhooks import ingest_bodies
 
     ws.accounts.add("+49 30 901820", name="Lindenblatt Verlag", phone_number_id=PNID,
                     business_hours=HOURS)

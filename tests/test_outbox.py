@@ -35,7 +35,7 @@ from bizchat.campaigns.transports import (
 )
 from bizchat.campaigns.transports.cloud_api import CloudApiTransport
 from bizchat.errors import NotFound
-from bizchat.ingest import webhooks
+from bizchat.ingest import payloads, webhooks
 from bizchat.messaging import chats
 from bizchat.people.consent import record_events
 
@@ -341,7 +341,7 @@ def _status_webhook(message_id: str, key: str, to: str) -> tuple:
             "metadata": {"display_phone_number": "4930901820", "phone_number_id": PNID},
             "statuses": [{"id": message_id, "status": "delivered", "timestamp": "1772614800",
                           "recipient_id": to, "biz_opaque_callback_data": key}]}}]}]})
-    return webhooks.payload_id(body), datetime.now(UTC), body
+    return payloads.payload_id(body), datetime.now(UTC), body
 
 
 def test_unknown_outcomes_are_never_resent_and_a_status_settles_them(ws):
@@ -395,7 +395,7 @@ def test_a_later_131049_receipt_requeues_under_a_new_key(ws):
         status="failed", errors=[{"code": 131049, "title": "healthy ecosystem"}])
     text = json.dumps(failed)
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [(webhooks.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [(payloads.payload_id(text), datetime.now(UTC), text)])
     outbox.send(ws, bid, transport=transport, max_wait=0)
     again = recipients(ws, bid).iloc[0]
     assert again.state == "queued" and again.idempotency_key == row.idempotency_key + "~r1"

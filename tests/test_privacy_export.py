@@ -11,7 +11,8 @@ from privacy_fill import envelope
 
 import bizchat
 from bizchat.cli import main
-from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.ingest.payloads import payload_id
+from bizchat.ingest.webhooks import ingest_bodies
 from bizchat.people import pseudonym
 
 PNID = "555000111"

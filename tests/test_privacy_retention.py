@@ -12,7 +12,8 @@ from privacy_fill import envelope
 import bizchat
 from bizchat.cli import main
 from bizchat.errors import BizchatError, NotFound
-from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.ingest.payloads import payload_id
+from bizchat.ingest.webhooks import ingest_bodies
 from bizchat.messaging import chats
 from bizchat.people.accounts import InvalidValue
 

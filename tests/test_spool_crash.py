@@ -119,7 +119,8 @@ def test_erasure_keeps_every_body_not_yet_in_the_workspace(workspace):
     spool.commit(bogus)                                          # an offset ahead of DuckDB
     assert len(Spool(workspace.path).read().records) == 2
     with workspace.transaction() as con:                         # someone else's message
-        from bizchat.ingest.webhooks import ingest_bodies, payload_id
+        from bizchat.ingest.payloads import payload_id
+        from bizchat.ingest.webhooks import ingest_bodies
 
         other = body(99, wa=PERSON).decode()
         ingest_bodies(con, [(payload_id(other), None, other)])

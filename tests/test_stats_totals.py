@@ -21,7 +21,7 @@ from test_stats_world import T1, build_campaigns
 import bizchat
 from bizchat import store
 from bizchat.campaigns import outbox
-from bizchat.ingest import webhooks
+from bizchat.ingest import payloads, webhooks
 
 COUNTS = ["recipients", "skipped", "sent", "delivered", "read", "failed"]
 
@@ -70,7 +70,7 @@ def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
         status="failed", errors=[{"code": 131049, "title": "healthy ecosystem"}])
     text = json.dumps(failed)
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [(webhooks.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [(payloads.payload_id(text), datetime.now(UTC), text)])
     assert ws.stats.open_rates()["failed"].tolist() == [1]     # until the outbox settles it
     outbox.send(ws, bid, transport=transport, max_wait=0)      # settles: queued under ~r1
     table = assert_same_tables(ws)
@@ -114,7 +114,7 @@ def test_a_receipt_while_the_recipient_is_sending_is_linked_before_the_id_is_rec
         status="failed", errors=[{"code": 131026, "title": "undeliverable"}])
     text = json.dumps(failed)
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [(webhooks.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [(payloads.payload_id(text), datetime.now(UTC), text)])
     table = assert_same_tables(ws)
     assert table[["sent", "failed"]].values.tolist() == [[1, 1]]
 

@@ -23,8 +23,9 @@ from webhook_samples import (
 
 import bizchat
 from bizchat.ingest import status_bodies
+from bizchat.ingest.payloads import payload_id
 from bizchat.ingest.spool import Spool
-from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.ingest.webhooks import ingest_bodies
 from bizchat.receiver.ingester import Ingester
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

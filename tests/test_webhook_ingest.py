@@ -21,7 +21,8 @@ from webhook_samples import (
 )
 
 from bizchat.cli import main
-from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.ingest.payloads import payload_id
+from bizchat.ingest.webhooks import ingest_bodies
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 T0 = 1_790_000_000  # 2026-09-21

@@ -20,8 +20,9 @@ from webhook_samples import PNID, dumps, envelope, status, text_message
 
 from bizchat.cli import main
 from bizchat.ingest.batches import ingest_isolated, is_transient
+from bizchat.ingest.payloads import payload_id
 from bizchat.ingest.spool import Spool
-from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.ingest.webhooks import ingest_bodies
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 T0 = 1_790_000_000

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from webhook_mutations import _workspace, bases, mutate, valid_body
 
 from bizchat.ingest.batches import ingest_isolated
-from bizchat.ingest.webhooks import ingest_bodies, payload_id
+from bizchat.ingest.payloads import payload_id
+from bizchat.ingest.webhooks import ingest_bodies
 
 BASES = bases()
 NOW = datetime(2026, 11, 1, tzinfo=UTC)

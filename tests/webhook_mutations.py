@@ -129,7 +129,8 @@ def run(n_bodies: int, batch: int, seed: int = 0) -> dict:
     import tempfile
     from datetime import UTC, datetime
 
-    from bizchat.ingest.webhooks import ingest_bodies, payload_id
+    from bizchat.ingest.payloads import payload_id
+    from bizchat.ingest.webhooks import ingest_bodies
 
     rng = random.Random(seed)
     docs = bases()

@@ -12,6 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..errors import InvalidValue
+
 LOWER_BOUND_NOTE = ("Open (read) rates are a lower bound: recipients can switch read "
                     "receipts off.")
 RATE_NAMES = {"delivery_rate": "Delivery rate", "open_rate": "Open rate (lower bound)",
@@ -88,7 +90,7 @@ def open_rate_trend(df: pd.DataFrame, title: str = "Open rate over time") -> go.
     """Open rate per day, week or month (line) over delivered messages (bars)."""
     key = next((k for k in ("day", "week", "month") if k in df.columns), None)
     if key is None:
-        raise ValueError("open_rate_trend needs a table grouped by day, week or month "
+        raise InvalidValue("open_rate_trend needs a table grouped by day, week or month "
                          "(ws.stats.open_rates('week')).")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = pd.to_datetime(df[key])

@@ -463,6 +463,42 @@ class Broadcasts:
         return {"broadcast_id": found["broadcast_id"], "cancelled": int(cancelled),
                 "previous_status": found["status"]}
 
+    # -- sending (the rules in campaigns/sending.py; issue 16's run_due goes there too) ----
+
+    def send(self, broadcast_id, *, transport=None, seed: int | None = None,
+             progress: bool = False, actor: str = "bizchat", **options) -> dict:
+        """Send the broadcast through the crash-safe outbox: a draft is frozen for now
+        first, a Cloud API send before its scheduled time is refused. ``transport``:
+        ``"simulated"`` (default, with ``seed``), ``"cloud"`` or a Transport. Returns the
+        counts by state (``frozen``: what freezing a draft found)."""
+        from . import sending
+
+        return sending.send(self.ws, broadcast_id, transport=transport, seed=seed,
+                            progress=progress, actor=actor, **options)
+
+    def resume(self, broadcast_id, *, transport=None, seed: int | None = None,
+               progress: bool = False, actor: str = "bizchat", **options) -> dict:
+        """Continue an interrupted send; recipients caught mid-call become ``unknown`` and
+        are never resent blindly."""
+        from . import sending
+
+        return sending.resume(self.ws, broadcast_id, transport=transport, seed=seed,
+                              progress=progress, actor=actor, **options)
+
+    def resolve(self, broadcast_id, decision: str, *, keys: list[str] | None = None,
+                actor: str = "bizchat") -> dict:
+        """Settle ``unknown`` recipients (all, or those with ``keys``): ``"resend"`` or
+        ``"give_up"``."""
+        from . import sending
+
+        return sending.resolve(self.ws, broadcast_id, decision, keys=keys, actor=actor)
+
+    def counts(self, broadcast_id) -> dict:
+        """Recipients of the broadcast by state (plus ``deferred``)."""
+        from . import outbox
+
+        return outbox.counts(self.ws, broadcast_id)
+
     # -- following ---------------------------------------------------------------------------
 
     def funnel(self, broadcast_id, *, by_variant: bool = False):
@@ -489,7 +525,8 @@ class Broadcasts:
                 WHERE broadcast_id = ? GROUP BY ALL ORDER BY state, skip_reason NULLS FIRST""",
                                  [found["broadcast_id"]]).df()
         return {"broadcast": found, "states": states, "funnel": self.funnel(broadcast_id),
-                "by_variant": self.funnel(broadcast_id, by_variant=True)}
+                "by_variant": self.funnel(broadcast_id, by_variant=True),
+                "audience": aud.Audience.parse(found["audience"]).describe()}
 
     # -- rules the composer needs ----------------------------------------------------------
 

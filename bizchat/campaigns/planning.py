@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import phonenumbers
 
-from ..errors import ImportFormatError
+from ..errors import ImportFormatError, InvalidValue
 
 CATEGORIES = ("marketing", "utility", "authentication")
 REPLY_WINDOW_HOURS = 72
@@ -134,7 +134,7 @@ class RateCard:
     def rate(self, country: str | None, category: str) -> float:
         """The price of one delivered template of ``category`` to ``country``."""
         if category not in CATEGORIES:
-            raise ValueError(f"{category!r} is not a template category ({', '.join(CATEGORIES)}).")
+            raise InvalidValue(f"{category!r} is not a template category ({', '.join(CATEGORIES)}).")
         key = (country or "").upper()
         row = self.rates.loc[key] if key in self.rates.index else self.rates.loc["DEFAULT"]
         return float(row[category])
@@ -145,7 +145,7 @@ class RateCard:
         the window) and utility templates inside the window are free."""
         if free_form:
             if not in_service_window:
-                raise ValueError("A free-form message is only allowed inside the 24-hour "
+                raise InvalidValue("A free-form message is only allowed inside the 24-hour "
                                  "customer-service window; send a template instead.")
             return 0.0
         if category == "utility" and in_service_window:

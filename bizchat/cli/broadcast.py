@@ -19,7 +19,6 @@ the simulated transport runs on its own clock from the scheduled time.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import click
 import pandas as pd
@@ -31,12 +30,6 @@ from ._common import (
     workspace_mode,
     workspace_option,
 )
-
-_EARLY = timedelta(minutes=5)
-
-
-def _service(ws):
-    return ws.broadcasts
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -138,7 +131,7 @@ def create(ws, account, name, category, body, language, header, footer, buttons,
                 "active_within_days": active_within, "inactive_for_days": inactive_for,
                 "received": list(received) or None, "read": list(read) or None,
                 "not_read": list(not_read) or None, "sample": _sample(sample)}
-    found = _service(ws).create(
+    found = ws.broadcasts.create(
         account, name, body=body, category=category, language=language, header=header,
         footer=footer, buttons=_buttons(buttons),
         audience={k: v for k, v in audience.items() if v is not None},
@@ -154,7 +147,7 @@ def create(ws, account, name, category, body, language, header, footer, buttons,
 @pass_workspace(read_only=True)
 def list_(ws, account, as_csv) -> None:
     """List broadcasts, newest first, with their counts so far."""
-    frame = _service(ws).list(account)
+    frame = ws.broadcasts.list(account)
     if not as_csv and not frame.empty:
         frame = frame.drop(columns=["created_at"])
         frame["scheduled_for"] = frame["scheduled_for"].map(
@@ -176,9 +169,7 @@ def _funnel_line(f: dict) -> str:
 @pass_workspace(read_only=True)
 def show(ws, broadcast_id) -> None:
     """Show a broadcast: recipients by state and skip reason, and the funnel so far."""
-    from ..campaigns.audiences import Audience
-
-    info = _service(ws).show(broadcast_id)
+    info = ws.broadcasts.show(broadcast_id)
     b = info["broadcast"]
     click.echo(f"Broadcast {b['broadcast_id']}: {b['name']!r} ({b['category']}, {b['status']})")
     when = b["scheduled_for"]
@@ -186,7 +177,7 @@ def show(ws, broadcast_id) -> None:
     variants = b["variants"] or []
     click.echo("Template: " + ", ".join(f"{v['variant']}={v['template']}" for v in variants)
                + (f"; control {b['control_fraction']:g}" if b["control_fraction"] else ""))
-    click.echo(f"Audience: {Audience.parse(b['audience']).describe()}")
+    click.echo(f"Audience: {info['audience']}")
     states = info["states"]
     click.echo("Recipients:")
     if states.empty:
@@ -210,7 +201,7 @@ def show(ws, broadcast_id) -> None:
 @pass_workspace(read_only=True)
 def plan(ws, broadcast_id, at, rate_card, as_json) -> None:
     """Audience size, expected delivered/read/replies from similar past broadcasts, and cost."""
-    result = _service(ws).plan(broadcast_id, at, rate_card=rate_card)
+    result = ws.broadcasts.plan(broadcast_id, at, rate_card=rate_card)
     if as_json:
         click.echo(json.dumps(result.to_dict(), default=str, ensure_ascii=False, indent=2))
         return
@@ -228,7 +219,7 @@ def plan(ws, broadcast_id, at, rate_card, as_json) -> None:
 @pass_workspace(read_only=True)
 def preview(ws, broadcast_id, contact, variant) -> None:
     """Print the exact message a contact gets, and whether they would be sent it."""
-    shown = _service(ws).preview(broadcast_id, contact, variant=variant)
+    shown = ws.broadcasts.preview(broadcast_id, contact, variant=variant)
     status = shown.state + (f" ({shown.skip_reason})" if shown.skip_reason else "")
     click.echo(f"Variant {shown.variant}, template {shown.template}: {status}", err=True)
     click.echo(shown.text)
@@ -241,7 +232,7 @@ def preview(ws, broadcast_id, contact, variant) -> None:
 @pass_workspace
 def schedule(ws, broadcast_id, at) -> None:
     """Freeze the recipients of a draft for its send time."""
-    result = _service(ws).schedule(broadcast_id, at, actor="cli")
+    result = ws.broadcasts.schedule(broadcast_id, at, actor="cli")
     click.echo(f"Broadcast {broadcast_id} scheduled for {result['scheduled_for']:%Y-%m-%d %H:%M} "
                f"UTC: {_counts(result)}.")
 
@@ -270,22 +261,11 @@ def _print_outcome(result) -> None:
 @pass_workspace
 def send(ws, broadcast_id, transport, seed, progress) -> None:
     """Send a broadcast (a draft is frozen for now first)."""
-    service = _service(ws)
-    found = service.get(broadcast_id)
-    if found["status"] == "draft":
-        result = service.schedule(broadcast_id, actor="cli")
-        click.echo(f"Frozen: {_counts(result)}.", err=True)
-    elif (transport == "cloud" and found["status"] == "scheduled"
-          and found["scheduled_for"] is not None
-          and found["scheduled_for"] > datetime.now(UTC) + _EARLY):
-        raise click.ClickException(
-            f"Broadcast {broadcast_id} is scheduled for {found['scheduled_for']:%Y-%m-%d %H:%M} "
-            "UTC; quiet hours and the frequency cap were checked for that time. Run `send` then "
-            "(e.g. from cron), or cancel it and create a new one to send now.")
-    from ..campaigns import outbox  # the sender; imported here so composing works without it
-
-    _print_outcome(outbox.send(ws, broadcast_id, transport=transport, seed=seed,
-                               progress=progress))
+    result = ws.broadcasts.send(broadcast_id, transport=transport, seed=seed,
+                                progress=progress, actor="cli")
+    if "frozen" in result:
+        click.echo(f"Frozen: {_counts(result.pop('frozen'))}.", err=True)
+    _print_outcome(result)
 
 
 @broadcast_group.command(name="resume")
@@ -294,10 +274,8 @@ def send(ws, broadcast_id, transport, seed, progress) -> None:
 @pass_workspace
 def resume(ws, broadcast_id, transport, seed, progress) -> None:
     """Continue a send that was interrupted; sends caught mid-call become 'unknown', never resent."""
-    from ..campaigns import outbox
-
-    _print_outcome(outbox.resume(ws, broadcast_id, transport=transport, seed=seed,
-                                 progress=progress))
+    _print_outcome(ws.broadcasts.resume(broadcast_id, transport=transport, seed=seed,
+                                        progress=progress, actor="cli"))
 
 
 @broadcast_group.command(name="resolve")
@@ -307,9 +285,7 @@ def resume(ws, broadcast_id, transport, seed, progress) -> None:
 @pass_workspace
 def resolve(ws, broadcast_id, decision) -> None:
     """Decide about recipients whose send a crash left 'unknown'."""
-    from ..campaigns import outbox
-
-    _print_outcome(outbox.resolve_unknown(ws, broadcast_id, decision))
+    _print_outcome(ws.broadcasts.resolve(broadcast_id, decision, actor="cli"))
 
 
 @broadcast_group.command(name="cancel")
@@ -317,7 +293,7 @@ def resolve(ws, broadcast_id, decision) -> None:
 @pass_workspace
 def cancel(ws, broadcast_id) -> None:
     """Cancel a broadcast: recipients still queued are skipped (reason cancelled)."""
-    result = _service(ws).cancel(broadcast_id, actor="cli")
+    result = ws.broadcasts.cancel(broadcast_id, actor="cli")
     click.echo(f"Broadcast {broadcast_id} cancelled; {result['cancelled']} queued recipients "
                "will not be sent anything.")
 
@@ -350,7 +326,8 @@ def limits(account, tier, rate, cap, quiet) -> None:
             fields.update(marketing_cap_count=int(count), marketing_cap_days=int(days))
     if quiet is not None:
         fields["quiet_hours"] = quiet
-    service = _service(current_workspace(read_only=not fields))
+    ws = current_workspace(read_only=not fields)
+    service = ws.broadcasts
     result = service.set_limits(account, actor="cli", **fields) if fields else \
         service.limits(account)
     tier_text = result["messaging_tier"] or "unlimited"

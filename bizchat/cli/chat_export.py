@@ -20,11 +20,8 @@ from .imports import import_group
 def export(ws, file: Path, account: str, contact_phone: str | None, business_name: str | None,
            dayfirst: bool | None) -> None:
     """Import a chat export FILE (.txt or .zip) as a chat of ACCOUNT, idempotently."""
-    from ..ingest.export_import import import_export
-
-    with ws.transaction() as con:
-        result = import_export(con, account, file, contact_phone=contact_phone,
-                               business_name=business_name, dayfirst=dayfirst, actor="cli")
+    result = ws.imports.chat_export(file, account, contact_phone=contact_phone,
+                                    business_name=business_name, dayfirst=dayfirst, actor="cli")
     click.echo(result.summary())
 
 

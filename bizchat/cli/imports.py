@@ -29,9 +29,7 @@ def contacts(ws, file: str, account: str, as_json: bool) -> None:
     skipped; the good rows are imported in one transaction. Importing again changes
     nothing.
     """
-    from ..people.contact_import import import_contacts
-
-    result = import_contacts(ws, file, account)
+    result = ws.imports.contacts(file, account, actor="cli")
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:

@@ -25,9 +25,6 @@ actor_option = click.option(
     help="Who does this, for the audit log (default: $USER via the CLI).")
 
 
-def _service(ws):
-    return ws.privacy
-
 
 def _interactive() -> bool:
     return sys.stdin.isatty()
@@ -55,7 +52,7 @@ def privacy_group() -> None:
 @pass_workspace(read_only=True)
 def consent(ws, phone: str, account: str) -> None:
     """Show the consent proof of PHONE: current state and full history with evidence."""
-    proof = _service(ws).consent_proof(phone, account=account)
+    proof = ws.privacy.consent_proof(phone, account=account)
     click.echo(proof.summary())
     click.echo("history")
     echo_frame(proof.history)
@@ -68,7 +65,7 @@ def consent(ws, phone: str, account: str) -> None:
 @pass_workspace(read_only=True)
 def coverage(ws, account: str | None, by_source: bool, as_csv: bool) -> None:
     """Consent coverage per account: opt-ins, with evidence, opt-outs, never asked."""
-    service = _service(ws)
+    service = ws.privacy
     frame = service.coverage_by_source(account) if by_source else service.coverage(account)
     echo_frame(frame, csv=as_csv)
 
@@ -85,7 +82,7 @@ def coverage(ws, account: str | None, by_source: bool, as_csv: bool) -> None:
 def export(ws, phone: str, account: str | None, out: str | None, csv_dir: str | None,
            actor: str | None) -> None:
     """Write every row stored about PHONE (Art. 15/20 access and portability)."""
-    result = _service(ws).export(phone, account=account, out=out, csv_dir=csv_dir,
+    result = ws.privacy.export(phone, account=account, out=out, csv_dir=csv_dir,
                                  actor=_actor(actor))
     click.echo(result.summary())
 
@@ -104,7 +101,7 @@ def erase(ws, phone: str, account: str | None, yes: bool, no_compact: bool, acto
     Anonymous statistics stay. Asks for confirmation on a terminal; --yes skips that
     (and is required when not on a terminal).
     """
-    service = _service(ws)
+    service = ws.privacy
     preview = service.preview_erasure(phone, account=account)
     if not yes:
         if not _interactive():
@@ -137,7 +134,7 @@ def purge(dry_run: bool, as_of: str | None, actor: str | None) -> None:
                                      param_hint="--as-of") from None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
     ws = current_workspace(read_only=dry_run)
-    result = _service(ws).purge(dry_run=dry_run, as_of=when, actor=_actor(actor))
+    result = ws.privacy.purge(dry_run=dry_run, as_of=when, actor=_actor(actor))
     click.echo(result.summary())
     if dry_run and len(result.contacts):
         click.echo("inactive contacts that would be erased:")
@@ -153,7 +150,7 @@ def retention_group() -> None:
 @pass_workspace(read_only=True)
 def retention_show(ws) -> None:
     """Show the effective policy per account and kind, and where it comes from."""
-    frame = _service(ws).retention()
+    frame = ws.privacy.retention()
     frame["days"] = frame["days"].astype(object).where(frame["days"].notna(), "forever")
     echo_frame(frame)
 
@@ -173,7 +170,7 @@ def retention_set(ws, kind: str, days: str, account: str | None, actor: str | No
         value = int(days)
     else:
         raise click.BadParameter(f"{days!r}: give a number of days or 'forever'.", param_hint="DAYS")
-    frame = _service(ws).set_retention(kind, value, account=account, actor=_actor(actor))
+    frame = ws.privacy.set_retention(kind, value, account=account, actor=_actor(actor))
     frame["days"] = frame["days"].astype(object).where(frame["days"].notna(), "forever")
     echo_frame(frame[frame["kind"] == kind])
 
@@ -183,7 +180,7 @@ def retention_set(ws, kind: str, days: str, account: str | None, actor: str | No
 @pass_workspace
 def compact(ws, actor: str | None) -> None:
     """Rewrite the workspace file so erased and purged values are physically gone."""
-    done = _service(ws).compact(actor=_actor(actor))
+    done = ws.privacy.compact(actor=_actor(actor))
     click.echo(f"Compacted {done.path}: {done.bytes_before:,} -> {done.bytes_after:,} bytes "
                f"({done.tables} tables, {done.rows:,} rows verified).")
 
@@ -199,12 +196,10 @@ def keys(ws, new_key: bool) -> None:
     workspace (<workspace>.key); it is never inside the workspace.
     """
     if new_key:
-        from ..people import pseudonym
-
-        pseudonym.new_key(ws)
+        ws.privacy.new_key()
         click.echo(f"Started a new pseudonymisation key in {ws.path}.key; every pseudonymous "
                    "key changed.")
-    added = _service(ws).refresh_keys()
+    added = ws.privacy.refresh_keys()
     click.echo(f"{added} new pseudonymous key(s).")
 
 

@@ -23,19 +23,17 @@ def report_group() -> None:
 @pass_workspace
 def run(ws, name: str, params: tuple, output_dir: str | None, kernel: str | None) -> None:
     """Execute the report NAME and print the path of the executed notebook."""
-    from ..reports import run_report
-
-    path = run_report(ws, name, dict(params), output_dir=output_dir, kernel_name=kernel,
-                      actor="cli")
+    path = ws.reports.run(name, dict(params), output_dir=output_dir, kernel_name=kernel,
+                          actor="cli")
     click.echo(str(path))
 
 
 @report_group.command(name="list")
 def list_() -> None:
     """List the report notebooks and their parameters."""
-    from ..reports import list_reports
+    from ..reports import Reports  # no workspace needed to list them
 
-    echo_frame(list_reports())
+    echo_frame(Reports.available())
 
 
 @report_group.command(name="runs")
@@ -43,9 +41,7 @@ def list_() -> None:
 @pass_workspace(read_only=True)
 def runs(ws, report: str | None) -> None:
     """Past report runs, newest first."""
-    from ..reports import runs as past_runs
-
-    echo_frame(past_runs(ws, report))
+    echo_frame(ws.reports.runs(report))
 
 
 COMMANDS = [report_group]

@@ -13,9 +13,6 @@ BY_CHOICES = ("broadcast", "variant", "account", "category", "template", "label"
               "week", "month", "hour", "weekday")
 
 
-def _stats(ws):
-    return ws.stats
-
 
 by_option = click.option("--by", type=click.Choice(BY_CHOICES), default="broadcast",
                          show_default=True, help="Group the table by this.")
@@ -92,7 +89,7 @@ def stats_group() -> None:
 @pass_workspace(read_only=True)
 def open_rates(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> None:
     """Delivery and open rates (read / delivered, a lower bound) per broadcast, label, ..."""
-    df = _stats(ws).open_rates(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
+    df = ws.stats.open_rates(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
     if by in ("broadcast", "variant") and not as_csv:
         df = df.drop(columns=["category", "template"], errors="ignore")
     show(df, as_csv)
@@ -108,7 +105,7 @@ def open_rates(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) ->
 @pass_workspace(read_only=True)
 def funnel(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> None:
     """The whole funnel: sent, delivered, read, replied (72 h), opted out (7 days)."""
-    df = _stats(ws).funnel(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
+    df = ws.stats.funnel(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
     if not as_csv:
         df = df.drop(columns=["name", "category", "template", "scheduled_for", "first_sent_at"], errors="ignore")
     show(df, as_csv)
@@ -123,7 +120,7 @@ def funnel(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> Non
 @pass_workspace(read_only=True)
 def failures(ws, by: str | None, filters: dict, as_csv: bool) -> None:
     """Failed messages by error code, with the platform's error title."""
-    show(_stats(ws).failures(by, **filters), as_csv)
+    show(ws.stats.failures(by, **filters), as_csv)
 
 
 @stats_group.command(name="time-to-read")
@@ -134,7 +131,7 @@ def failures(ws, by: str | None, filters: dict, as_csv: bool) -> None:
 @pass_workspace(read_only=True)
 def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
     """Median and p90 minutes from send to read."""
-    df = _stats(ws).time_to_read(by, tz=tz, **filters)
+    df = ws.stats.time_to_read(by, tz=tz, **filters)
     if not as_csv:
         df = df.drop(columns=["category", "template", "scheduled_for"], errors="ignore")
     show(df, as_csv)
@@ -150,7 +147,7 @@ def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
 @pass_workspace(read_only=True)
 def send_time(ws, tz: str, min_delivered: int, filters: dict, as_csv: bool) -> None:
     """The best weekday and hour to send, accounting for sample size."""
-    stats = _stats(ws)
+    stats = ws.stats
     if as_csv:
         show(stats.send_times(tz, **filters), True)
         return
@@ -173,7 +170,7 @@ def send_time(ws, tz: str, min_delivered: int, filters: dict, as_csv: bool) -> N
 def ab(ws, broadcast_id: int, metric: str, baseline: str | None, mde: float | None,
        as_csv: bool) -> None:
     """Compare the variants of a broadcast (two-proportion test, Holm, sample-ratio check)."""
-    result = _stats(ws).ab_test(broadcast_id, metric, baseline=baseline, mde=mde)
+    result = ws.stats.ab_test(broadcast_id, metric, baseline=baseline, mde=mde)
     show(result.table, as_csv)
     if not as_csv:
         click.echo("\n" + str(result.srm))
@@ -190,7 +187,7 @@ def ab(ws, broadcast_id: int, metric: str, baseline: str | None, mde: float | No
 def lift(ws, broadcast_id: int, cost_per_delivered: float | None, by_variant: bool,
          as_csv: bool) -> None:
     """Lift over the hold-out control group on replies and opt-outs (never reads)."""
-    result = _stats(ws).control_lift(broadcast_id, cost_per_delivered=cost_per_delivered,
+    result = ws.stats.control_lift(broadcast_id, cost_per_delivered=cost_per_delivered,
                                      by_variant=by_variant)
     df = result.table if as_csv else result.table.drop(columns=["description"])
     show(df, as_csv)
@@ -212,7 +209,7 @@ def lift(ws, broadcast_id: int, cost_per_delivered: float | None, by_variant: bo
 def sample_size(ws, mde: float, metric: str, baseline_rate: float | None, audience: int | None,
                 variants: int, control_fraction: float, filters: dict) -> None:
     """How many recipients an A/B test needs to find a given difference, before sending."""
-    result = _stats(ws).plan_ab(mde, metric=metric, audience=audience, variants=variants,
+    result = ws.stats.plan_ab(mde, metric=metric, audience=audience, variants=variants,
                                 control_fraction=control_fraction, baseline_rate=baseline_rate,
                                 **filters)
     click.echo(result.verdict)
@@ -226,7 +223,7 @@ def sample_size(ws, mde: float, metric: str, baseline_rate: float | None, audien
 @pass_workspace(read_only=True)
 def cohorts(ws, filters: dict, tz: str, months: int, as_csv: bool) -> None:
     """Open rate of opt-in cohorts over the months after they opted in."""
-    df = _stats(ws).cohorts(tz, months=months, **filters)
+    df = ws.stats.cohorts(tz, months=months, **filters)
     show(df, as_csv)
     _lower_bound_note(df, as_csv)
 
@@ -240,7 +237,7 @@ def cohorts(ws, filters: dict, tz: str, months: int, as_csv: bool) -> None:
 @pass_workspace(read_only=True)
 def chats(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
     """First response time and share of customer messages answered within 24 hours."""
-    show(_stats(ws).response_times(by, tz=tz, **filters), as_csv)
+    show(ws.stats.response_times(by, tz=tz, **filters), as_csv)
 
 
 COMMANDS = [stats_group]

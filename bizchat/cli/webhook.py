@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from ..errors import ImportFormatError
 from ._common import CliState, pass_workspace, workspace_option
 
 
@@ -42,36 +39,6 @@ def serve(host: str, port: int, stall_after: float, flush_timeout: float,
         flush_timeout=flush_timeout, body_timeout=body_timeout)
 
 
-def read_payload_file(path: Path) -> list[tuple[str, datetime, str]]:
-    """A saved payload file: one JSON document, or JSON lines (one body per line)."""
-    from ..ingest.webhooks import payload_id
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportFormatError(f"Cannot read {path}: {exc}. Give a UTF-8 JSON or JSON-lines file.",
-                                source=str(path)) from exc
-    now = datetime.now(UTC)
-    try:
-        json.loads(text)
-        return [(payload_id(text), now, text)]
-    except (ValueError, RecursionError):
-        pass
-    items = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            json.loads(line)
-        except (ValueError, RecursionError) as exc:
-            raise ImportFormatError(
-                f"{path}, line {number}: not JSON ({exc}). The file must hold one JSON "
-                "document or one JSON document per line; nothing was ingested.",
-                source=str(path), line=number) from exc
-        items.append((payload_id(line), now, line))
-    return items
-
-
 @webhook.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_workspace
@@ -81,11 +48,7 @@ def ingest(ws, files: tuple[Path, ...]) -> None:
     A body that cannot be stored is kept as rejected with its reason (see `webhook
     reprocess --rejected`); the others are stored all the same.
     """
-    from ..ingest.batches import ingest_isolated
-
-    items = [item for path in files for item in read_payload_file(path)]
-    with ws.connect() as con:
-        report = ingest_isolated(con, items, actor="cli")
+    report = ws.webhooks.ingest_files(list(files), actor="cli")
     click.echo(report.summary())
     for pid, reason in report.rejected.items():
         click.echo(f"  rejected {pid[:12]}: {reason}", err=True)
@@ -98,19 +61,7 @@ def ingest(ws, files: tuple[Path, ...]) -> None:
 @pass_workspace
 def reprocess(ws, rejected: bool) -> None:
     """Ingest again the payloads kept for an unknown business number (after adding it)."""
-    from ..ingest.batches import ingest_isolated
-
-    states = ["unknown_account", "rejected"] if rejected else ["unknown_account"]
-
-    def forget(con, part) -> None:   # in the same transaction as the new rows
-        con.execute("DELETE FROM raw_payloads WHERE payload_id IN (SELECT unnest(?)) "
-                    "AND state IN (SELECT unnest(?))", [[pid for pid, _, _ in part], states])
-
-    with ws.connect() as con:
-        rows = con.execute("SELECT payload_id, received_at, body FROM raw_payloads "
-                           "WHERE state IN (SELECT unnest(?)) ORDER BY received_at",
-                           [states]).fetchall()
-        report = ingest_isolated(con, rows, actor="cli", before=forget)
+    report = ws.webhooks.reprocess(rejected=rejected, actor="cli")
     click.echo(report.summary())
     for pid, reason in report.rejected.items():
         click.echo(f"  still rejected {pid[:12]}: {reason}", err=True)

@@ -13,17 +13,23 @@ phone number (``wa_id``) of users with a username, so both are carried everywher
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 
+from ..errors import MalformedField, PayloadError
+
 MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
 
 
-class PayloadError(ValueError):
-    """A body that is JSON but not a WhatsApp Business webhook."""
+def payload_id(body: bytes | str) -> str:
+    """A body's id: the sha256 of its bytes, as hex (the same body is the same payload)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass
@@ -65,9 +71,9 @@ def unix_seconds(value, what: str) -> int:
     fractions, booleans, Infinity, 1e400, 10**20 ...)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)) or (
             isinstance(value, str) and not (value.isascii() and value.isdigit())):
-        raise ValueError(f"{what} {_short(value)} is not Unix seconds")
+        raise MalformedField(f"{what} {_short(value)} is not Unix seconds")
     if (isinstance(value, str) and len(value) > 12) or not 0 <= int(value) < MAX_TIMESTAMP:
-        raise ValueError(f"{what} {_short(value)} lies outside 1970-2099")
+        raise MalformedField(f"{what} {_short(value)} lies outside 1970-2099")
     return int(value)
 
 
@@ -152,6 +158,9 @@ def parse_batch(bodies: list[tuple[str, dict]]) -> ParsedBatch:
         seen: set = set()
         try:
             _parse_body(payload_id, body, part, seen)
+        except MalformedField as exc:
+            rejected[payload_id] = f"Payload {payload_id[:12]} is malformed: {exc}"
+            continue
         except PayloadError as exc:
             rejected[payload_id] = str(exc)
             continue
@@ -198,7 +207,7 @@ def _parse_body(payload_id: str, body, part: dict, seen: set) -> None:
                                  _text(profile, "name"), _text(profile, "username")))
             for m in _items(value, "messages"):
                 if _text(m, "id") is None:
-                    raise ValueError("a message has no id")
+                    raise MalformedField("a message has no id")
                 created = _ts(m.get("timestamp"), "message timestamp")
                 kind, text, mime, details = _message_content(m)
                 reply_to = _text(_part(m, "context"), "id")
@@ -223,7 +232,7 @@ def _text(obj: dict, key: str):
     if isinstance(value, float) and value != value:
         return None
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"{key} is {type(value).__name__}, expected a string")
+        raise MalformedField(f"{key} is {type(value).__name__}, expected a string")
     return value
 
 
@@ -231,7 +240,7 @@ def _part(obj: dict, key: str) -> dict:
     """A nested object such as ``pricing``; missing, null or empty means none."""
     value = obj.get(key) or {}
     if not isinstance(value, dict):
-        raise ValueError(f"{key} is {type(value).__name__}, expected an object")
+        raise MalformedField(f"{key} is {type(value).__name__}, expected an object")
     return value
 
 
@@ -241,13 +250,13 @@ def _items(obj: dict, key: str, *, nulls: bool = False, check: bool = True) -> l
     caller."""
     value = obj.get(key) or []
     if not isinstance(value, list):
-        raise ValueError(f"{key} is {type(value).__name__}, expected a list")
+        raise MalformedField(f"{key} is {type(value).__name__}, expected a list")
     if nulls:
         value = [item for item in value if item is not None]
     if check:
         for item in value:
             if not isinstance(item, dict):
-                raise ValueError(f"an item of {key} is {type(item).__name__}, expected an object")
+                raise MalformedField(f"an item of {key} is {type(item).__name__}, expected an object")
     return value
 
 
@@ -259,10 +268,10 @@ def status_errors(errors) -> tuple[int | None, str | None, str | None]:
     """
     errors = errors or []
     if not isinstance(errors, list):
-        raise ValueError(f"errors is {type(errors).__name__}, expected a list")
+        raise MalformedField(f"errors is {type(errors).__name__}, expected a list")
     first = errors[0] if errors else {}
     if not isinstance(first, dict):
-        raise ValueError(f"errors[0] is {type(first).__name__}, expected an object")
+        raise MalformedField(f"errors[0] is {type(first).__name__}, expected an object")
     code = first.get("code")
     if isinstance(code, float) and code.is_integer():
         code = int(code)
@@ -270,10 +279,10 @@ def status_errors(errors) -> tuple[int | None, str | None, str | None]:
         try:
             code = int(code)
         except ValueError:
-            raise ValueError(f"error code {code!r} is not a number") from None
+            raise MalformedField(f"error code {code!r} is not a number") from None
     if code is not None and (isinstance(code, bool) or not isinstance(code, int)
                              or not -_INT32 <= code < _INT32):
-        raise ValueError(f"error code {code!r} is not a 32-bit integer")
+        raise MalformedField(f"error code {code!r} is not a 32-bit integer")
     text = json.dumps(errors, ensure_ascii=False) if errors else None
     return code, _text(first, "title"), text
 
@@ -286,15 +295,15 @@ def status_row(s) -> tuple:
     that body with the reason instead of failing as a whole.
     """
     if not isinstance(s, dict):
-        raise ValueError(f"a status is {type(s).__name__}, expected an object")
+        raise MalformedField(f"a status is {type(s).__name__}, expected an object")
     if _text(s, "id") is None:
-        raise ValueError("a status has no message id")
+        raise MalformedField("a status has no message id")
     at = _ts(s.get("timestamp"), "status timestamp")
     code, title, errors = status_errors(s.get("errors"))
     conv, pricing = _part(s, "conversation"), _part(s, "pricing")
     billable = pricing.get("billable")
     if billable is not None and not isinstance(billable, bool):
-        raise ValueError(f"billable is {type(billable).__name__}, expected true or false")
+        raise MalformedField(f"billable is {type(billable).__name__}, expected true or false")
     return (s["id"], _text(s, "status"), at, _text(s, "recipient_id"),
             _text(s, "recipient_user_id"), code, title, errors,
             _text(conv, "id"), _text(_part(conv, "origin"), "type"),

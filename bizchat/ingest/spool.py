@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..errors import InvalidValue
 from ..store import faults
 from ..store.durable import write_atomic
-from .webhooks import payload_id
+from .payloads import payload_id
 
 log = logging.getLogger("bizchat.ingest.spool")
 
@@ -72,7 +73,7 @@ def decode_line(line: bytes) -> tuple[str, str, str]:
     item = json.loads(line)
     fields = item["id"], item["received_at"], item["body"]
     if not all(isinstance(f, str) for f in fields):
-        raise TypeError("id, received_at and body must be strings")
+        raise InvalidValue("id, received_at and body must be strings")
     return fields
 
 

@@ -20,7 +20,6 @@ still fails so that one body never holds up the others.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -68,12 +67,6 @@ class IngestReport:
         if self.rejected:
             text += f"; {len(self.rejected)} rejected"
         return text
-
-
-def payload_id(body: bytes | str) -> str:
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    return hashlib.sha256(body).hexdigest()
 
 
 def _account_map(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict]:
@@ -392,5 +385,5 @@ def _preference_changes(con, prefs: pd.DataFrame, actor: str) -> int:
     return _consent_rows(con, frame, actor)
 
 
-__all__ = ["IngestReport", "PayloadError", "ingest_bodies", "payload_id", "record_stopped_marketing",
+__all__ = ["IngestReport", "PayloadError", "ingest_bodies", "record_stopped_marketing",
            "resolve_outbox"]

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import store
+from ..errors import InvalidValue
 
 STATUSES = ("sent", "delivered", "read", "played", "failed")
 
@@ -75,7 +76,7 @@ def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | 
         return 0
     bad = set(batch.column("status").unique().to_pylist()) - set(STATUSES)
     if bad:
-        raise ValueError(f"Unknown message statuses {sorted(map(str, bad))}; expected one of {STATUSES}.")
+        raise InvalidValue(f"Unknown message statuses {sorted(map(str, bad))}; expected one of {STATUSES}.")
     con.register("_incoming_events", batch)
     try:
         # New = first receipt per (message, status) in the batch that message_status has

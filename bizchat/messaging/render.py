@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..errors import TemplateError
+from ..errors import InvalidValue, TemplateError
 
 # Placeholder names: ASCII identifiers, like WhatsApp's named template parameters.
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -211,7 +211,7 @@ def render(text: str, values: Mapping, *, missing: Missing = "error") -> str:
     error) or fall back (``missing={"first_name": "Kundin, Kunde"}``).
     """
     if not (missing == "error" or isinstance(missing, Mapping) or callable(missing)):
-        raise ValueError(f"missing must be 'error', a dict of fallbacks or a function, got {missing!r}")
+        raise InvalidValue(f"missing must be 'error', a dict of fallbacks or a function, got {missing!r}")
     out: list[str] = []
     for part in parse(text):
         if isinstance(part, str):

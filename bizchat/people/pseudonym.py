@@ -29,17 +29,13 @@ import os
 import duckdb
 import pandas as pd
 
-from ..errors import BizchatError
+from ..errors import BizchatError, MissingPseudonymKey
 from ..store import keyfile
 
 ENV = "BIZCHAT_PSEUDONYM_KEY"
 SETTING = "pseudonym_key"          # where workspaces before migration 0006 kept it
 KEY_ID_SETTING = "pseudonym_key_id"
 _BLOCK = 64                        # SHA-256 block size in bytes
-
-
-class MissingPseudonymKey(BizchatError, LookupError):
-    """No key in the environment, no key file, and none may be made here."""
 
 
 # --- the secret ------------------------------------------------------------------------------

@@ -16,12 +16,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from ..errors import BizchatError
+from ..errors import TombstoneKeyMismatch
 from . import pseudonym
-
-
-class TombstoneKeyMismatch(BizchatError, RuntimeError):
-    """Tombstones were made with another pseudonymisation key than the current one."""
 
 
 def add(con: duckdb.DuckDBPyConnection, contacts: list[dict], *, secret: bytes, reason: str,

@@ -19,17 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import BizchatError
+from ..errors import BizchatError, CompactionPending
 from ..people import pseudonym
 from ..store import audit, faults
 from . import compaction, consent_proof, erasure, outputs, payloads, retention, subject, subjects
 from .erasure import ErasureResult
 from .retention import PurgeResult
 from .spool_redact import redact_spool
-
-
-class CompactionPending(BizchatError, RuntimeError):
-    """The erasure or purge is committed, but the file could not be compacted yet."""
 
 
 @dataclass
@@ -64,6 +60,10 @@ class Privacy:
             found = subjects.find(con, ref, account)
             secret = pseudonym.workspace_secret(con)
             return [pseudonym.contact_key(secret, c) for c in found.contact_ids]
+
+    def new_key(self) -> None:
+        """The key file is lost: start a new pseudonymisation key (every key changes)."""
+        pseudonym.new_key(self.ws)
 
     def refresh_keys(self) -> int:
         """Bring the keys behind the analyst views up to date; returns how many were added."""

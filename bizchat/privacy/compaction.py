@@ -30,15 +30,11 @@ from pathlib import Path
 import duckdb
 
 from .. import store
-from ..errors import BizchatError, WorkspaceBusy
+from ..errors import CompactionError, WorkspaceBusy
 from ..store.durable import fsync_path
 
 PENDING = "privacy.compaction_pending"
 _ALIAS = "bizchat_compact"
-
-
-class CompactionError(BizchatError, RuntimeError):
-    """The copy did not match the workspace; the workspace was left as it was."""
 
 
 @dataclass

@@ -25,8 +25,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from ..ingest.payloads import payload_id
 from ..ingest.spool import Spool, decode_line, encode_line, header_line, new_generation, spool_file
-from ..ingest.webhooks import payload_id
 from ..store import faults
 from ..store.durable import write_atomic
 from .payloads import Redaction, redact_text

@@ -40,9 +40,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .. import store
-from ..errors import BizchatError, FlushFailed, WorkspaceBusy, WorkspaceUnusable
+from ..errors import BizchatError, FlushFailed, NoWorkspace, WorkspaceBusy, WorkspaceUnusable
+from ..ingest.payloads import payload_id
 from ..ingest.spool import Spool, encode_line
-from ..ingest.webhooks import payload_id
 from .ingest_process import IngestProcess
 
 log = logging.getLogger("bizchat.webhook")
@@ -122,15 +122,19 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def check_workspace(path) -> None:
+def check_workspace(path, *, create: bool = True) -> None:
     """Refuse a workspace the ingester could never write (a newer schema, a file that is
-    not a DuckDB database), with one line; a busy one is fine (the spool waits)."""
+    not a DuckDB database), with one line; a busy one is fine (the spool waits). With
+    ``create=False`` a missing workspace is refused too (``NoWorkspace``), as every
+    command but ``init`` and ``demo`` does."""
     import duckdb
 
     from ..workspace import Workspace
 
     try:
-        Workspace(path, timeout=2.0)
+        Workspace(path, timeout=2.0, create=create)
+    except NoWorkspace:
+        raise
     except WorkspaceBusy:
         log.info("the workspace %s is busy; bodies are spooled and ingested when it is free", path)
     except (BizchatError, duckdb.Error) as exc:
@@ -149,7 +153,7 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
                verify_token: str | None = None, max_body: int = MAX_BODY,
                interval: float = 0.2, body_timeout: float = BODY_TIMEOUT,
                stall_after: float = STALL_AFTER,
-               flush_timeout: float = store.DEFAULT_TIMEOUT) -> Starlette:
+               flush_timeout: float = store.DEFAULT_TIMEOUT, create: bool = True) -> Starlette:
     """The receiver app for the workspace at ``workspace``.
 
     Secrets default to ``$BIZCHAT_APP_SECRET`` and ``$BIZCHAT_VERIFY_TOKEN``; they are
@@ -163,7 +167,7 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
         raise BizchatError("Set BIZCHAT_APP_SECRET to your Meta app secret before starting the "
                            "webhook receiver: without it no request can be verified.")
     path = store.resolve_path(workspace)
-    check_workspace(path)
+    check_workspace(path, create=create)
     spool = Spool(path)
     writer = SpoolWriter(spool)
     ingester = IngestProcess(path, interval, flush_timeout=flush_timeout)
@@ -289,7 +293,7 @@ def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080, **options) 
             self._captured_signals.clear()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(workspace, **options)
+    app = create_app(workspace, **{"create": False, **options})  # like every command but init
     server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                    access_log=False))
     server.run()

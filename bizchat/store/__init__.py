@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import NotAWorkspace, SchemaError, WorkspaceBusy
+from ..errors import InvalidValue, NotAWorkspace, SchemaError, WorkspaceBusy
 from . import keyfile
 
 DEFAULT_TIMEOUT = 30.0
@@ -268,7 +268,7 @@ def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str, count: int 
     transaction; bulk paths allocate a whole range at once.
     """
     if not (table.isidentifier() and column.isidentifier()):
-        raise ValueError(f"not an identifier: {table}.{column}")
+        raise InvalidValue(f"not an identifier: {table}.{column}")
     top = con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchall()[0][0]
     floor = con.execute("SELECT value FROM settings WHERE key = ?",
                         [f"id_floor.{table}.{column}"]).fetchall()

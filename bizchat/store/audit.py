@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from ..errors import InvalidValue
+
 ACTIONS = {
     "privacy.export": "a subject access / portability export was written",
     "privacy.erase": "a person was erased (Art. 17) or purged by a retention policy",
@@ -37,9 +39,9 @@ def record(con: duckdb.DuckDBPyConnection, actor: str, action: str, subject_key:
     """Append one audit entry. Call inside the caller's transaction, so the entry lands
     together with the change it records (or not at all)."""
     if not actor or not str(actor).strip():
-        raise ValueError("An audit entry needs an actor (who did it), e.g. a user name or 'cli'.")
+        raise InvalidValue("An audit entry needs an actor (who did it), e.g. a user name or 'cli'.")
     if not action or not str(action).strip():
-        raise ValueError("An audit entry needs an action, e.g. privacy.export.")
+        raise InvalidValue("An audit entry needs an action, e.g. privacy.export.")
     con.execute('INSERT INTO audit_log ("at", actor, action, subject_key, details) '
                 "VALUES (?, ?, ?, ?, ?)",
                 [at or datetime.now(UTC), str(actor), str(action), subject_key, _json(details)])

@@ -20,6 +20,8 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
+from ...errors import InvalidValue
+
 
 def _z(alpha: float) -> float:
     return float(stats.norm.ppf(1 - alpha / 2))
@@ -109,9 +111,9 @@ def _power(diff: float, baseline: float, n1: float, ratio: float, alpha: float) 
 
 def _check_rates(baseline: float, diff: float) -> None:
     if not 0 < baseline < 1:
-        raise ValueError(f"The baseline rate must be between 0 and 1 (exclusive), got {baseline}.")
+        raise InvalidValue(f"The baseline rate must be between 0 and 1 (exclusive), got {baseline}.")
     if diff == 0 or not 0 < baseline + diff < 1:
-        raise ValueError(f"The effect {diff:+} on a baseline of {baseline} must be non-zero and "
+        raise InvalidValue(f"The effect {diff:+} on a baseline of {baseline} must be non-zero and "
                          "keep the rate between 0 and 1.")
 
 

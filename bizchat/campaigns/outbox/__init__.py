@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from ...errors import Conflict, NotFound
+from ...errors import InvalidValue, NotFound, SendRefused
 from ...messaging import receipts
 from ...people import consent
 from ..transports import Transport, make
@@ -47,10 +47,6 @@ from . import messages, pacing, record
 log = logging.getLogger("bizchat.campaigns.outbox")
 
 STATES = ("queued", "sending", "sent", "unknown", "failed", "skipped")
-
-
-class SendRefused(Conflict):
-    """A broadcast that cannot be sent (draft, cancelled)."""
 
 
 @dataclass
@@ -106,7 +102,7 @@ def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: list[str] | N
     that honours it; with the Cloud API the customer may get the message twice), or
     ``"give_up"`` fails them. Returns counts by state."""
     if decision not in ("resend", "give_up"):
-        raise ValueError(f"decision={decision!r}: use 'resend' or 'give_up'.")
+        raise InvalidValue(f"decision={decision!r}: use 'resend' or 'give_up'.")
     now = datetime.now(UTC)
     with ws.transaction() as con:
         _broadcast(con, broadcast_id)
@@ -145,7 +141,7 @@ def counts(ws, broadcast_id: int) -> dict:
 def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, horizon,
           max_attempts, actor, *, resume: bool) -> dict:
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1.")
+        raise InvalidValue("batch_size must be at least 1.")
     with ws.connect() as con:
         broadcast = _broadcast(con, broadcast_id)
         account = _account(con, broadcast["account_id"])

@@ -1,5 +1,6 @@
 """Transports: how messages reach the platform (one interface, two implementations)."""
 
+from ...errors import InvalidValue
 from .base import OutboundMessage, SendResult, SimClock, Transport, TransportError, WallClock
 from .simulated import SimRates, SimulatedTransport
 
@@ -15,7 +16,7 @@ def make(transport=None, *, seed: int | None = None) -> Transport:
         return CloudApiTransport()
     if isinstance(transport, Transport):
         return transport
-    raise ValueError(f"Unknown transport {transport!r}: use 'simulated', 'cloud' or a "
+    raise InvalidValue(f"Unknown transport {transport!r}: use 'simulated', 'cloud' or a "
                      "Transport instance.")
 
 

@@ -24,11 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from ...errors import BizchatError
-
-
-class TransportError(BizchatError, RuntimeError):
-    """A transport that cannot work at all (missing configuration, unreachable API)."""
+from ...errors import TransportError  # noqa: F401 - re-exported: transports raise it
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...ingest import webhooks
+from ...errors import InvalidValue
+from ...ingest import payloads, webhooks
 from ...messaging import receipts
 from .base import (
     MESSAGE_FIELDS,
@@ -171,7 +172,7 @@ class SimulatedTransport(Transport):
                  start: datetime | None = None):
         super().__init__()
         if ingest not in ("webhook", "bulk"):
-            raise ValueError(f"ingest={ingest!r}: use 'webhook' or 'bulk'.")
+            raise InvalidValue(f"ingest={ingest!r}: use 'webhook' or 'bulk'.")
         self.seed = int(seed or 0)
         self.rates = rates or SimRates()
         self.ingest = ingest
@@ -491,7 +492,7 @@ class SimulatedTransport(Transport):
                     "messaging_product": "whatsapp", "metadata": metadata,
                     "statuses": statuses[i:i + step]}}]}]}
             text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-            items.append((webhooks.payload_id(text), now, text))
+            items.append((payloads.payload_id(text), now, text))
         return items
 
 
