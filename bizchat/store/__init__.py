@@ -253,6 +253,32 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame) -> Iterator[str]:
+    """``frame`` (a DataFrame or Arrow table) visible to SQL as ``name`` for the block,
+    unregistered afterwards. DuckDB refuses to register while the connection still has
+    an open result (after ``.arrow()`` or a partly fetched cursor), so the open result is
+    finished first with a trivial query: the one place that knows this workaround."""
+    con.execute("SELECT NULL").fetchall()
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
+def rows(cursor: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The rows of an executed query as dicts (column name -> value)."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def one(cursor: duckdb.DuckDBPyConnection) -> dict | None:
+    """The first row of an executed query as a dict, or None when there is none."""
+    found = rows(cursor)
+    return found[0] if found else None
+
+
 def resolve_path(path: str | os.PathLike | None) -> Path:
     """The workspace path: the argument, else $BIZCHAT_WORKSPACE, else data/bizchat.duckdb."""
     if path is None:
