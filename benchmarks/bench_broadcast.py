@@ -94,7 +94,7 @@ def timers(transport) -> dict:
     targets = [(outbox, "_pick"), (pacing, "pace"), (record, "record"),
                (messages, "outbound"), (consent, "may_send"),
                (chats, "store_messages"), (transport, "send_frame"),
-               (transport, "deliver_receipts")]
+               (outbox, "ingest_receipts")]
     saved = [(obj, name, getattr(obj, name)) for obj, name in targets]
 
     def wrap(name, func):
@@ -157,7 +157,7 @@ def webhook_vs_bulk(folder: Path, n: int) -> dict:
         transport.send_frame(frame)
         start = time.perf_counter()
         with ws.transaction() as con:
-            receipts = transport.deliver_receipts(con)
+            receipts = outbox.ingest_receipts(con, transport)
         out[mode] = (time.perf_counter() - start, receipts)
     return out
 

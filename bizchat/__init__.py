@@ -1,5 +1,6 @@
 """bizchat: an open workbench for business messaging, on one DuckDB file."""
 
+from . import campaigns  # noqa: F401 - registers campaigns' receipt listener wherever ingestion runs
 from .errors import (
     BizchatError,
     ConsentRequired,

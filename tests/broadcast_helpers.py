@@ -4,7 +4,7 @@ and a stand-in for the sender that records hand-picked outcomes.
 ``deliver`` does what the outbox and the status webhooks do for a frozen broadcast, with
 outcomes the test chooses: recipients become ``sent`` with a message id, the outbound
 messages are stored through ``chats.store_messages``, their receipts through
-``receipts.record_status_events`` and replies as inbound messages, so every number the
+``webhooks.record_receipts`` and replies as inbound messages, so every number the
 tests expect can be counted by hand.
 """
 
@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from bizchat.campaigns.broadcasts import Broadcasts
-from bizchat.messaging import chats, receipts
+from bizchat.ingest import webhooks
+from bizchat.messaging import chats
 
 T0 = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)   # Monday 10:00 in Berlin
 
@@ -91,7 +92,7 @@ def deliver(ws, broadcast_id: int, outcomes: dict, *, at: datetime | None = None
         if events:
             frame = pd.DataFrame(events)
             frame["error_code"] = frame["error_code"].astype("Int32")
-            receipts.record_status_events(con, frame)
+            webhooks.record_receipts(con, frame)
         con.execute("UPDATE broadcasts SET status = 'done', finished_at = ? "
                     "WHERE broadcast_id = ?", [at, broadcast_id])
     for contact_id, minutes in (replies or {}).items():

@@ -32,7 +32,7 @@ from bizchat.analytics.stats import Stats, detectable_effect, sample_size
 from bizchat.analytics.stats import proportions as P
 from bizchat.analytics.stats.experiments import evaluate_ab, evaluate_lift, plan, planned_shares
 from bizchat.errors import InvalidValue
-from bizchat.messaging.receipts import record_status_events
+from bizchat.ingest.webhooks import record_receipts as record_status_events
 
 T = datetime(2025, 5, 6, 9, 0, tzinfo=UTC)
 LATER = T + timedelta(days=10)  # past every outcome window

@@ -12,7 +12,7 @@ from test_stats_totals import assert_same_tables
 from test_stats_world import T1, add_account, add_broadcast, add_contact
 
 import bizchat
-from bizchat.messaging.receipts import record_status_events
+from bizchat.ingest.webhooks import record_receipts as record_status_events
 
 STATUSES = ("sent", "delivered", "read", "played", "failed")
 _n = itertools.count()

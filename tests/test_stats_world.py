@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from bizchat.messaging.receipts import record_status_events
+from bizchat.ingest.webhooks import record_receipts as record_status_events
 
 T1 = datetime(2025, 1, 31, 23, 30, tzinfo=UTC)
 T2 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)

@@ -16,6 +16,7 @@ from fake_graph import FakeGraph
 from webhook_samples import FIXTURES
 
 import bizchat
+from bizchat.campaigns import outbox
 from bizchat.campaigns.transports import (
     OutboundMessage,
     SimRates,
@@ -68,7 +69,7 @@ def test_simulated_is_deterministic_per_seed(tmp_path):
         transport = _sim(ws, acc, seed)
         results = transport.send_batch(_messages(400))
         with ws.transaction() as con:
-            transport.deliver_receipts(con)
+            outbox.ingest_receipts(con, transport)
         return [(r.message_id, r.error_code) for r in results], _events(ws)
 
     first, events1 = run("a", 7)
@@ -106,7 +107,7 @@ def test_simulated_receipts_go_through_the_webhook_path(ws, account):
                                    + _messages(200, kind="text", category="utility", prefix="t",
                                                start=T0 + timedelta(minutes=5)))
     with ws.transaction() as con:
-        offered = transport.deliver_receipts(con)
+        offered = outbox.ingest_receipts(con, transport)
     assert offered > 500
     raw = ws.sql("SELECT body, state FROM raw_payloads")
     assert len(raw) > 0 and set(raw.state) == {"ingested"}
@@ -139,7 +140,7 @@ def test_simulated_bulk_ingest_writes_the_same_rows_as_webhooks(tmp_path):
         transport.send_batch(_messages(300) + _messages(100, kind="text", prefix="t",
                                                         start=T0 + timedelta(minutes=9)))
         with ws.transaction() as con:
-            transport.deliver_receipts(con)
+            outbox.ingest_receipts(con, transport)
         frames.append((ws.sql("SELECT * EXCLUDE (received_at) FROM message_events "
                               "ORDER BY message_id, status"),
                        ws.sql("SELECT * EXCLUDE (updated_at) FROM message_status "
@@ -158,7 +159,7 @@ def test_simulated_read_rates_depend_on_label_hour_and_variant(ws, account):
         messages = _messages(1500, category="utility", prefix=prefix, **kw)
         results = transport.send_batch(messages)
         with ws.transaction() as con:
-            transport.deliver_receipts(con)
+            outbox.ingest_receipts(con, transport)
         ids = [r.message_id for r in results if r.ok]
         return ws.sql("SELECT avg((read_at IS NOT NULL)::INT) AS r FROM message_status "
                       "WHERE list_contains(?, message_id)", [ids]).r[0]
@@ -213,7 +214,7 @@ def test_simulated_clock_runs_hours_of_sending_in_wall_seconds(ws, account):
     started = time.monotonic()
     results = transport.send_frame(frame)
     with ws.transaction() as con:
-        transport.deliver_receipts(con)
+        outbox.ingest_receipts(con, transport)
     assert time.monotonic() - started < 20
     assert results.ok.all()
     span = ws.sql("SELECT max(sent_at) - min(sent_at) AS span FROM message_status").span[0]
@@ -228,6 +229,7 @@ def test_simulated_recover_redelivers_lost_receipts(ws, account):
     fresh = _sim(ws, account, 6)
     with ws.transaction() as con:
         assert fresh.recover(con, 1) > 0
+        assert outbox.ingest_receipts(con, fresh) > 0   # through the public ingest API
     assert ws.sql("SELECT count(DISTINCT message_id) AS n FROM message_events").n[0] == 40
     with ws.transaction() as con:
         assert fresh.recover(con, 1) == 0

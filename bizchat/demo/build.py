@@ -9,7 +9,7 @@ marketing broadcasts with receipts, replies and opt-outs.
 Deterministic per seed: everything is drawn from one ``numpy.random.default_rng(seed)``
 against a fixed reference time (``clock.NOW``), so the same seed gives the same data on any
 day. Everything is generated as whole numpy arrays and written through Arrow in one
-transaction; receipts go through ``receipts.record_status_events`` exactly like webhooks.
+transaction; receipts go through ``ingest.webhooks.record_receipts`` exactly like webhooks.
 The scenario's words and names live in ``demo_content``.
 """
 
@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from .. import store
 from ..errors import BizchatError, Conflict, NotAWorkspace
-from ..messaging import receipts
+from ..ingest import webhooks
 from . import clock
 from . import content as C
 
@@ -424,7 +424,7 @@ class _Scenario:
         write.write_tables(self, con, seed)
         self._done()
         self._stage("receipts")
-        receipts.record_status_events(con, write.events(self))
+        webhooks.record_receipts(con, write.events(self))
         self._done()
 
 

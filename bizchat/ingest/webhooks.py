@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from ..messaging import chats, receipts
 from ..people.contacts import ensure_contacts
-from . import status_bodies
+from . import hooks, status_bodies
 from .payloads import PayloadError, parse_batch
 
 # Error 131050: the user stopped marketing messages from this business.
@@ -268,31 +268,35 @@ def _store_receipts(con, st: pd.DataFrame | None, sql_events: pa.Table | None,
                                    for rows, body in parts])
         if len(parts) > 1:
             events = events.take(pc.sort_indices(events, [("_body", "ascending")]))  # stable
-        report.statuses += receipts.record_status_events(con, events)
-        keyed = events.filter(pc.is_valid(events.column("callback_data")))
-        if keyed.num_rows:
-            resolve_outbox(con, keyed.select(["callback_data", "message_id"]).to_pandas())
-        failed = events.filter(pc.equal(events.column("error_code"), USER_STOPPED_MARKETING))
-        if failed.num_rows:
-            report.consent_changes += record_stopped_marketing(con, failed.to_pandas(), actor)
+        new, opted_out = _store_status_events(con, events, actor)
+        report.statuses += new
+        report.consent_changes += opted_out
 
 
-def resolve_outbox(con, statuses: pd.DataFrame) -> None:
-    """A status carrying an outbox idempotency key settles that recipient: a send whose
-    outcome a crash hid (``sending``/``unknown``) becomes ``sent`` with its message id."""
-    keyed = statuses[statuses["callback_data"].notna()][["callback_data", "message_id"]]
-    if keyed.empty:
-        return
-    con.register("_keyed", keyed.drop_duplicates("callback_data"))
-    try:
-        con.execute("""
-            UPDATE broadcast_recipients SET state = 'sent', message_id = k.message_id,
-                   updated_at = now()
-            FROM _keyed AS k
-            WHERE broadcast_recipients.idempotency_key = k.callback_data
-              AND broadcast_recipients.state IN ('sending', 'unknown')""")
-    finally:
-        con.unregister("_keyed")
+def _store_status_events(con, events: pa.Table, actor: str) -> tuple[int, int]:
+    """Receipts into message_events and message_status, the listeners told (campaigns
+    settles its recipients), and 131050 failures recorded as marketing opt-outs."""
+    new = record_receipts(con, events)
+    failed = events.filter(pc.equal(events.column("error_code"), USER_STOPPED_MARKETING))
+    opted_out = record_stopped_marketing(con, failed.to_pandas(), actor) if failed.num_rows else 0
+    return new, opted_out
+
+
+def record_receipts(con, events: pd.DataFrame | pa.Table) -> int:
+    """Receipts as rows into message_events and message_status, and the listeners told
+    (campaigns links them to broadcasts); no consent side effects, for callers that
+    write consent themselves (the demo, test worlds). Returns how many were new."""
+    events = receipts.as_event_table(events)
+    new = receipts.record_status_events(con, events)
+    hooks.receipts_stored(con, events)
+    return new
+
+
+def ingest_status_events(con, events: pd.DataFrame | pa.Table, *, actor: str = "bizchat") -> int:
+    """Receipts that arrive as rows rather than webhook bodies (the simulated platform's
+    bulk mode, a platform export): stored exactly as the webhook path stores them. Call
+    inside a transaction; returns how many receipts were new."""
+    return _store_status_events(con, receipts.as_event_table(events), actor)[0]
 
 
 def _keyword_opt_outs(con, new_messages: pd.DataFrame) -> int:
@@ -386,4 +390,4 @@ def _preference_changes(con, prefs: pd.DataFrame, actor: str) -> int:
 
 
 __all__ = ["IngestReport", "PayloadError", "ingest_bodies", "record_stopped_marketing",
-           "resolve_outbox"]
+           "ingest_status_events"]

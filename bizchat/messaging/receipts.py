@@ -10,7 +10,7 @@ and associative, so any order and any number of repeats give the same state.
 current message of (so the open-rate table needs no join on the text message id). A new
 status row takes it from broadcast_recipients, by message id or, for a receipt that
 arrives before the outbox recorded its send, by the idempotency key the receipt carries;
-``link_broadcast`` reconciles one broadcast after the outbox changed its recipients.
+Which broadcast a message belongs to is campaigns' business (campaigns.settlement).
 
 Everything works on whole batches (Arrow / DataFrames); there is no per-row Python.
 """
@@ -121,18 +121,12 @@ def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | 
                     status = {status_case(merged)},
                     updated_at = now()
                 FROM _status_in AS a WHERE message_status.message_id = a.message_id""")
-            # New rows find their broadcast: the recipient whose message this is, or whose
-            # unrecorded send carried this receipt's idempotency key.
+            # New rows; their broadcast is filled in by campaigns (ingest.hooks listeners).
             con.execute(f"""
                 INSERT INTO message_status (message_id, status, {", ".join(_TIMES)},
-                                            error_code, updated_at, broadcast_id)
+                                            error_code, updated_at)
                 SELECT a.message_id, {status_case({c: f"a.{c}" for c in _TIMES})},
-                       {", ".join(f"a.{c}" for c in _TIMES)}, a.error_code, now(),
-                       coalesce(
-                           (SELECT min(r.broadcast_id) FROM broadcast_recipients r
-                            WHERE r.message_id = a.message_id),
-                           (SELECT min(r.broadcast_id) FROM broadcast_recipients r
-                            WHERE r.idempotency_key = a.callback_data AND r.message_id IS NULL))
+                       {", ".join(f"a.{c}" for c in _TIMES)}, a.error_code, now()
                 FROM _status_in AS a
                 WHERE NOT EXISTS (SELECT 1 FROM message_status s WHERE s.message_id = a.message_id)""")
             con.execute("DROP TABLE _status_in")
@@ -140,19 +134,3 @@ def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | 
         return new
     finally:
         con.unregister("_incoming_events")
-
-
-def link_broadcast(con: duckdb.DuckDBPyConnection, broadcast_id: int) -> None:
-    """Make message_status.broadcast_id agree with the broadcast's recipients: set it on
-    every recipient's current message, clear it on messages no recipient points to any
-    more (an attempt a deferral replaced). Run by the outbox after it changed recipients."""
-    con.execute("""
-        UPDATE message_status SET broadcast_id = NULL
-        WHERE broadcast_id = ? AND message_id NOT IN (
-            SELECT message_id FROM broadcast_recipients
-            WHERE broadcast_id = ? AND message_id IS NOT NULL)""", [broadcast_id, broadcast_id])
-    con.execute("""
-        UPDATE message_status SET broadcast_id = r.broadcast_id
-        FROM broadcast_recipients AS r
-        WHERE r.broadcast_id = ? AND r.message_id = message_status.message_id
-          AND message_status.broadcast_id IS DISTINCT FROM r.broadcast_id""", [broadcast_id])

@@ -13,7 +13,7 @@ Per batch there are two transactions around the transport call:
 
 A crash between 1 and 3 leaves ``sending`` rows. ``resume`` turns them into ``unknown``
 and never resends them: a status webhook echoing the idempotency key settles them
-(``webhooks.resolve_outbox``; the simulated transport re-delivers the receipts of
+(``campaigns.settlement``, told by ingestion; the simulated transport re-delivers the receipts of
 everything its ledger accepted), or an operator decides with ``resolve_unknown``.
 
 Pacing (the platform's rules): at most ``accounts.send_rate`` messages per second per
@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from ...errors import InvalidValue, NotFound, SendRefused
-from ...messaging import receipts
+from ...ingest import webhooks
 from ...people import consent
+from .. import settlement
 from ..transports import Transport, make
 from . import messages, pacing, record
 
@@ -129,6 +130,16 @@ def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: list[str] | N
         return _counts(con, broadcast_id, now)
 
 
+def ingest_receipts(con, transport) -> int:
+    """The receipts the transport produced (simulation) through the public ingest API,
+    as the receiver would ingest them; returns how many were new."""
+    bodies, events = transport.take_receipts()
+    new = webhooks.ingest_bodies(con, bodies, actor=transport.name).statuses if bodies else 0
+    if events is not None:
+        new += webhooks.ingest_status_events(con, events, actor=transport.name)
+    return new
+
+
 def counts(ws, broadcast_id: int) -> dict:
     """Recipients of the broadcast by state."""
     with ws.connect() as con:
@@ -170,9 +181,10 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
                             "they are 'unknown' until a status webhook or an operator settles "
                             "them", broadcast_id, len(lost))
         transport.recover(con, broadcast_id)
+        ingest_receipts(con, transport)
         record.settle_async_failures(con, broadcast_id, max_attempts)
         record.backfill_messages(con, broadcast, transport.name)
-        receipts.link_broadcast(con, broadcast_id)
+        settlement.link_broadcast(con, broadcast_id)
         start = _start_time(con, broadcast, clock.now() if not simulated else None, rate)
         if simulated:
             clock.start_at(start)
@@ -208,7 +220,7 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
         transport.close()
     with ws.transaction() as con:
         record.backfill_messages(con, broadcast, transport.name)
-        receipts.link_broadcast(con, broadcast_id)
+        settlement.link_broadcast(con, broadcast_id)
         result = _counts(con, broadcast_id, clock.now())
         if result["queued"] + result["sending"] + result["unknown"] == 0:
             con.execute("UPDATE broadcasts SET status = 'done', finished_at = ? "
@@ -274,7 +286,7 @@ def _batch(ws, run: _Run, bar) -> bool:
 
     with ws.transaction() as con:
         done = record.record(con, run, outbound, results)
-        run.transport.deliver_receipts(con)
+        ingest_receipts(con, run.transport)
         tally = done["state"].value_counts().to_dict()
         tally["skipped"] = tally.get("skipped", 0) + len(skip)
         record.audit(con, run.actor, "broadcast.send", {

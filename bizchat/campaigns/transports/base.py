@@ -165,15 +165,16 @@ class Transport:
         results = self.send_batch(messages)
         return pd.DataFrame([r.__dict__ for r in results], columns=RESULT_FIELDS)
 
-    def deliver_receipts(self, con) -> int:
-        """Ingest status receipts the transport produced itself (simulation); a real
-        platform posts them to the webhook receiver instead. Returns how many."""
-        return 0
+    def take_receipts(self) -> tuple[list, object]:
+        """Status receipts the transport produced itself (simulation), for the outbox to
+        ingest through the public ingest API: ``(webhook bodies, rows or None)``. A real
+        platform posts them to the webhook receiver instead."""
+        return [], None
 
     def recover(self, con, broadcast_id: int) -> int:
         """After a crash: re-deliver the receipts of messages the platform accepted but
         whose receipts never arrived, so their idempotency keys settle ``unknown``
-        recipients. Returns how many receipts were offered."""
+        recipients (handed back by ``take_receipts``). Returns how many were found."""
         return 0
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...errors import InvalidValue
-from ...ingest import payloads, webhooks
+from ...ingest import payloads
 from ...messaging import receipts
 from .base import (
     MESSAGE_FIELDS,
@@ -411,13 +411,19 @@ class SimulatedTransport(Transport):
             return 0.0
         return (float(_unit(_hash(pd.Series([name]), f"{what}/{self.seed}"), 0)[0]) - 0.5) * 2 * spread
 
-    def deliver_receipts(self, con) -> int:
-        """Ingest the receipts of everything accepted since the last call."""
+    def take_receipts(self) -> tuple[list, pa.Table | None]:
+        """The receipts of everything accepted since the last call, for the caller to
+        ingest through the public ingest API: ``(webhook bodies, None)``, or with
+        ``ingest="bulk"`` ``([], the same receipts as rows)``."""
         if not self._pending:
-            return 0
+            return [], None
         events = pa.concat_tables(self._pending)
         self._pending = []
-        return self._ingest(con, events)
+        if events.num_rows == 0:
+            return [], None
+        if self.ingest == "bulk":
+            return [], events
+        return self.webhook_bodies(events.to_pandas()), None
 
     def recover(self, con, broadcast_id: int) -> int:
         """Receipts of messages in the ledger that have none yet (a crash lost them)."""
@@ -439,26 +445,9 @@ class SimulatedTransport(Transport):
         if lost.empty:
             return 0
         lost["labels"] = lost["labels"].map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else None)
-        return self._ingest(con, self._receipts(lost))
-
-    def _ingest(self, con, events: pa.Table) -> int:
-        if events.num_rows == 0:
-            return 0
-        if self.ingest == "bulk":
-            # The same rows the webhook path writes, without the JSON round trip; then the
-            # same settlement of outbox keys (one receipt per message: sent or failed).
-            new = receipts.record_status_events(con, events)
-            first = events.filter(pc.is_in(events["status"], pa.array(["sent", "failed"])))
-            webhooks.resolve_outbox(
-                con, first.select(["callback_data", "message_id"]).to_pandas())
-            stopped = events.filter(pc.equal(events["error_code"],
-                                             webhooks.USER_STOPPED_MARKETING))
-            if stopped.num_rows:
-                webhooks.record_stopped_marketing(con, stopped.to_pandas(), "simulated")
-            return new
-        report = webhooks.ingest_bodies(con, self.webhook_bodies(events.to_pandas()),
-                                              actor="simulated")
-        return report.statuses
+        again = self._receipts(lost)
+        self._pending.append(again)   # handed back by the next take_receipts
+        return again.num_rows
 
     def webhook_bodies(self, events: pd.DataFrame) -> list[tuple[str, datetime, str]]:
         """Cloud API status webhooks carrying ``events``: ``[(payload_id, received_at,
