@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 import bizchat
 from bizchat.errors import InvalidPhoneNumber
 from bizchat.people import phones
-from bizchat.people.accounts import _get as _get_account
-from bizchat.people.contacts import _lookup as _lookup_contact
+from bizchat.people.accounts import get_account
+from bizchat.people.contacts import find_contact
 
 TYPES = {"mobile": phonenumbers.PhoneNumberType.MOBILE,
          "fixed_line": phonenumbers.PhoneNumberType.FIXED_LINE}
@@ -79,9 +79,9 @@ def test_every_written_form_is_one_contact(shops, case):
     # National forms are read in the account's region (here the number's own).
     contact = ws.contacts.find(account_id, forms[0]) or ws.contacts.add(account_id, forms[0])
     with ws.connect() as con:  # one connection for all lookups keeps the test quick
-        account = _get_account(con, account_id)
+        account = get_account(con, account_id)
         for form in forms[1:]:
-            assert _lookup_contact(con, account, form)["contact_id"] == contact["contact_id"]
+            assert find_contact(con, account, form)["contact_id"] == contact["contact_id"]
     with pytest.raises(bizchat.errors.Conflict):
         ws.contacts.add(account_id, forms[1])
     assert contact["wa_id"] == contact["phone_e164"][1:]

@@ -12,6 +12,7 @@ from receiver_helpers import (
     SECRET,
     TOKEN,
     Holder,
+    alive,
     free_port,
     post,
     start_receiver,
@@ -106,6 +107,8 @@ def test_killed_after_200_loses_nothing_and_accepts_while_the_workspace_is_held(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         proc.stderr.close()
+        # Its ingest process dies with it, a moment later: only then is the file let go.
+        assert wait_for(lambda: not alive(health["ingest_pid"]), 10)
     finally:
         holder.release()
     assert workspace.sql("SELECT count(*) AS n FROM messages")["n"][0] == 0

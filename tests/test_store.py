@@ -205,10 +205,25 @@ def test_docs_schema_covers_every_table_and_column(ws):
 def test_ids_of_deleted_rows_are_not_handed_out_again(ws):
     with ws.transaction() as con:
         con.execute("INSERT INTO contacts (contact_id, account_id, created_at) VALUES (1, 1, now()), (2, 1, now())")
-        assert store.next_id(con, "contacts", "contact_id") == 3
         store.raise_id_floor(con, "contacts", "contact_id")
         con.execute("DELETE FROM contacts WHERE contact_id = 2")
         assert store.next_id(con, "contacts", "contact_id") == 3
+        assert store.next_id(con, "contacts", "contact_id", 5) == 4   # an allocation is never repeated
+        assert store.next_id(con, "contacts", "contact_id") == 9
+
+
+def test_every_table_allocates_through_the_floor(ws):
+    """A deleted label, template or automation does not give its id to the next one."""
+    ws.accounts.add("+49 30 901820", name="Laden")
+    first = ws.labels.create("+49 30 901820", "A")
+    second = ws.labels.create("+49 30 901820", "B")
+    ws.labels.delete("+49 30 901820", "B")
+    third = ws.labels.create("+49 30 901820", "C")
+    assert (first["label_id"], second["label_id"], third["label_id"]) == (1, 2, 3)
+    one = ws.templates.create("+49 30 901820", "eins", "Hallo")
+    ws.templates.delete("+49 30 901820", "eins")
+    two = ws.templates.create("+49 30 901820", "zwei", "Hallo")
+    assert two["template_id"] == one["template_id"] + 1
 
 
 def test_docs_schema_lists_every_migration():

@@ -509,7 +509,7 @@ def evaluate(con, account: dict, broadcast: Mapping, at: datetime, *, contact_id
                  "template", "body", "params", "in_window"]].rename(
         columns={"wa_address": "wa_id"}).reset_index(drop=True)
     for column in ("skip_reason", "variant", "template", "body", "params", "wa_id", "phone_e164"):
-        out[column] = tpl._obj(out[column])
+        out[column] = tpl.as_objects(out[column])
     out["in_window"] = out["in_window"].astype(bool)
     out.attrs.update(candidates=n_candidates, not_sampled=len(dropped), at=at)
     return out

@@ -28,9 +28,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from .. import store
 from ..errors import Conflict, InvalidValue, NotFound
 from ..messaging.chats import SERVICE_WINDOW
-from ..people.accounts import _get as _get_account
+from ..people.accounts import get_account
 from . import audiences as aud
 from . import planning
 from . import templates as tpl
@@ -72,11 +73,10 @@ def _load(con, broadcast_id) -> dict:
         raise NotFound(f"{broadcast_id!r} is not a broadcast id (a number).",
                        input=broadcast_id) from exc
     cur = con.execute(f"SELECT {_COLUMNS} FROM broadcasts WHERE broadcast_id = ?", [key])
-    rows = cur.fetchall()
-    if not rows:
+    found = store.one(cur)
+    if found is None:
         raise NotFound(f"There is no broadcast {broadcast_id}. List them with "
                        "`bizchat broadcast list`.", input=broadcast_id)
-    found = dict(zip([d[0] for d in cur.description], rows[0], strict=True))
     for column in ("audience", "variants", "fallbacks"):
         found[column] = json.loads(found[column]) if found[column] else None
     found["audience"] = found["audience"] or {}
@@ -91,7 +91,7 @@ def _resolved(con, account: dict, broadcast: dict) -> dict:
     out = []
     for v in variants:
         ref = v.get("template_id") or v.get("template")
-        template = tpl._get(con, account, ref, broadcast.get("language"))
+        template = tpl.get_template(con, account, ref, broadcast.get("language"))
         out.append({**v, "variant": v.get("variant") or "A", "template": template})
     return {**broadcast, "variants": out}
 
@@ -156,7 +156,7 @@ class Broadcasts:
         if seed < 0:
             raise InvalidValue(f"seed must be 0 or more, got {seed}.", input=seed)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             self._check_audience(con, acc, audience)
             entries = [{"body": body, "template": template, "header": header, "footer": footer,
                         "buttons": buttons}]
@@ -167,12 +167,12 @@ class Broadcasts:
             stored, chosen = [], category
             for letter, entry in zip(string.ascii_uppercase, entries, strict=False):
                 if entry.get("template") is not None:
-                    found = tpl._get(con, acc, entry["template"])
+                    found = tpl.get_template(con, acc, entry["template"])
                 else:
                     # B, C ... take A's header, footer and buttons unless they bring their own.
                     suffix = "" if letter == "A" else "_" + letter.lower()
-                    found = tpl._create(
-                        con, acc, tpl._free_name(con, acc["account_id"], base + suffix,
+                    found = tpl.create_template(
+                        con, acc, tpl.free_name(con, acc["account_id"], base + suffix,
                                                  _lang(language)),
                         entry["body"], language=language, category=chosen or "marketing",
                         header=entry.get("header", header), footer=entry.get("footer", footer),
@@ -190,12 +190,11 @@ class Broadcasts:
                                "template_id": found["template_id"],
                                "language": found["language"], "share": entry.get("share"),
                                "values": {**fixed, **tpl.check_values(entry.get("values"))}})
-            first = tpl._get(con, acc, stored[0]["template_id"])
+            first = tpl.get_template(con, acc, stored[0]["template_id"])
             shares = aud.variant_shares(stored)
             for v, share in zip(stored, shares, strict=True):
                 v["share"] = round(float(share), 6)
-            broadcast_id = con.execute("SELECT coalesce(max(broadcast_id), 0) + 1 FROM broadcasts"
-                                       ).fetchall()[0][0]
+            broadcast_id = store.next_id(con, "broadcasts", "broadcast_id")
             con.execute("""
                 INSERT INTO broadcasts (broadcast_id, account_id, name, template, template_id,
                     category, language, audience, variants, control_fraction, seed,
@@ -253,7 +252,7 @@ class Broadcasts:
         with self.ws.transaction() as con:
             found = _load(con, broadcast_id)
             _state_check(found, ("draft",), "changed")
-            acc = _get_account(con, found["account_id"])
+            acc = get_account(con, found["account_id"])
             changes: dict = {}
             if name is not None:
                 if not str(name).strip():
@@ -304,7 +303,7 @@ class Broadcasts:
     def list(self, account=None) -> pd.DataFrame:
         """Broadcasts (of one account, or all), newest first, with their counts so far."""
         with self.ws.connect() as con:
-            account_id = _get_account(con, account)["account_id"] if account is not None else None
+            account_id = get_account(con, account)["account_id"] if account is not None else None
             return con.execute("""
                 SELECT s.broadcast_id, a.phone_e164 AS account, s.name, s.category, s.status,
                        s.scheduled_for, s.recipients,
@@ -333,7 +332,7 @@ class Broadcasts:
         scheduled time, else now); for a frozen one, its recipients."""
         with self.ws.connect() as con:
             found = _load(con, broadcast_id)
-            acc = _get_account(con, found["account_id"])
+            acc = get_account(con, found["account_id"])
             when = _utc(at if at is not None else found["scheduled_for"])
             return aud.evaluate(con, acc, _resolved(con, acc, found), when)
 
@@ -347,12 +346,12 @@ class Broadcasts:
         select them). Renders even for excluded contacts, so the composer can read every
         version; raises TemplateError when a placeholder has no value.
         """
-        from ..people.contacts import _get as _get_contact
+        from ..people.contacts import get_contact
 
         with self.ws.connect() as con:
             found = _load(con, broadcast_id)
-            acc = _get_account(con, found["account_id"])
-            person = _get_contact(con, acc, contact)
+            acc = get_account(con, found["account_id"])
+            person = get_contact(con, acc, contact)
             rows = con.execute("""
                 SELECT variant, state, skip_reason, body, params FROM broadcast_recipients
                 WHERE broadcast_id = ? AND contact_id = ?""",
@@ -398,7 +397,7 @@ class Broadcasts:
             planning.RateCard.load(rate_card)
         with self.ws.connect() as con:
             found = _load(con, broadcast_id)
-            acc = _get_account(con, found["account_id"])
+            acc = get_account(con, found["account_id"])
             when = _utc(at if at is not None else found["scheduled_for"])
             if found["status"] == "draft":
                 frame = aud.evaluate(con, acc, _resolved(con, acc, found), when)
@@ -433,7 +432,7 @@ class Broadcasts:
         with self.ws.transaction() as con:
             found = _load(con, broadcast_id)
             _state_check(found, ("draft",), "scheduled")
-            acc = _get_account(con, found["account_id"])
+            acc = get_account(con, found["account_id"])
             frame = aud.evaluate(con, acc, _resolved(con, acc, found), when)
             freeze(con, found["broadcast_id"], frame)
             con.execute("UPDATE broadcasts SET status = 'scheduled', scheduled_for = ? "
@@ -534,12 +533,12 @@ class Broadcasts:
         """Whether a message to ``contact`` at ``at`` (default now) must be a template: true
         outside the 24-hour customer-service window (the customer's last message), where
         free-form text is not allowed."""
-        from ..people.contacts import _get as _get_contact
+        from ..people.contacts import get_contact
 
         when = _utc(at)
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
-            person = _get_contact(con, acc, contact)
+            acc = get_account(con, account)
+            person = get_contact(con, acc, contact)
             rows = con.execute("SELECT last_inbound_at FROM chats WHERE account_id = ? AND "
                                "contact_id = ?", [acc["account_id"],
                                                   person["contact_id"]]).fetchall()
@@ -549,7 +548,7 @@ class Broadcasts:
     def limits(self, account) -> dict:
         """The account's sending limits: messaging tier, send rate, marketing cap, quiet hours."""
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             return {"account": acc["phone_e164"], **vars(aud.limits(con, acc["account_id"]))}
 
     def set_limits(self, account, *, actor: str = "bizchat", **fields) -> dict:
@@ -559,7 +558,7 @@ class Broadcasts:
         or None for none) or ``quiet_hours_start`` / ``quiet_hours_end``."""
         values = aud.check_limits(fields)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             if values:
                 con.execute(f"UPDATE accounts SET {', '.join(f'{k} = ?' for k in values)} "
                             "WHERE account_id = ?", [*values.values(), acc["account_id"]])

@@ -44,14 +44,14 @@ def _map_unique(column: pd.Series, func) -> pd.Series:
 
 def _as_text(name: str, column: pd.Series) -> pd.Series:
     """``render.as_text`` over a column, once per distinct value (text passes as it is)."""
-    column = _obj(column)
+    column = as_objects(column)
     kinds = {type(v) for v in pd.unique(column.dropna())} if len(column) else set()
     if kinds <= {str}:
         return column
     return _map_unique(column, lambda value: render.as_text(name, value))
 
 
-def _obj(column: pd.Series) -> pd.Series:
+def as_objects(column: pd.Series) -> pd.Series:
     """Object dtype with None for missing (pandas 3 infers a string dtype with NaN)."""
     return pd.Series(column.to_numpy(dtype=object, na_value=None), index=column.index,
                      dtype=object)
@@ -77,7 +77,7 @@ def _cat(index: pd.Index, *pieces) -> pd.Series:
 
 def _column(values: pd.DataFrame, name: str) -> pd.Series:
     if name in values.columns:
-        return _obj(values[name])
+        return as_objects(values[name])
     return pd.Series([None] * len(values), index=values.index, dtype=object)
 
 
@@ -105,13 +105,13 @@ def render_frame(text: str | None, values: pd.DataFrame,
         column = _column(values, name)
         absent = column.isna()
         fallback = fallbacks.get(name)
-        if absent.any() and fallback is not None and not render._is_missing(fallback):
+        if absent.any() and fallback is not None and not render.is_missing(fallback):
             column = column.where(~absent, fallback)
             absent = column.isna()
         missing = missing.where(~(absent & missing.isna()), name)
         pieces.append(_as_text(name, column).where(~absent, None))
     out = _cat(index, *pieces)
-    return _obj(out.where(missing.isna(), None)), _obj(missing)
+    return as_objects(out.where(missing.isna(), None)), as_objects(missing)
 
 
 def _button_label(button: Mapping, url: str | None = None) -> str:
@@ -172,8 +172,8 @@ def render_template(template: Mapping, values: pd.DataFrame,
         params = _cat(index, *pieces, "}")
     else:
         params = pd.Series(["{}"] * len(values), index=index, dtype=object)
-    return pd.DataFrame({"text": _obj(text.where(ok, None)), "missing": _obj(missing),
-                         "params": _obj(params.where(ok, None))}, index=index)
+    return pd.DataFrame({"text": as_objects(text.where(ok, None)), "missing": as_objects(missing),
+                         "params": as_objects(params.where(ok, None))}, index=index)
 
 
 def value_frame(contacts: pd.DataFrame, account: Mapping, names, attributes: pd.DataFrame | None = None,
@@ -188,7 +188,7 @@ def value_frame(contacts: pd.DataFrame, account: Mapping, names, attributes: pd.
     """
     index = contacts.index
     out = pd.DataFrame(index=index)
-    raw_names = (_obj(contacts["name"]) if "name" in contacts
+    raw_names = (as_objects(contacts["name"]) if "name" in contacts
                  else pd.Series([None] * len(index), index=index, dtype=object))
     business = account.get("display_name")
     business = business.strip() if isinstance(business, str) and business.strip() else None
@@ -208,7 +208,7 @@ def value_frame(contacts: pd.DataFrame, account: Mapping, names, attributes: pd.
             col = pd.Series([None] * len(index), index=index, dtype=object)
         if attr is not None:
             col = col.where(col.notna(), attr)
-        out[name] = _obj(col)
+        out[name] = as_objects(col)
     for name, value in (fixed or {}).items():
         if name in out.columns or name in names:
             out[name] = pd.Series([value] * len(index), index=index, dtype=object)
@@ -223,7 +223,7 @@ def _attribute(text: str):
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    return None if render._is_missing(value) else value
+    return None if render.is_missing(value) else value
 
 
 __all__ = ["message_text", "placeholders", "render_frame", "render_template", "value_frame"]

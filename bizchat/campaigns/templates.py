@@ -28,12 +28,13 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..errors import Conflict, InvalidValue, NotFound, TemplateError
 from ..messaging import render
-from ..people.accounts import _get as _get_account
+from ..people.accounts import get_account
 from ..people.contacts import check_language
 from .template_frames import (  # noqa: F401 - re-exported: the bulk side of templates
-    _obj,
+    as_objects,
     message_text,
     placeholders,
     render_frame,
@@ -249,8 +250,8 @@ def cloud_payload(template: Mapping, params: Mapping | str | None) -> dict:
 
 # --- lookups inside a caller's transaction -------------------------------------------------------
 
-def _row(cur, row) -> dict:
-    found = dict(zip([d[0] for d in cur.description], row, strict=True))
+def _decoded(found: dict) -> dict:
+    """A templates row with its buttons decoded and its placeholders listed."""
     found["buttons"] = json.loads(found["buttons"]) if found.get("buttons") else None
     found["placeholders"] = placeholders(found)
     return found
@@ -271,11 +272,13 @@ def _find(con: duckdb.DuckDBPyConnection, account_id: int, ref, language: str | 
                           [account_id, text, language, language])
     else:
         return None
-    rows = cur.fetchall()
-    return _row(cur, rows[0]) if rows else None
+    found = store.one(cur)
+    return None if found is None else _decoded(found)
 
 
-def _get(con, account: dict, ref, language: str | None = None) -> dict:
+def get_template(con, account: dict, ref, language: str | None = None) -> dict:
+    """The template of ``account`` that ``ref`` names (template_id or name, in
+    ``language`` when given); NotFound with the names there are otherwise."""
     found = _find(con, account["account_id"], ref, language)
     if found is None:
         names = [r[0] for r in con.execute("SELECT DISTINCT name FROM templates WHERE "
@@ -286,7 +289,7 @@ def _get(con, account: dict, ref, language: str | None = None) -> dict:
     return found
 
 
-def _create(con, account: dict, name: str, body: str, *, language: str = "de",
+def create_template(con, account: dict, name: str, body: str, *, language: str = "de",
             category: str = "marketing", header=None, footer=None, buttons=None,
             actor: str = "bizchat") -> dict:
     """Insert a checked template inside the caller's transaction."""
@@ -297,8 +300,7 @@ def _create(con, account: dict, name: str, body: str, *, language: str = "de",
     if _find(con, account["account_id"], name, language) is not None:
         raise Conflict(f"Account {account['phone_e164']} already has a template {name!r} in "
                        f"{language}. Pick another name or use the existing one.", input=name)
-    template_id = con.execute("SELECT coalesce(max(template_id), 0) + 1 FROM templates"
-                              ).fetchall()[0][0]
+    template_id = store.next_id(con, "templates", "template_id")
     con.execute("""
         INSERT INTO templates (template_id, account_id, name, language, category, header, body,
                                footer, buttons, created_at)
@@ -315,7 +317,7 @@ def _create(con, account: dict, name: str, body: str, *, language: str = "de",
     return _find(con, account["account_id"], template_id)
 
 
-def _free_name(con, account_id: int, base: str, language: str) -> str:
+def free_name(con, account_id: int, base: str, language: str) -> str:
     """``base``, or ``base_2``, ``base_3`` ... whichever the account does not use yet."""
     taken = {r[0] for r in con.execute(
         "SELECT name FROM templates WHERE account_id = ? AND language = ? AND "
@@ -357,19 +359,19 @@ class Templates:
         """Register a template. Unsafe placeholder syntax raises TemplateError, a name the
         account uses already in this language Conflict."""
         with self.ws.transaction() as con:
-            return _create(con, _get_account(con, account), name, body, language=language,
+            return create_template(con, get_account(con, account), name, body, language=language,
                            category=category, header=header, footer=footer, buttons=buttons,
                            actor=actor)
 
     def get(self, account, ref, *, language: str | None = None) -> dict:
         """A template by template_id or name (optionally in ``language``)."""
         with self.ws.connect() as con:
-            return _get(con, _get_account(con, account), ref, check_language(language))
+            return get_template(con, get_account(con, account), ref, check_language(language))
 
     def list(self, account) -> pd.DataFrame:
         """The account's templates, with how many broadcasts use each."""
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             return con.execute("""
                 SELECT t.template_id, t.name, t.language, t.category, t.header, t.body, t.footer,
                        t.buttons,
@@ -383,8 +385,8 @@ class Templates:
         """Delete a template no broadcast uses (a used one stays, as the record of what was
         sent)."""
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
-            found = _get(con, acc, ref)
+            acc = get_account(con, account)
+            found = get_template(con, acc, ref)
             used = con.execute("""
                 SELECT count(*) FROM broadcasts
                 WHERE account_id = ? AND (template_id = ? OR template = ?
@@ -406,14 +408,14 @@ class Templates:
         """The exact text of the template for ``contact`` (any reference within the account)
         or, without one, for the given ``values`` alone. A placeholder without a value or
         fallback raises TemplateError naming it."""
-        from ..people.contacts import _get as _get_contact
+        from ..people.contacts import get_contact
 
         fixed = check_values(values)
         fallbacks = check_values(fallbacks, "fallback")
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
-            template = _get(con, acc, ref, check_language(language))
-            person = _get_contact(con, acc, contact) if contact is not None else {"name": None}
+            acc = get_account(con, account)
+            template = get_template(con, acc, ref, check_language(language))
+            person = get_contact(con, acc, contact) if contact is not None else {"name": None}
         names = placeholders(template)
         attrs = person.get("attributes") or {}
         attributes = pd.DataFrame({n: [json.dumps(attrs[n]) if n in attrs else None]

@@ -27,7 +27,7 @@ import pandas as pd
 from ..errors import ImportFormatError, InvalidPhoneNumber
 from ..messaging import chats
 from ..people import phones
-from ..people.accounts import _get as get_account
+from ..people.accounts import get_account
 from ..people.consent import record_keyword_opt_outs
 from ..people.contacts import ensure_contacts
 from .chat_export import parse_export

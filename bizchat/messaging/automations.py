@@ -37,9 +37,9 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..errors import InvalidValue, NotFound
-from ..people.accounts import WEEKDAYS, parse_hours
-from ..people.accounts import _get as _get_account
+from ..people.accounts import WEEKDAYS, get_account, parse_hours
 from ..people.labels import label_ids
 from . import render as renderer
 
@@ -346,11 +346,8 @@ def apply(con: duckdb.DuckDBPyConnection, inbound: pd.DataFrame) -> pd.DataFrame
 def _rows(con, where: str, params: list) -> list[dict]:
     cur = con.execute(f"SELECT {_COLUMNS} FROM automations WHERE {where} "
                       "ORDER BY automation_id", params)
-    rows = cur.fetchall()
-    cols = [d[0] for d in cur.description]
     out = []
-    for row in rows:
-        rule = dict(zip(cols, row, strict=True))
+    for rule in store.rows(cur):
         rule["schedule_spec"] = json.loads(rule["schedule_spec"]) if rule["schedule_spec"] else None
         rule["scope_labels"] = list(rule["scope_labels"]) if rule["scope_labels"] else None
         out.append(rule)
@@ -366,7 +363,7 @@ class Automations:
     def list(self, account) -> pd.DataFrame:
         """The account's rules: automation_id, kind, enabled, text, schedule, scope ..."""
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             return con.execute("""
                 SELECT automation_id, kind, enabled, text, schedule, schedule_spec, scope,
                        scope_labels, silence_days, created_at
@@ -376,7 +373,7 @@ class Automations:
     def get(self, account, rule) -> dict:
         """One rule by kind ('greeting', 'away') or automation_id."""
         with self.ws.connect() as con:
-            return self._rule(con, _get_account(con, account), rule)
+            return self._rule(con, get_account(con, account), rule)
 
     def set_greeting(self, account, text: str, *, scope: str = "everyone", labels=None,
                      silence_days: int = 14, enabled: bool = True) -> dict:
@@ -422,7 +419,7 @@ class Automations:
     def delete(self, account, rule) -> dict:
         """Remove a rule; the messages it sent stay."""
         with self.ws.transaction() as con:
-            found = self._rule(con, _get_account(con, account), rule)
+            found = self._rule(con, get_account(con, account), rule)
             con.execute("DELETE FROM automations WHERE automation_id = ?",
                         [found["automation_id"]])
             return found
@@ -460,7 +457,7 @@ class Automations:
 
     def _set_enabled(self, account, rule, enabled: bool) -> dict:
         with self.ws.transaction() as con:
-            found = self._rule(con, _get_account(con, account), rule)
+            found = self._rule(con, get_account(con, account), rule)
             con.execute("UPDATE automations SET enabled = ? WHERE automation_id = ?",
                         [enabled, found["automation_id"]])
             return {**found, "enabled": enabled}
@@ -476,7 +473,7 @@ class Automations:
             raise InvalidValue("labels only apply with scope='only_labels' or 'except_labels'.",
                                input=labels)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             if fields.get("schedule") == "outside_hours" and not acc.get("business_hours"):
                 raise InvalidValue(
                     f"Account {acc['phone_e164']} has no business hours, so it is never outside "
@@ -496,8 +493,7 @@ class Automations:
                 con.execute(f"UPDATE automations SET {', '.join(f'{k} = ?' for k in values)} "
                             "WHERE automation_id = ?", [*values.values(), automation_id])
             else:
-                automation_id = con.execute(
-                    "SELECT coalesce(max(automation_id), 0) + 1 FROM automations").fetchall()[0][0]
+                automation_id = store.next_id(con, "automations", "automation_id")
                 values.update(automation_id=automation_id, account_id=acc["account_id"],
                               kind=kind, created_at=datetime.now(UTC))
                 con.execute(f"INSERT INTO automations ({', '.join(values)}) "

@@ -163,7 +163,8 @@ def _unknown(text: str, part: Placeholder, known: list[str]) -> TemplateError:
         placeholder=part.name)
 
 
-def _is_missing(value) -> bool:
+def is_missing(value) -> bool:
+    """Whether a placeholder value counts as missing (None or NaN)."""
     if value is None:
         return True
     try:
@@ -218,16 +219,16 @@ def render(text: str, values: Mapping, *, missing: Missing = "error") -> str:
             out.append(part)
             continue
         value = values.get(part.name)  # dicts and pandas Series alike
-        if _is_missing(value):
+        if is_missing(value):
             if isinstance(missing, Mapping):
                 value = missing.get(part.name)
             elif callable(missing):
                 value = missing(part.name)
             else:
                 value = None
-            if _is_missing(value):
+            if is_missing(value):
                 raise _unknown(text, part, sorted(k for k, v in values.items()
-                                                  if not _is_missing(v)))
+                                                  if not is_missing(v)))
         out.append(as_text(part.name, value))
     return "".join(out)
 
@@ -239,7 +240,7 @@ def _field(row, key):
         value = row[key]
     except (KeyError, IndexError, TypeError):
         return None
-    return None if _is_missing(value) else value
+    return None if is_missing(value) else value
 
 
 def contact_values(contact, account=None) -> dict:
@@ -262,7 +263,7 @@ def contact_values(contact, account=None) -> dict:
     if isinstance(attributes, Mapping):
         for key, value in attributes.items():
             if (isinstance(key, str) and NAME.fullmatch(key) and not isinstance(value, bool)
-                    and isinstance(value, str | int | float) and not _is_missing(value)):
+                    and isinstance(value, str | int | float) and not is_missing(value)):
                 values[key] = value
     name = _field(contact, "name")
     if isinstance(name, str) and name.strip():

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from .. import store
 from ..errors import Conflict, InvalidValue, LimitExceeded, NotFound, TemplateError
-from ..people.accounts import _get as _get_account
-from ..people.contacts import _get as _get_contact
+from ..people.accounts import get_account
+from ..people.contacts import get_contact
 from . import render as renderer
 
 SHORTCUT = re.compile(r"/[A-Za-z0-9_-]+")
@@ -60,8 +61,7 @@ def _find(con, account: dict, shortcut) -> dict | None:
     cur = con.execute("SELECT account_id, shortcut, text, created_at FROM quick_replies "
                       "WHERE account_id = ? AND lower(shortcut) = lower(?)",
                       [account["account_id"], _lookup_key(shortcut)])
-    rows = cur.fetchall()
-    return dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
+    return store.one(cur)
 
 
 def _get(con, account: dict, shortcut) -> dict:
@@ -82,7 +82,7 @@ class QuickReplies:
     def list(self, account) -> pd.DataFrame:
         """shortcut, text, the placeholders it uses, created_at; sorted by shortcut."""
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             frame = con.execute("SELECT shortcut, text, created_at FROM quick_replies "
                                 "WHERE account_id = ? ORDER BY lower(shortcut)",
                                 [acc["account_id"]]).df()
@@ -91,14 +91,14 @@ class QuickReplies:
 
     def get(self, account, shortcut) -> dict:
         with self.ws.connect() as con:
-            return _get(con, _get_account(con, account), shortcut)
+            return _get(con, get_account(con, account), shortcut)
 
     def add(self, account, shortcut: str, text: str) -> dict:
         """Save a new quick reply. Raises InvalidValue / TemplateError for a bad shortcut or
         text, Conflict if the shortcut exists (any case), LimitExceeded beyond the limit."""
         shortcut, text = check_shortcut(shortcut), check_text(text)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             clash = _find(con, acc, shortcut)
             if clash:
                 raise Conflict(
@@ -122,7 +122,7 @@ class QuickReplies:
         """Replace the text of an existing quick reply."""
         text = check_text(text)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             found = _get(con, acc, shortcut)
             con.execute("UPDATE quick_replies SET text = ? WHERE account_id = ? AND shortcut = ?",
                         [text, acc["account_id"], found["shortcut"]])
@@ -131,7 +131,7 @@ class QuickReplies:
     def remove(self, account, shortcut) -> dict:
         """Delete a quick reply; returns what it was."""
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             found = _get(con, acc, shortcut)
             con.execute("DELETE FROM quick_replies WHERE account_id = ? AND shortcut = ?",
                         [acc["account_id"], found["shortcut"]])
@@ -147,8 +147,8 @@ class QuickReplies:
         with self.ws.connect() as con:
             if account is None:
                 account = _account_of(con, contact)
-            acc = _get_account(con, account)
-            row = _get_contact(con, acc, contact)
+            acc = get_account(con, account)
+            row = get_contact(con, acc, contact)
             reply = _get(con, acc, shortcut)
         values = {**renderer.contact_values(row, acc), **(extra or {})}
         try:

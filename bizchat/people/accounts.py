@@ -269,8 +269,8 @@ def _canonical(fields: dict) -> dict:
 
 # --- lookups that other modules call inside their own transaction ----------------------------
 
-def _row_to_dict(cols: list[str], row: tuple) -> dict:
-    account = dict(zip(cols, row, strict=True))
+def _decoded(account: dict) -> dict:
+    """An accounts row with its JSON and list columns as Python values."""
     if account.get("business_hours"):
         account["business_hours"] = json.loads(account["business_hours"])
     for key in ("websites", "opt_out_keywords"):
@@ -279,13 +279,12 @@ def _row_to_dict(cols: list[str], row: tuple) -> dict:
     return account
 
 
-def _lookup(con: duckdb.DuckDBPyConnection, ref) -> dict | None:
+def find_account(con: duckdb.DuckDBPyConnection, ref) -> dict | None:
     """The account row for an account_id, a phone_number_id or any form of its number."""
     def one(where: str, param):
         cur = con.execute(f"SELECT {_COLUMNS} FROM accounts WHERE {where}", [param])
-        rows = cur.fetchall()  # fetchone would leave a pending result (blocks register)
-        row = rows[0] if rows else None
-        return None if row is None else _row_to_dict([d[0] for d in cur.description], row)
+        account = store.one(cur)   # fetches all: fetchone would leave a pending result
+        return None if account is None else _decoded(account)
 
     if isinstance(ref, dict) and "account_id" in ref:
         ref = ref["account_id"]
@@ -308,8 +307,10 @@ def _lookup(con: duckdb.DuckDBPyConnection, ref) -> dict | None:
     return one("phone_e164 = ?", e164)
 
 
-def _get(con: duckdb.DuckDBPyConnection, ref) -> dict:
-    account = _lookup(con, ref)
+def get_account(con: duckdb.DuckDBPyConnection, ref) -> dict:
+    """The account ``ref`` names (account_id, phone_number_id or its number in any
+    written form); NotFound otherwise. Used by every service that takes an account."""
+    account = find_account(con, ref)
     if account is None:
         raise NotFound(
             f"No account {ref!r} in this workspace. List them with `bizchat accounts list`, "
@@ -320,7 +321,7 @@ def _get(con: duckdb.DuckDBPyConnection, ref) -> dict:
 def resolve_id(con: duckdb.DuckDBPyConnection, ref) -> int:
     """The account_id for ``ref`` (account_id, phone_number_id, any form of the number, or
     an account dict); NotFound if there is none."""
-    return _get(con, ref)["account_id"]
+    return get_account(con, ref)["account_id"]
 
 
 def default_region(account: dict) -> str:
@@ -374,12 +375,12 @@ class Accounts:
             marks = ", ".join("?" for _ in values)
             con.execute(f"INSERT INTO accounts ({cols}) VALUES ({marks})", list(values.values()))
             _audit(con, "accounts.add", {"account_id": account_id})
-            return _get(con, account_id)
+            return get_account(con, account_id)
 
     def get(self, ref) -> dict:
         """One account by any written form of its number, account_id or phone_number_id."""
         with self.ws.connect() as con:
-            return _get(con, ref)
+            return get_account(con, ref)
 
     def resolve_id(self, ref) -> int:
         with self.ws.connect() as con:
@@ -405,7 +406,7 @@ class Accounts:
         if not fields:
             raise InvalidValue(f"Nothing to change. Settable: {', '.join(_SETTABLE)}.")
         with self.ws.transaction() as con:
-            account = _get(con, ref)
+            account = get_account(con, ref)
             values = {}
             for key, value in fields.items():
                 if key == "business_hours" and merge_hours and value is not None:
@@ -422,7 +423,7 @@ class Accounts:
                         [*values.values(), account["account_id"]])
             _audit(con, "accounts.update",
                    {"account_id": account["account_id"], "fields": sorted(values)}, actor)
-            return _get(con, account["account_id"])
+            return get_account(con, account["account_id"])
 
     def is_open(self, account, at: datetime | None = None) -> bool:
         """Whether ``account`` (ref or dict) is within its business hours at ``at`` (now)."""

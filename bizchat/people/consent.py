@@ -29,10 +29,10 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..errors import InvalidValue, NotFound
-from .accounts import _get as _get_account
-from .contacts import _get as _get_contact
-from .contacts import _one as _contact_by_id
+from .accounts import get_account
+from .contacts import first_contact, get_contact
 
 PURPOSES = ("marketing", "service")
 ACTIONS = ("opt_in", "opt_out")
@@ -59,10 +59,6 @@ def _purpose(purpose: str) -> str:
             "authentication messages count as service).", input=purpose)
     return PURPOSE_OF[key]
 
-
-def _clear(con: duckdb.DuckDBPyConnection) -> None:
-    """Finish any pending result: DuckDB 2.0 refuses ``register`` while one is open."""
-    con.execute("SELECT NULL").fetchall()
 
 
 # --- opt-out keywords (pure) ---------------------------------------------------------------------
@@ -142,9 +138,7 @@ def record_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, *,
         raise InvalidValue("A consent event lies in the future; give the time consent was "
                            "actually given.")
     batch["evidence"] = batch["evidence"].where(batch["evidence"].notna(), None)
-    _clear(con)
-    con.register("_consent_in", batch)
-    try:
+    with store.registered(con, "_consent_in", batch):
         wrong = con.execute("""
             SELECT count(*) FILTER (WHERE c.contact_id IS NULL),
                    count(*) FILTER (WHERE e.account_id IS NOT NULL AND c.account_id <> e.account_id)
@@ -167,16 +161,14 @@ def record_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame, *,
             QUALIFY row_number() OVER (
                 PARTITION BY e.contact_id, e.purpose, e.action, e.recorded_at, e.source
                 ORDER BY e.i) = 1""")
-    finally:
-        con.unregister("_consent_in")
     # event_id increases with recorded_at within the batch, then with batch order.
+    count = con.execute("SELECT count(*) FROM _consent_new").fetchall()[0][0]
     con.execute("""
         INSERT INTO consent_events
             (event_id, contact_id, account_id, purpose, action, source, evidence, recorded_at)
-        SELECT (SELECT coalesce(max(event_id), 0) FROM consent_events)
-                   + row_number() OVER (ORDER BY recorded_at, i),
+        SELECT ? - 1 + row_number() OVER (ORDER BY recorded_at, i),
                contact_id, account_id, purpose, action, source, evidence, recorded_at
-        FROM _consent_new""")
+        FROM _consent_new""", [store.next_id(con, "consent_events", "event_id", count)])
     con.execute("""
         INSERT INTO audit_log ("at", actor, action, subject_key, details)
         SELECT ?, ?, 'consent.' || action, NULL,
@@ -239,9 +231,7 @@ def may_send(con: duckdb.DuckDBPyConnection, account_id: int, contact_ids,
     purpose = _purpose(purpose)
     ids = pd.DataFrame({"pos": range(len(contact_ids)),
                         "contact_id": pd.array(list(contact_ids), dtype="Int64")})
-    _clear(con)
-    con.register("_may_ids", ids)
-    try:
+    with store.registered(con, "_may_ids", ids):
         result = con.execute("""
             SELECT i.contact_id,
                    CASE
@@ -256,8 +246,6 @@ def may_send(con: duckdb.DuckDBPyConnection, account_id: int, contact_ids,
                    ON cc.contact_id = c.contact_id AND cc.account_id = c.account_id
                   AND cc.purpose = ?
             ORDER BY i.pos""", [purpose, account_id, purpose]).df()
-    finally:
-        con.unregister("_may_ids")
     result["contact_id"] = result["contact_id"].astype("Int64")
     result["reason"] = result["reason"].astype(object).where(result["reason"].notna(), None)
     result.insert(1, "allowed", result["reason"].isna())
@@ -285,11 +273,11 @@ class Consent:
 
     def _contact(self, con, contact, account) -> dict:
         if account is not None:
-            return _get_contact(con, _get_account(con, account), contact)
+            return get_contact(con, get_account(con, account), contact)
         if isinstance(contact, dict) and "contact_id" in contact:
             contact = contact["contact_id"]
         if isinstance(contact, numbers.Integral) and not isinstance(contact, bool):
-            found = _contact_by_id(con, "contact_id = ?", [int(contact)])
+            found = first_contact(con, "contact_id = ?", [int(contact)])
             if found:
                 return found
             raise NotFound(f"No contact with contact_id {contact}.", input=contact)
@@ -349,14 +337,14 @@ class Consent:
     def may_send(self, account, contact, purpose: str = "marketing") -> Decision:
         """May ``account`` send a ``purpose`` message to ``contact`` now? (see may_send)"""
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             if isinstance(contact, dict) and "contact_id" in contact:
                 contact = contact["contact_id"]
             if isinstance(contact, numbers.Integral) and not isinstance(contact, bool):
                 contact_id = int(contact)
             else:
                 try:
-                    contact_id = _get_contact(con, acc, contact)["contact_id"]
+                    contact_id = get_contact(con, acc, contact)["contact_id"]
                 except NotFound:
                     return Decision(False, "unknown_contact")
             row = may_send(con, acc["account_id"], [contact_id], purpose).iloc[0]
@@ -365,4 +353,4 @@ class Consent:
     def may_send_many(self, account, contact_ids, purpose: str = "marketing") -> pd.DataFrame:
         """The vectorised answer for many contact_ids (see the module function)."""
         with self.ws.connect() as con:
-            return may_send(con, _get_account(con, account)["account_id"], contact_ids, purpose)
+            return may_send(con, get_account(con, account)["account_id"], contact_ids, purpose)

@@ -31,8 +31,7 @@ import pandas as pd
 
 from .. import store
 from ..errors import BizchatError, ImportFormatError, InvalidValue
-from .accounts import _get as _get_account
-from .accounts import check_timezone, default_region
+from .accounts import check_timezone, default_region, get_account
 from .consent import record_events
 from .contacts import check_attributes, check_language, dump_attributes, parse_contact_phone
 
@@ -362,7 +361,7 @@ def import_contacts(ws, path: str | os.PathLike, account, *, actor: str = "bizch
     positions, ignored = _columns(path, header)
     frame, problems = _frame(header, records, lines, positions)
     with ws.connect() as con:
-        acc = _get_account(con, account)
+        acc = get_account(con, account)
     rows, bad, not_recorded = _validate(frame, problems, default_region(acc), acc["timezone"])
     result = ImportResult(file=str(path), account=acc["phone_e164"], rows=len(records),
                           bad=bad, consent_not_recorded=not_recorded, ignored_columns=ignored)
@@ -391,9 +390,7 @@ def _write(con, account_id: int, rows: pd.DataFrame, result: ImportResult, actor
     now = datetime.now(UTC)
     batch = rows.reset_index(drop=True)
     batch["i"] = range(len(batch))
-    con.execute("SELECT NULL").fetchall()  # no pending result, or register refuses
-    con.register("_import_in", batch)
-    try:
+    with store.registered(con, "_import_in", batch):
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _import AS
             SELECT b.*, m.contact_id
@@ -401,8 +398,6 @@ def _write(con, account_id: int, rows: pd.DataFrame, result: ImportResult, actor
             LEFT JOIN (SELECT wa_id, min(contact_id) AS contact_id FROM contacts
                        WHERE account_id = ? AND wa_id IS NOT NULL GROUP BY wa_id) m USING (wa_id)""",
                     [account_id])
-    finally:
-        con.unregister("_import_in")
     base = store.next_id(con, "contacts", "contact_id")
     con.execute("""
         UPDATE _import SET contact_id = k.id

@@ -22,8 +22,7 @@ import pandas as pd
 from .. import store
 from ..errors import Conflict, InvalidPhoneNumber, InvalidValue, NotFound
 from . import phones
-from .accounts import _get as _get_account
-from .accounts import check_timezone, default_region
+from .accounts import check_timezone, default_region, get_account
 
 _COLUMNS = ("contact_id, account_id, phone_e164, wa_id, user_id, name, language, timezone, "
             "attributes, created_at")
@@ -130,20 +129,20 @@ def parse_contact_phone(raw: str, region: str) -> phones.Phone:
 
 # --- lookups inside a caller's transaction ------------------------------------------------------
 
-def _one(con, where: str, params: list) -> dict | None:
+def first_contact(con, where: str, params: list) -> dict | None:
+    """The contact with the lowest id matching the SQL condition ``where`` (parameterised
+    with ``params``), or None."""
     cur = con.execute(f"SELECT {_COLUMNS} FROM contacts WHERE {where} ORDER BY contact_id LIMIT 1",
                       params)
-    rows = cur.fetchall()  # fetchone would leave a pending result (blocks register)
-    row = rows[0] if rows else None
-    if row is None:
+    contact = store.one(cur)   # fetches all: fetchone would leave a pending result
+    if contact is None:
         return None
-    contact = dict(zip([d[0] for d in cur.description], row, strict=True))
     if contact["attributes"] is not None:
         contact["attributes"] = json.loads(contact["attributes"])
     return contact
 
 
-def _lookup(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict | None:
+def find_contact(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict | None:
     """The contact of ``account`` that ``ref`` names (contact_id, number, wa_id, user_id)."""
     aid = account["account_id"]
     if isinstance(ref, dict) and "contact_id" in ref:
@@ -151,11 +150,11 @@ def _lookup(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict | None:
     if isinstance(ref, bool):
         return None
     if isinstance(ref, numbers.Integral):  # numpy ints from DataFrames too
-        return _one(con, "account_id = ? AND contact_id = ?", [aid, int(ref)])
+        return first_contact(con, "account_id = ? AND contact_id = ?", [aid, int(ref)])
     if not isinstance(ref, str) or not ref.strip():
         return None
     text = ref.strip()
-    found = _one(con, "account_id = ? AND (user_id = ? OR wa_id = ?)", [aid, text, text])
+    found = first_contact(con, "account_id = ? AND (user_id = ? OR wa_id = ?)", [aid, text, text])
     if found:
         return found
     try:
@@ -163,13 +162,15 @@ def _lookup(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict | None:
     except InvalidPhoneNumber:
         # Not a number: an all-digit text is a contact_id written as text (CLI).
         if text.isdigit() and len(text) < 19:
-            return _one(con, "account_id = ? AND contact_id = ?", [aid, int(text)])
+            return first_contact(con, "account_id = ? AND contact_id = ?", [aid, int(text)])
         return None
-    return _one(con, "account_id = ? AND (phone_e164 = ? OR wa_id = ?)", [aid, e164, e164[1:]])
+    return first_contact(con, "account_id = ? AND (phone_e164 = ? OR wa_id = ?)", [aid, e164, e164[1:]])
 
 
-def _get(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict:
-    contact = _lookup(con, account, ref)
+def get_contact(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict:
+    """The contact of ``account`` that ``ref`` names (contact_id, number, wa_id,
+    user_id); NotFound otherwise."""
+    contact = find_contact(con, account, ref)
     if contact is None:
         raise NotFound(
             f"No contact {ref!r} for account {account['phone_e164']}. List them with "
@@ -179,7 +180,7 @@ def _get(con: duckdb.DuckDBPyConnection, account: dict, ref) -> dict:
 
 def resolve_contact_id(con: duckdb.DuckDBPyConnection, account_ref, ref) -> int:
     """contact_id of ``ref`` within the account ``account_ref``; NotFound otherwise."""
-    return _get(con, _get_account(con, account_ref), ref)["contact_id"]
+    return get_contact(con, get_account(con, account_ref), ref)["contact_id"]
 
 
 # --- bulk: contacts from conversations --------------------------------------------------------
@@ -310,7 +311,7 @@ class Contacts:
             "user_id": (str(user_id).strip() or None) if user_id is not None else None,
         }
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             if phone is not None:
                 number = parse_contact_phone(phone, default_region(acc))
                 if wa_id is not None and str(wa_id).strip() != number.wa_id:
@@ -322,7 +323,7 @@ class Contacts:
                 values.update(phone_e164=number.e164, wa_id=number.wa_id)
             elif not values["user_id"]:
                 raise InvalidValue("A contact needs a phone number, a wa_id or a user_id.")
-            clash = _one(con, "account_id = ? AND (wa_id = ? OR user_id = ?)",
+            clash = first_contact(con, "account_id = ? AND (wa_id = ? OR user_id = ?)",
                          [acc["account_id"], values.get("wa_id"), values["user_id"]])
             if clash:
                 raise Conflict(
@@ -336,18 +337,18 @@ class Contacts:
             values = {k: v for k, v in values.items() if v is not None}
             con.execute(f"INSERT INTO contacts ({', '.join(values)}) "
                         f"VALUES ({', '.join('?' for _ in values)})", list(values.values()))
-            return _one(con, "contact_id = ?", [values["contact_id"]])
+            return first_contact(con, "contact_id = ?", [values["contact_id"]])
 
     def get(self, account, ref) -> dict:
         """The contact of ``account`` named by contact_id, any form of its number, wa_id or
         user_id; NotFound if the account has none (other accounts are never searched)."""
         with self.ws.connect() as con:
-            return _get(con, _get_account(con, account), ref)
+            return get_contact(con, get_account(con, account), ref)
 
     def find(self, account, ref) -> dict | None:
         """Like get, but None when there is no such contact (or ``ref`` is no number)."""
         with self.ws.connect() as con:
-            return _lookup(con, _get_account(con, account), ref)
+            return find_contact(con, get_account(con, account), ref)
 
     def update(self, account, ref, **fields) -> dict:
         """Change name, language, timezone, phone, user_id or attributes; returns the contact.
@@ -362,8 +363,8 @@ class Contacts:
             raise InvalidValue(f"Cannot set {sorted(unknown)} on a contact; settable: "
                                f"{', '.join(sorted(allowed))}.", input=sorted(unknown))
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
-            contact = _get(con, acc, ref)
+            acc = get_account(con, account)
+            contact = get_contact(con, acc, ref)
             values = {}
             if "name" in fields:
                 values["name"] = (str(fields["name"]).strip() or None) if fields["name"] else None
@@ -377,7 +378,7 @@ class Contacts:
                 values["user_id"] = (str(uid).strip() or None) if uid is not None else None
             if "phone" in fields:
                 number = parse_contact_phone(fields["phone"], default_region(acc))
-                other = _one(con, "account_id = ? AND wa_id = ? AND contact_id <> ?",
+                other = first_contact(con, "account_id = ? AND wa_id = ? AND contact_id <> ?",
                              [acc["account_id"], number.wa_id, contact["contact_id"]])
                 if other:
                     raise Conflict(f"Another contact of this account has {number.e164}.",
@@ -391,12 +392,12 @@ class Contacts:
             if values:
                 con.execute(f"UPDATE contacts SET {', '.join(f'{k} = ?' for k in values)} "
                             "WHERE contact_id = ?", [*values.values(), contact["contact_id"]])
-            return _one(con, "contact_id = ?", [contact["contact_id"]])
+            return first_contact(con, "contact_id = ?", [contact["contact_id"]])
 
     def list(self, account) -> pd.DataFrame:
         """The contacts of ``account`` with their current marketing consent."""
         with self.ws.connect() as con:
-            aid = _get_account(con, account)["account_id"]
+            aid = get_account(con, account)["account_id"]
             return con.execute("""
                 SELECT c.contact_id, c.phone_e164, c.wa_id, c.user_id, c.name, c.language,
                        c.timezone, c.attributes,
@@ -410,4 +411,4 @@ class Contacts:
     def ensure(self, account, frame: pd.DataFrame) -> pd.Series:
         """contact_ids for a frame of (wa_id, user_id, name), creating missing contacts."""
         with self.ws.transaction() as con:
-            return ensure_contacts(con, _get_account(con, account)["account_id"], frame)
+            return ensure_contacts(con, get_account(con, account)["account_id"], frame)

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..errors import Conflict, InvalidPhoneNumber, InvalidValue, LimitExceeded, NotFound
 from . import phones
-from .accounts import _get as _get_account
-from .accounts import default_region
+from .accounts import default_region, get_account
 
 # WhatsApp's 20 label colours; colour number n is PALETTE[n - 1] (the app counts 0..19).
 PALETTE = (
@@ -83,10 +83,7 @@ def _names(values) -> list:
 # --- lookups inside a caller's transaction --------------------------------------------------------
 
 def _rows(con, sql: str, params: list) -> list[dict]:
-    cur = con.execute(sql, params)
-    rows = cur.fetchall()
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row, strict=True)) for row in rows]
+    return store.rows(con.execute(sql, params))
 
 
 def _find_label(con, account_id: int, ref) -> dict | None:
@@ -303,7 +300,7 @@ class Labels:
     def list(self, account) -> pd.DataFrame:
         """label_id, name, color, hex, contacts and chats carrying it, created_at."""
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             return con.execute("""
                 SELECT l.label_id, l.name, l.color, list_extract(?::VARCHAR[], l.color) AS hex,
                        (SELECT count(*) FROM contact_labels x WHERE x.label_id = l.label_id)
@@ -317,7 +314,7 @@ class Labels:
     def get(self, account, label) -> dict:
         """One label by name (any case) or label_id, with its hex colour."""
         with self.ws.connect() as con:
-            found = _label(con, _get_account(con, account), label)
+            found = _label(con, get_account(con, account), label)
         return {**found, "hex": PALETTE[found["color"] - 1]}
 
     def contacts(self, account, *, any_of=None, all_of=None, none_of=None, language=None,
@@ -327,7 +324,7 @@ class Labels:
         flt = {"any_of": any_of, "all_of": all_of, "none_of": none_of, "language": language,
                "attributes": attributes}
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             where, params = contact_filter(con, acc, flt)
             return con.execute(f"""
                 SELECT c.contact_id, c.phone_e164, c.name, c.language,
@@ -340,7 +337,7 @@ class Labels:
         """Chats of ``account`` by their labels, with the contact and all chat label names."""
         flt = {"any_of": any_of, "all_of": all_of, "none_of": none_of}
         with self.ws.connect() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             where, params = chat_filter(con, acc, flt)
             return con.execute(f"""
                 SELECT h.chat_id, h.contact_id, c.phone_e164, c.name, h.last_inbound_at,
@@ -358,7 +355,7 @@ class Labels:
         name = check_name(name)
         color = None if color is None else check_color(color)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             _check_unique(con, acc, name)
             used = [r["color"] for r in _rows(con, "SELECT color FROM labels WHERE account_id = ?",
                                               [acc["account_id"]])]
@@ -371,8 +368,7 @@ class Labels:
             if color is None:
                 free = [n for n in range(1, len(PALETTE) + 1) if n not in used]
                 color = free[0] if free else len(used) % len(PALETTE) + 1
-            label_id = con.execute("SELECT coalesce(max(label_id), 0) + 1 FROM labels"
-                                   ).fetchall()[0][0]
+            label_id = store.next_id(con, "labels", "label_id")
             con.execute("INSERT INTO labels (label_id, account_id, name, color, created_at) "
                         "VALUES (?, ?, ?, ?, ?)",
                         [label_id, acc["account_id"], name, color, datetime.now(UTC)])
@@ -383,7 +379,7 @@ class Labels:
         """Rename a label (a change of case only is fine); automations follow."""
         new_name = check_name(new_name)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             found = _label(con, acc, label)
             _check_unique(con, acc, new_name, except_id=found["label_id"])
             con.execute("UPDATE labels SET name = ? WHERE label_id = ?",
@@ -396,7 +392,7 @@ class Labels:
         """Give a label another colour (1..20 or a PALETTE hex code)."""
         color = check_color(color)
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             found = _label(con, acc, label)
             con.execute("UPDATE labels SET color = ? WHERE label_id = ?",
                         [color, found["label_id"]])
@@ -406,7 +402,7 @@ class Labels:
         """Move every assignment of ``source`` to ``into`` (no duplicates), then delete
         ``source``. Returns ``into`` with the number of contacts and chats moved."""
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             src, dst = _label(con, acc, source), _label(con, acc, into)
             if src["label_id"] == dst["label_id"]:
                 raise InvalidValue(f"Cannot merge the label {src['name']!r} into itself.",
@@ -431,7 +427,7 @@ class Labels:
 
         Returns the deleted label with the number of contacts and chats it was on."""
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             found = _label(con, acc, label)
             removed = {}
             for table in ("contact_labels", "chat_labels"):
@@ -464,7 +460,7 @@ class Labels:
         now = datetime.now(UTC)
         counts = {"contacts": 0, "chats": 0}
         with self.ws.transaction() as con:
-            acc = _get_account(con, account)
+            acc = get_account(con, account)
             found = _label(con, acc, label)
             for target, refs in (("contacts", contacts), ("chats", chats)):
                 if refs is None:

@@ -29,6 +29,7 @@ import os
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..errors import BizchatError, MissingPseudonymKey
 from ..store import keyfile
 
@@ -167,14 +168,10 @@ def contact_keys(con: duckdb.DuckDBPyConnection, contact_ids, *, secret: bytes |
     secret = secret or workspace_secret(con)
     ids = pd.DataFrame({"pos": range(len(contact_ids)),
                         "contact_id": pd.array(list(contact_ids), dtype="Int64")})
-    con.execute("SELECT NULL").fetchall()  # no pending result, or register refuses
-    con.register("_key_ids", ids)
-    try:
+    with store.registered(con, "_key_ids", ids):
         keys = con.execute(
             f"SELECT CASE WHEN contact_id IS NOT NULL THEN {contact_key_sql()} END AS k "
             "FROM _key_ids ORDER BY pos", list(pads(secret))).df()["k"]
-    finally:
-        con.unregister("_key_ids")
     return keys.astype(object).where(keys.notna(), None)
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..errors import TombstoneKeyMismatch
 from . import pseudonym
 
@@ -73,9 +74,7 @@ def hold_back(con: duckdb.DuckDBPyConnection, account_id: int, rows: pd.DataFram
     })
     message = "'erased:' || CAST(? AS VARCHAR) || ':' || {col}"
     outer, inner = pseudonym.pads(secret)
-    con.execute("SELECT NULL").fetchall()
-    con.register("_tomb_probe", probe)
-    try:
+    with store.registered(con, "_tomb_probe", probe):
         found = con.execute(f"""
             WITH h AS (
                 SELECT i, opt_in_at, {pseudonym.hmac_sql(message.format(col='e164'))} AS h1,
@@ -86,8 +85,6 @@ def hold_back(con: duckdb.DuckDBPyConnection, account_id: int, rows: pd.DataFram
             FROM h JOIN privacy_tombstones t
               ON t.account_id = ? AND t.subject_hash IN (h.h1, h.h2)
             GROUP BY h.i""", [outer, inner, account_id, outer, inner, account_id, account_id]).df()
-    finally:
-        con.unregister("_tomb_probe")
     if found.empty:
         return rows, []
     held = found[~found["renewed"].astype(bool)]

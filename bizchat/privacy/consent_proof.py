@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from ..people import pseudonym
-from ..people.accounts import _get as _get_account
+from ..people.accounts import get_account
 
 
 @dataclass
@@ -77,7 +77,7 @@ def proof(con: duckdb.DuckDBPyConnection, contact: dict) -> ConsentProof:
 def coverage(con: duckdb.DuckDBPyConnection, account=None) -> pd.DataFrame:
     """Per account: contacts, and how many have marketing consent, with evidence, opted
     out, or nothing recorded; plus the share of opt-ins that carry an evidence text."""
-    account_id = None if account is None else _get_account(con, account)["account_id"]
+    account_id = None if account is None else get_account(con, account)["account_id"]
     return con.execute("""
         WITH c AS (
             SELECT c.account_id, m.state, m.evidence
@@ -104,7 +104,7 @@ def coverage(con: duckdb.DuckDBPyConnection, account=None) -> pd.DataFrame:
 
 def coverage_by_source(con: duckdb.DuckDBPyConnection, account=None) -> pd.DataFrame:
     """Current marketing opt-ins per account and source (double_opt_in_form, in_store ...)."""
-    account_id = None if account is None else _get_account(con, account)["account_id"]
+    account_id = None if account is None else get_account(con, account)["account_id"]
     return con.execute("""
         SELECT c.account_id, m.source, count(*) AS opt_ins,
                count(*) FILTER (WHERE nullif(trim(m.evidence), '') IS NOT NULL) AS with_evidence

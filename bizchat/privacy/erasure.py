@@ -86,7 +86,6 @@ def erase_in(con: duckdb.DuckDBPyConnection, contacts: list[dict], *, reason: st
                            accounts=sorted({int(c["account_id"]) for c in contacts}))
     scoped = identifiers(contacts)
     ids = sorted(scoped.ids)
-    con.execute("SELECT NULL").fetchall()
 
     # 1. Who, and their anonymous stand-in ids (below every id in use, never reused).
     base = _count(con, """SELECT least(0, (SELECT min(contact_id) FROM broadcast_recipients),
@@ -97,9 +96,8 @@ def erase_in(con: duckdb.DuckDBPyConnection, contacts: list[dict], *, reason: st
     frame["anon_id"] = base - 1 - pd.RangeIndex(len(frame))
     frame["subject_key"] = [pseudonym.contact_key(secret, c) for c in frame["contact_id"]]
     result.subject_keys = frame["subject_key"].tolist()
-    con.register("_erase_in", frame)
-    con.execute("CREATE OR REPLACE TEMP TABLE _erase AS SELECT * FROM _erase_in")
-    con.unregister("_erase_in")
+    with store.registered(con, "_erase_in", frame):
+        con.execute("CREATE OR REPLACE TEMP TABLE _erase AS SELECT * FROM _erase_in")
     con.execute("""CREATE OR REPLACE TEMP TABLE _erase_chats AS
         SELECT c.chat_id, e.anon_id FROM chats c JOIN _erase e USING (contact_id)""")
 

@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..people import pseudonym
-from ..people.accounts import InvalidValue
-from ..people.accounts import _get as _get_account
+from ..people.accounts import InvalidValue, get_account
 from ..store import audit
 
 DEFAULTS = {"message_bodies": 365, "raw_payloads": 90, "inactive_contacts": 3 * 365}
@@ -69,7 +69,7 @@ def set_policy(con: duckdb.DuckDBPyConnection, kind: str, days: int | None, *, a
     if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days <= 0):
         raise InvalidValue(f"Retention days must be a positive whole number, not {days!r} "
                            "(or 'forever').", input=days)
-    account_id = None if account is None else _get_account(con, account)["account_id"]
+    account_id = None if account is None else get_account(con, account)["account_id"]
     con.execute("DELETE FROM retention_policies WHERE kind = ? AND account_id IS NOT DISTINCT FROM ?",
                 [kind, account_id])
     con.execute("INSERT INTO retention_policies (account_id, kind, days, updated_at) VALUES (?, ?, ?, ?)",
@@ -82,9 +82,7 @@ def policies(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The effective policy per account and kind, and where it comes from. The row without
     an account is for raw webhook bodies that matched no account."""
     defaults = pd.DataFrame({"kind": list(DEFAULTS), "builtin": list(DEFAULTS.values())})
-    con.execute("SELECT NULL").fetchall()
-    con.register("_retention_defaults", defaults)
-    try:
+    with store.registered(con, "_retention_defaults", defaults):
         return con.execute("""
             SELECT a.account_id, a.phone_e164 AS account, d.kind,
                    CASE WHEN own.kind IS NOT NULL THEN own.days
@@ -99,8 +97,6 @@ def policies(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             LEFT JOIN retention_policies ws ON ws.account_id IS NULL AND ws.kind = d.kind
             WHERE a.account_id IS NOT NULL OR d.kind <> 'inactive_contacts'
             ORDER BY a.account_id NULLS LAST, d.kind""").df()
-    finally:
-        con.unregister("_retention_defaults")
 
 
 def _cutoffs(con, as_of: datetime) -> list[tuple]:

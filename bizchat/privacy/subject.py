@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .. import store
 from ..people import pseudonym
 from ..store import audit
 from ..store.durable import write_atomic
@@ -38,12 +39,8 @@ def collect(con: duckdb.DuckDBPyConnection, subject: Subject) -> dict[str, pd.Da
     secret = pseudonym.workspace_secret(con)
     ids, accounts = subject.contact_ids, subject.account_ids
     keys = [pseudonym.contact_key(secret, c) for c in ids]
-    con.execute("SELECT NULL").fetchall()
-    con.register("_subject_ids", pd.DataFrame({"contact_id": ids, "subject_key": keys}))
-    try:
+    with store.registered(con, "_subject_ids", pd.DataFrame({"contact_id": ids, "subject_key": keys})):
         con.execute("CREATE OR REPLACE TEMP TABLE _subject AS SELECT * FROM _subject_ids")
-    finally:
-        con.unregister("_subject_ids")
     con.execute("""CREATE OR REPLACE TEMP TABLE _subject_msgs AS
         SELECT message_id FROM messages WHERE contact_id IN (SELECT contact_id FROM _subject)
            OR chat_id IN (SELECT chat_id FROM chats WHERE contact_id IN (SELECT contact_id FROM _subject))

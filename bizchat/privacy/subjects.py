@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import duckdb
 import phonenumbers
 
+from .. import store
 from ..errors import NotFound
-from ..people.accounts import _get as _get_account
-from ..people.contacts import _lookup as _lookup_contact
+from ..people.accounts import get_account
+from ..people.contacts import find_contact
 
 # Names shorter than this are not searched for in free text (they would match everywhere).
 MIN_NAME_LENGTH = 3
@@ -43,14 +44,14 @@ def find(con: duckdb.DuckDBPyConnection, ref, account=None) -> Subject:
     """The contacts ``ref`` (number in any written form, wa_id, user_id, contact_id) names,
     in ``account`` or in every account. NotFound when there is none."""
     if account is not None:
-        accounts = [_get_account(con, account)]
+        accounts = [get_account(con, account)]
     else:
         cur = con.execute("SELECT account_id, phone_e164, region FROM accounts ORDER BY account_id")
         accounts = [dict(zip(("account_id", "phone_e164", "region"), row, strict=True))
                     for row in cur.fetchall()]
     found = []
     for acc in accounts:
-        contact = _lookup_contact(con, acc, ref)
+        contact = find_contact(con, acc, ref)
         if contact is not None:
             found.append(contact)
     if not found:
@@ -68,8 +69,7 @@ def contacts_by_id(con: duckdb.DuckDBPyConnection, contact_ids) -> list[dict]:
         SELECT contact_id, account_id, phone_e164, wa_id, user_id, name FROM contacts
         WHERE list_contains(?::BIGINT[], contact_id) ORDER BY contact_id""",
                       [[int(c) for c in contact_ids]])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+    return store.rows(cur)
 
 
 # --- written forms -----------------------------------------------------------------------------

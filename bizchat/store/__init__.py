@@ -287,14 +287,24 @@ def resolve_path(path: str | os.PathLike | None) -> Path:
 
 
 def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str, count: int = 1) -> int:
-    """The first of ``count`` fresh ids for ``table.column``: max + 1, but never below the
-    floor left by deletions (an erased contact's id is not handed to a new person).
+    """The first of ``count`` fresh ids for ``table.column``, the one id allocator of
+    every table: max + 1, but never below the floor left by earlier allocations and
+    deletions, so an id is never handed out twice (a deleted label's id does not come
+    back; an erased contact's id is not given to a new person).
 
     Safe because DuckDB has one writer per file and callers allocate inside their
-    transaction; bulk paths allocate a whole range at once.
+    transaction (the floor moves with it); bulk paths allocate a whole range at once.
     """
+    first = _top(con, table, column)
+    con.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                [f"id_floor.{table}.{column}", str(first + count)])
+    return first
+
+
+def _top(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
+    """max + 1 of ``table.column``, or its floor when that is higher."""
     if not (table.isidentifier() and column.isidentifier()):
-        raise InvalidValue(f"not an identifier: {table}.{column}")
+        raise InvalidValue(f"not an identifier: {table}.{column}", input=f"{table}.{column}")
     top = con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchall()[0][0]
     floor = con.execute("SELECT value FROM settings WHERE key = ?",
                         [f"id_floor.{table}.{column}"]).fetchall()
@@ -303,9 +313,7 @@ def next_id(con: duckdb.DuckDBPyConnection, table: str, column: str, count: int 
 
 def raise_id_floor(con: duckdb.DuckDBPyConnection, table: str, column: str) -> None:
     """Before deleting rows: remember max + 1, so their ids are never allocated again."""
-    top = next_id(con, table, column)
-    con.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-                [f"id_floor.{table}.{column}", str(top)])
+    next_id(con, table, column, count=0)
 
 
 def conform(frame: pd.DataFrame | pa.Table, schema: pa.Schema, defaults: dict | None = None) -> pa.Table:

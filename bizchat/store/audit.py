@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from ..errors import InvalidValue
+from . import registered
 
 ACTIONS = {
     "privacy.export": "a subject access / portability export was written",
@@ -57,15 +58,11 @@ def record_many(con: duckdb.DuckDBPyConnection, actor: str, action: str, subject
         details = [details] * len(keys)
     frame = pd.DataFrame({"subject_key": pd.Series(keys, dtype=object),
                           "details": pd.Series([_json(d) for d in details], dtype=object)})
-    con.execute("SELECT NULL").fetchall()
-    con.register("_audit_in", frame)
-    try:
+    with registered(con, "_audit_in", frame):
         con.execute("""
             INSERT INTO audit_log ("at", actor, action, subject_key, details)
             SELECT ?, ?, ?, subject_key, CAST(details AS JSON) FROM _audit_in""",
                     [at or datetime.now(UTC), str(actor), str(action)])
-    finally:
-        con.unregister("_audit_in")
     return len(keys)
 
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from ... import store
 from ...errors import InvalidValue, NotFound, SendRefused
 from ...ingest import webhooks
 from ...people import consent
@@ -333,20 +334,20 @@ def _pick(con, run: _Run, now: datetime) -> pd.DataFrame:
 
 def _broadcast(con, broadcast_id: int) -> dict:
     cur = con.execute("SELECT * FROM broadcasts WHERE broadcast_id = ?", [int(broadcast_id)])
-    rows = cur.fetchall()
-    if not rows:
+    found = store.one(cur)
+    if found is None:
         raise NotFound(f"There is no broadcast {broadcast_id}. List them with `bizchat "
                        "broadcast list`.", broadcast_id=broadcast_id)
-    return dict(zip([d[0] for d in cur.description], rows[0], strict=True))
+    return found
 
 
 def _account(con, account_id: int) -> dict:
     cur = con.execute("SELECT * FROM accounts WHERE account_id = ?", [account_id])
-    rows = cur.fetchall()
-    if not rows:
+    found = store.one(cur)
+    if found is None:
         raise NotFound(f"The broadcast's account {account_id} no longer exists.",
                        account_id=account_id)
-    return dict(zip([d[0] for d in cur.description], rows[0], strict=True))
+    return found
 
 
 def _start_time(con, broadcast: dict, wall_now: datetime | None, rate: float) -> datetime:
