@@ -132,8 +132,8 @@ class Broadcasts:
             raise InvalidValue("A broadcast needs a name, e.g. 'Sommeraktion 2025'.", input=name)
         name = name.strip()
         if (body is None) == (template is None):
-            raise InvalidValue("Give the message either as body=... or as template=... "
-                               "(an existing template), not both or neither.")
+            raise InvalidValue("Give the message either as a body or as an existing template, "
+                               "not both or neither.")
         try:
             control = float(control or 0)
         except (TypeError, ValueError) as exc:

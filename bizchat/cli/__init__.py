@@ -7,6 +7,7 @@ on purpose are printed as one clear message (no traceback) with exit status 1.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import click
@@ -21,7 +22,7 @@ class _Group(click.Group):
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
         except BizchatError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {cli_message(str(exc), self)}", err=True)
             sys.exit(1)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
@@ -31,6 +32,33 @@ class _Group(click.Group):
             sys.exit(exc.exit_code)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+
+
+# Python arguments a message may name whose command-line option is not found by name.
+_OPTIONS = {"start": "--since", "end": "--until", "dayfirst=True": "--dayfirst",
+            "dayfirst=False": "--monthfirst"}
+
+
+def cli_message(message: str, group: click.Group) -> str:
+    """An API error as the command line says it: on one line, and with the Python
+    arguments it names (``baseline_rate=``) as the options that set them (``--baseline``)."""
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    names = dict(_OPTIONS)
+    for command in _commands(group):
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name:
+                names.setdefault(param.name, param.opts[0])
+    for name in sorted(names, key=len, reverse=True):
+        pattern = re.escape(name) if "=" in name else rf"(?<![\w-]){re.escape(name)}="
+        message = re.sub(pattern, names[name] + ("" if "=" in name else " "), message)
+    return message
+
+
+def _commands(group: click.Group):
+    for command in group.commands.values():
+        yield command
+        if isinstance(command, click.Group):
+            yield from _commands(command)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -468,9 +468,10 @@ class Automations:
         _check_choice(scope, SCOPES, "scope")
         names = [labels] if isinstance(labels, str) else list(labels or [])
         if scope in ("only_labels", "except_labels") and not names:
-            raise InvalidValue(f"scope={scope!r} needs labels, e.g. labels=['VIP'].", input=scope)
+            raise InvalidValue(f"The scope {scope} needs at least one label to name, e.g. VIP.",
+                               input=scope, argument="labels")
         if scope not in ("only_labels", "except_labels") and names:
-            raise InvalidValue("labels only apply with scope='only_labels' or 'except_labels'.",
+            raise InvalidValue("Labels only apply to the scopes only_labels and except_labels.",
                                input=labels)
         with self.ws.transaction() as con:
             acc = get_account(con, account)

@@ -103,7 +103,7 @@ class QuickReplies:
             if clash:
                 raise Conflict(
                     f"Account {acc['phone_e164']} already has the quick reply "
-                    f"{clash['shortcut']!r}. Change its text with update(), or remove it first.",
+                    f"{clash['shortcut']!r}. Change that reply's text, or remove it first.",
                     input=shortcut)
             count = con.execute("SELECT count(*) FROM quick_replies WHERE account_id = ?",
                                 [acc["account_id"]]).fetchall()[0][0]

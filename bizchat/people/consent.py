@@ -291,7 +291,7 @@ class Consent:
         if isinstance(at, datetime) and at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
         if not source or not str(source).strip():
-            raise InvalidValue("Say where the consent came from (source=...), e.g. "
+            raise InvalidValue("Say where the consent came from (its source), e.g. "
                                "double_opt_in_form, in_store or chat.")
         with self.ws.transaction() as con:
             found = self._contact(con, contact, account)

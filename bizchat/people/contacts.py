@@ -328,7 +328,7 @@ class Contacts:
             if clash:
                 raise Conflict(
                     f"Account {acc['phone_e164']} already has this contact (contact_id "
-                    f"{clash['contact_id']}). Change it with update().", input=phone or wa_id
+                    f"{clash['contact_id']}). Change that contact instead of adding another.", input=phone or wa_id
                     or user_id, contact_id=clash["contact_id"])
             if values["attributes"] is not None:
                 values["attributes"] = dump_attributes(values["attributes"])

@@ -126,7 +126,7 @@ def as_utc(value, name: str) -> datetime | None:
     except (ValueError, TypeError):
         raise InvalidValue(
             f"{name}={value!r} is not a date or time. Write e.g. 2025-03-01 or "
-            "2025-03-01T08:00:00+01:00.", input=value) from None
+            "2025-03-01T08:00:00+01:00.", input=value, argument=name) from None
     if pd.isna(stamp):
         raise InvalidValue(f"{name} is empty; leave it out or give a date.", input=value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
