@@ -61,7 +61,7 @@ def test_create_with_an_existing_template_and_checks(ws, shop):
     assert made["category"] == "utility" and made["template"] == "paket"
     with pytest.raises(InvalidValue, match="utility template"):
         bc.create(acc["account_id"], "Falsch", template="paket", category="marketing")
-    with pytest.raises(InvalidValue, match="either as body"):
+    with pytest.raises(InvalidValue, match="either as a body"):
         bc.create(acc["account_id"], "Beides", template="paket", body="x")
     with pytest.raises(InvalidValue, match="control"):
         bc.create(acc["account_id"], "Kontrolle", body="x", control=1.0)
