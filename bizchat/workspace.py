@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -32,6 +33,21 @@ from .errors import (
     SchemaError,
     WorkspaceDamaged,
 )
+
+if TYPE_CHECKING:   # the services' classes, for annotations only (imported per use)
+    from .analytics.stats import Stats
+    from .campaigns.broadcasts import Broadcasts
+    from .campaigns.templates import Templates
+    from .ingest.services import Imports, Webhooks
+    from .messaging.automations import Automations
+    from .messaging.chats import Chats
+    from .messaging.replies import QuickReplies
+    from .people.accounts import Accounts
+    from .people.consent import Consent
+    from .people.contacts import Contacts
+    from .people.labels import Labels
+    from .privacy import Privacy
+    from .reports import Reports
 
 # Migration 0006 moved the pseudonymisation key out of the file (see _after_key_moved).
 KEY_FILE_VERSION = 6
@@ -233,74 +249,86 @@ class Workspace:
     # --- domain services (each connects per call) ---------------------------------------
 
     @cached_property
-    def accounts(self):
+    def accounts(self) -> Accounts:
+        """Business numbers (mobile or landline), their profiles, hours and sending limits."""
         from .people.accounts import Accounts
         return Accounts(self)
 
     @cached_property
-    def contacts(self):
+    def contacts(self) -> Contacts:
+        """The customers of each account."""
         from .people.contacts import Contacts
         return Contacts(self)
 
     @cached_property
-    def consent(self):
+    def consent(self) -> Consent:
+        """The append-only consent ledger and ``may_send``, the one rule for every send."""
         from .people.consent import Consent
         return Consent(self)
 
     @cached_property
-    def chats(self):
+    def chats(self) -> Chats:
+        """Chats, their messages and the 24-hour customer-service window."""
         from .messaging.chats import Chats
         return Chats(self)
 
     @cached_property
-    def labels(self):
+    def labels(self) -> Labels:
+        """Coloured labels on contacts and chats, per account."""
         from .people.labels import Labels
         return Labels(self)
 
     @cached_property
-    def replies(self):
+    def replies(self) -> QuickReplies:
+        """Quick replies (``/danke``) per account."""
         from .messaging.replies import QuickReplies
         return QuickReplies(self)
 
     @cached_property
-    def automations(self):
+    def automations(self) -> Automations:
+        """Greeting and away messages per account."""
         from .messaging.automations import Automations
         return Automations(self)
 
     @cached_property
-    def templates(self):
+    def templates(self) -> Templates:
+        """Message templates, checked when composed."""
         from .campaigns.templates import Templates
         return Templates(self)
 
     @cached_property
-    def broadcasts(self):
+    def broadcasts(self) -> Broadcasts:
+        """Compose, plan, freeze, send (through the crash-safe outbox) and follow broadcasts."""
         from .campaigns.broadcasts import Broadcasts
         return Broadcasts(self)
 
     @cached_property
-    def webhooks(self):
+    def webhooks(self) -> Webhooks:
         """Webhook bodies from saved files or kept rows: ingest, reprocess."""
         from .ingest.services import Webhooks
         return Webhooks(self)
 
     @cached_property
-    def imports(self):
-        """Contact CSVs and WhatsApp chat exports."""
+    def imports(self) -> Imports:
+        """Contact CSVs with consent evidence and WhatsApp chat exports."""
         from .ingest.services import Imports
         return Imports(self)
 
     @cached_property
-    def stats(self):
+    def stats(self) -> Stats:
+        """Campaign and chat analytics as DataFrames (open rates, funnels, timing, A/B)."""
         from .analytics.stats import Stats
         return Stats(self)
 
     @cached_property
-    def privacy(self):
+    def privacy(self) -> Privacy:
+        """Consent proof, subject export, erasure, retention, pseudonymous keys."""
         from .privacy import Privacy
         return Privacy(self)
 
     @cached_property
-    def reports(self):
+    def reports(self) -> Reports:
+        """Report notebooks run with papermill and their recorded runs."""
         from .reports import Reports
         return Reports(self)
 

@@ -411,9 +411,11 @@ class Automations:
                           enabled=enabled)
 
     def enable(self, account, rule) -> dict:
+        """Switch the greeting or away message (``rule``: its kind or id) on."""
         return self._set_enabled(account, rule, True)
 
     def disable(self, account, rule) -> dict:
+        """Switch the greeting or away message (``rule``: its kind or id) off; it is kept."""
         return self._set_enabled(account, rule, False)
 
     def delete(self, account, rule) -> dict:

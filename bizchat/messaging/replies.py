@@ -90,6 +90,7 @@ class QuickReplies:
         return frame
 
     def get(self, account, shortcut) -> dict:
+        """One quick reply by its shortcut (with or without the slash, any case)."""
         with self.ws.connect() as con:
             return _get(con, get_account(con, account), shortcut)
 

@@ -383,6 +383,8 @@ class Accounts:
             return get_account(con, ref)
 
     def resolve_id(self, ref) -> int:
+        """The account_id of the account ``ref`` names (its number in any form, account_id or
+        phone_number_id); NotFound otherwise."""
         with self.ws.connect() as con:
             return resolve_id(con, ref)
 

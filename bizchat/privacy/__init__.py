@@ -93,6 +93,7 @@ class Privacy:
             return consent_proof.coverage(con, account)
 
     def coverage_by_source(self, account=None) -> pd.DataFrame:
+        """Current marketing opt-ins per account and the source that recorded them."""
         with self.ws.connect() as con:
             return consent_proof.coverage_by_source(con, account)
 
@@ -188,6 +189,8 @@ class Privacy:
         return done
 
     def compaction_pending(self) -> str | None:
+        """Why the file still waits for a compaction (after an erasure or purge that could
+        not compact it), or None."""
         with self.ws.connect() as con:
             return compaction.pending(con)
 
