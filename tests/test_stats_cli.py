@@ -52,12 +52,56 @@ def test_open_rates_filters(path):
     assert df[["broadcast_id", "recipients"]].values.tolist() == [[1, 4]]
 
 
-def test_other_commands_run(path):
-    for args in (["funnel", "--by", "broadcast"], ["failures"], ["time-to-read", "--by", "label"],
-                 ["send-time", "--tz", "Europe/Berlin", "--min-delivered", "1"], ["cohorts"],
-                 ["chats", "--by", "month"], ["sample-size", "--mde", "0.1", "--baseline", "0.5"]):
-        result = run(path, *args)
-        assert result.exit_code == 0, (args, result.output)
+def csv_frame(path, *args) -> pd.DataFrame:
+    result = run(path, *args, "--csv")
+    assert result.exit_code == 0, (args, result.output)
+    return pd.read_csv(io.StringIO(result.output))
+
+
+def same_numbers(printed: pd.DataFrame, computed: pd.DataFrame) -> None:
+    """The CSV holds the API's rows, number for number (and is not empty)."""
+    assert len(printed) == len(computed) > 0
+    numbers = [c for c in computed.columns if pd.api.types.is_numeric_dtype(computed[c])
+               and not pd.api.types.is_bool_dtype(computed[c])]
+    assert numbers
+    for column in numbers:
+        assert printed[column].to_numpy(dtype=float) == pytest.approx(
+            computed[column].to_numpy(dtype=float), nan_ok=True), column
+
+
+def test_funnel_prints_the_counts(path, ws):
+    df = csv_frame(path, "funnel", "--by", "broadcast").set_index("broadcast_id")
+    assert df.loc[1, ["sent", "delivered", "read"]].tolist() == [7, 5, 4]
+    assert df.loc[1, "open_rate"] == pytest.approx(0.8)
+    same_numbers(df.reset_index(), ws.stats.funnel(by="broadcast"))
+
+
+def test_failures_print_codes_and_shares(path, ws):
+    overall = csv_frame(path, "failures")   # by error code only
+    same_numbers(overall, ws.stats.failures(None))
+    assert overall.set_index("error_code")["failed"].to_dict() == {131026: 2, 131049: 1}
+    df = csv_frame(path, "failures", "--by", "broadcast")
+    same_numbers(df, ws.stats.failures("broadcast"))
+    first = df[df.broadcast_id == 1].iloc[0]
+    assert first["share_of_sent"] == pytest.approx(1 / 7) and first["share_of_failed"] == 1.0
+
+
+def test_time_to_read_prints_the_minutes(path, ws):
+    df = csv_frame(path, "time-to-read", "--by", "label")
+    same_numbers(df, ws.stats.time_to_read(by="label"))
+    assert df["read_24h_share"].between(0, 1).all() and df["read_24h_share"].sum() > 0
+
+
+def test_cohorts_and_chats_print_the_demo_numbers(demo_ws):
+    path = str(demo_ws.path)
+    cohorts = csv_frame(path, "cohorts", "--tz", "Europe/Berlin")
+    same_numbers(cohorts, demo_ws.stats.cohorts("Europe/Berlin"))
+    assert cohorts["delivered"].sum() > 0 and cohorts["open_rate"].between(0, 1).all()
+    chats = csv_frame(path, "chats", "--by", "month")
+    same_numbers(chats, demo_ws.stats.response_times("month"))
+
+
+def test_send_time_and_sample_size_print_their_advice(path):
     assert "Best send time: Sat 00:00-01:00 (Europe/Berlin)" in run(
         path, "send-time", "--tz", "Europe/Berlin", "--min-delivered", "1").output
     assert "each variant needs about" in run(path, "sample-size", "--mde", "0.1",
