@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import store
+from ..store import faults
 from ..errors import Conflict, InvalidValue, NotFound
 from ..messaging.chats import SERVICE_WINDOW
 from ..people.accounts import get_account
@@ -442,7 +443,8 @@ class Broadcasts:
 
     # -- freezing and stopping -------------------------------------------------------------
 
-    def schedule(self, broadcast_id, at=None, *, now=None, actor: str = "bizchat") -> dict:
+    def schedule(self, broadcast_id, at=None, *, now=None, freeze_now: bool = True,
+                 actor: str = "bizchat") -> dict:
         """Set the send time of a draft (default now; a time without a zone is in the
         account's time zone) and mark it scheduled. A draft is frozen at its send time,
         not before: due now, its recipients are frozen at once; later, ``send`` or
@@ -450,7 +452,9 @@ class Broadcasts:
         variant, skipped by reason, ``quiet_hours``: queued inside their quiet hours at
         that time, which the outbox defers), ``frozen`` (whether they are frozen yet),
         ``scheduled_for`` (UTC) and ``scheduled_local`` (the time in the account's zone,
-        with the zone). To change a scheduled one: ``reschedule``, ``pause``, ``cancel``."""
+        with the zone). To change a scheduled one: ``reschedule``, ``pause``, ``cancel``.
+        ``freeze_now=False`` only sets the time (``send`` freezes in a transaction of its own,
+        so a kill while freezing is continued by ``resume``)."""
         current = clock.now(now)
         with self.ws.transaction() as con:
             found = _load(con, broadcast_id)
@@ -458,7 +462,7 @@ class Broadcasts:
             acc = get_account(con, found["account_id"])
             when = current if at is None else _utc(at, acc.get("timezone"))
             frame = aud.evaluate(con, acc, _resolved(con, acc, found), when)
-            frozen = when <= current + DUE_EARLY
+            frozen = freeze_now and when <= current + DUE_EARLY
             if frozen:
                 freeze(con, found["broadcast_id"], frame)
             con.execute("UPDATE broadcasts SET status = 'scheduled', scheduled_for = ?, "
@@ -734,6 +738,7 @@ def freeze(con: duckdb.DuckDBPyConnection, broadcast_id: int, frame: pd.DataFram
             FROM _freeze""", [broadcast_id, nonce, broadcast_id, datetime.now(UTC)])
     finally:
         con.unregister("_freeze")
+    faults.point("broadcast.freeze")     # crash tests: killed while freezing
     return len(rows)
 
 

@@ -40,8 +40,11 @@ def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
     current = clock.now(now)
     found = ws.broadcasts.get(broadcast_id)
     if found["status"] == "draft":
-        # Durable intent first: a kill from here on is continued by resume / run_due.
-        ws.broadcasts.schedule(broadcast_id, current, now=current, actor=actor)
+        # Durable intent first, freezing in a transaction of its own: a kill while
+        # freezing leaves a broadcast scheduled for now, which resume / run_due freeze
+        # and send.
+        ws.broadcasts.schedule(broadcast_id, current, now=current, freeze_now=False,
+                               actor=actor)
         found = ws.broadcasts.get(broadcast_id)
     _refuse_early(found, current)
     return _send(ws, found, transport, seed, progress, current, actor, resume=False, **options)
