@@ -208,13 +208,13 @@ def with_time_keys(rel: ir.Table, by: Sequence[str], tz: str, column: str = "sen
 def grouped_recipients(t: Tables, f: Filters, by: Sequence[str], tz: str, *,
                        responses: bool = False, with_ref: bool = False) -> ir.Table:
     """The recipients with everything ``by`` needs to group on. Grouped by a time of
-    sending (day, hour ...), only sent messages count: a recipient who was never sent
-    anything has no send time to fall into."""
+    sending (day, hour ...), only recipients whose send was attempted count (sent, or
+    failed): one who was skipped has no send time to fall into."""
     timed = any(k in TIME_KEYS for k in by)
     need_ref = with_ref or responses or timed
     rel = recipients(t, f, with_ref=need_ref, template="template" in by)
     if timed:
-        rel = rel.filter(rel.sent)
+        rel = rel.filter(rel.sent | rel.failed)
     if responses:
         rel = with_responses(t, rel)
     if "label" in by:

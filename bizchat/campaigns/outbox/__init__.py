@@ -128,7 +128,7 @@ def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: list[str] | N
         if keys is not None:
             where += " AND list_contains(?, idempotency_key)"
             params.append(list(keys))
-        chosen = con.execute(f"SELECT idempotency_key FROM broadcast_recipients WHERE {where}",
+        chosen = con.execute(f"SELECT idempotency_key AS key FROM broadcast_recipients WHERE {where}",
                              params).df()
         if decision == "resend":
             con.execute(f"UPDATE broadcast_recipients SET state = 'queued', not_before = NULL, "
