@@ -182,12 +182,14 @@ class Broadcasts:
                 else:
                     # B, C ... take A's header, footer and buttons unless they bring their own.
                     suffix = "" if letter == "A" else "_" + letter.lower()
+                    supplied = [*fixed, *fallbacks, *tpl.check_values(entry.get("values"))]
                     found = tpl.create_template(
                         con, acc, tpl.free_name(con, acc["account_id"], base + suffix,
                                                  _lang(language)),
                         entry["body"], language=language, category=chosen or "marketing",
                         header=entry.get("header", header), footer=entry.get("footer", footer),
-                        buttons=entry.get("buttons", buttons), actor=actor)
+                        buttons=entry.get("buttons", buttons), extra_placeholders=supplied,
+                        actor=actor)
                 chosen = chosen or found["category"]
                 if chosen not in CATEGORIES:
                     raise InvalidValue(f"A broadcast is marketing or utility, got {chosen!r}.",
