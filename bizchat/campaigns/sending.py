@@ -91,7 +91,6 @@ def due(ws, now, *, simulated: bool) -> list[int]:
     """Broadcasts with work at ``now``: scheduled and due, sending with recipients due (or
     left mid-send by a crash), and (simulated) sent recently enough that receipts may
     still be due."""
-    tail = now - RECEIPT_TAIL
     with ws.connect() as con:
         rows = con.execute("""
             SELECT b.broadcast_id FROM broadcasts b
@@ -103,11 +102,18 @@ def due(ws, now, *, simulated: bool) -> list[int]:
                            OR (r.state = 'queued'
                                AND (r.not_before IS NULL OR r.not_before <= ?)))))
                OR (? AND b.status IN ('sending', 'done') AND EXISTS (
+                    -- receipts may still be due: accepted within the longest receipt
+                    -- delay before the last release, and not released up to now yet
                     SELECT 1 FROM outbox_log l
+                    LEFT JOIN (SELECT max("at") AS released FROM outbox_log
+                               WHERE broadcast_id = b.broadcast_id
+                                 AND event = 'simulated.receipts') AS r ON true
                     WHERE l.broadcast_id = b.broadcast_id AND l.event = 'simulated.accept'
-                      AND l."at" > ? AND l."at" <= ?))
+                      AND l."at" <= ?
+                      AND (r.released IS NULL OR (r.released < ?
+                           AND l."at" > r.released - ?::INTERVAL))))
             ORDER BY b.scheduled_for NULLS LAST, b.broadcast_id""",
-                           [now, EARLY, now, simulated, tail, now]).fetchall()
+                           [now, EARLY, now, simulated, now, now, RECEIPT_TAIL]).fetchall()
     return [int(r[0]) for r in rows]
 
 

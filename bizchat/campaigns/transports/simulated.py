@@ -434,11 +434,20 @@ class SimulatedTransport(Transport):
         return self.webhook_bodies(events.to_pandas()), None
 
     def recover(self, con, broadcast_id: int) -> int:
-        """Receipts of messages in the ledger that have none yet (a crash lost them) or
-        that may still come (accepted within the longest receipt delay before the
-        horizon, not yet read or failed); drawn with the seed that sent them. Ingestion
-        keeps only what is new."""
+        """Receipts of messages in the ledger that have none yet (a crash lost them, or
+        their time had not come) or that may still come (not yet read or failed, accepted
+        within the longest receipt delay before the last release); drawn with the seed
+        that sent them. Ingestion keeps only what is new. With a horizon, the release is
+        noted in the ledger (``simulated.receipts``), so the next run knows where to
+        continue."""
         horizon = self.horizon
+        released = con.execute("""
+            SELECT max("at") FROM outbox_log
+            WHERE broadcast_id = ? AND event = 'simulated.receipts'""",
+                               [broadcast_id]).fetchall()[0][0]
+        if horizon is not None:
+            con.execute("""INSERT INTO outbox_log (broadcast_id, idempotency_key, event, "at")
+                           VALUES (?, NULL, 'simulated.receipts', ?)""", [broadcast_id, horizon])
         lost = con.execute("""
             SELECT l.idempotency_key, any_value(l.broadcast_id) AS broadcast_id, min(l."at") AS "at",
                    any_value(l.detail->>'message_id') AS message_id,
@@ -455,11 +464,11 @@ class SimulatedTransport(Transport):
               AND (NOT EXISTS (SELECT 1 FROM message_status s
                                WHERE s.message_id = l.detail->>'message_id')
                    OR (?::TIMESTAMPTZ IS NOT NULL
-                       AND l."at" > ?::TIMESTAMPTZ - INTERVAL 6 DAYS
+                       AND (?::TIMESTAMPTZ IS NULL OR l."at" > ?::TIMESTAMPTZ - INTERVAL 6 DAYS)
                        AND EXISTS (SELECT 1 FROM message_status s
                                    WHERE s.message_id = l.detail->>'message_id'
                                      AND s.status NOT IN ('read', 'failed'))))
-            GROUP BY l.idempotency_key""", [broadcast_id, horizon, horizon]).df()
+            GROUP BY l.idempotency_key""", [broadcast_id, horizon, released, released]).df()
         if lost.empty:
             return 0
         lost["labels"] = lost["labels"].map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else None)
