@@ -151,6 +151,6 @@ def test_every_grouping_sums_to_the_totals(tmp_path_factory, fates, decisions, s
     # A recipient whose receipt came is sent, whatever the operator decided.
     state = ws.sql("SELECT contact_id, state FROM broadcast_recipients WHERE broadcast_id = ?",
                    [bid]).set_index("contact_id").state
-    for n, contact, fate in zip(numbers, ids, fates, strict=True):
+    for contact, fate in zip(ids, fates, strict=True):
         if fate == "lost_accepted":
             assert state[contact] == "sent"

@@ -22,6 +22,7 @@ A draft's variants are stored in ``broadcasts.variants`` as
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import string
@@ -33,10 +34,10 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import store
-from ..store import faults
 from ..errors import Conflict, InvalidValue, NotFound
 from ..messaging.chats import SERVICE_WINDOW
 from ..people.accounts import get_account
+from ..store import faults
 from . import audiences as aud
 from . import clock, planning
 from . import templates as tpl
@@ -609,7 +610,7 @@ class Broadcasts:
                               progress=progress, now=now, actor=actor, **options)
 
     def run_due(self, now=None, *, transport=None, seed: int | None = None,
-                progress: bool = False, actor: str = "bizchat", **options) -> list[dict]:
+                progress: bool = False, actor: str = "bizchat", **options) -> builtins.list[dict]:
         """Send everything whose time has come: every scheduled broadcast that is due
         (frozen then), every deferred recipient now due, and (simulated transport) the
         receipts that have come due meanwhile. Safe to run from cron every minute and
@@ -620,7 +621,7 @@ class Broadcasts:
         return sending.run_due(self.ws, now=now, transport=transport, seed=seed,
                                progress=progress, actor=actor, **options)
 
-    def resolve(self, broadcast_id, decision: str, *, keys: list[str] | None = None,
+    def resolve(self, broadcast_id, decision: str, *, keys: builtins.list[str] | None = None,
                 actor: str = "bizchat") -> dict:
         """Settle ``unknown`` recipients (all, or those with ``keys``): ``"resend"`` or
         ``"give_up"``."""

@@ -27,8 +27,8 @@ import pandas as pd
 
 from ._common import (
     current_workspace,
-    local_time,
     echo_frame,
+    local_time,
     pass_workspace,
     workspace_mode,
     workspace_option,

@@ -20,6 +20,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -123,11 +124,12 @@ def _send_live(ws, seed: int) -> None:
             control=spec["control"], seed=seed + i, missing="fallback",
             fallbacks={"first_name": "liebe Leserin, lieber Leser"}, actor="demo")
         # Scheduled the day before; frozen at the send time, not before.
-        ws.broadcasts.schedule(created["broadcast_id"], at=spec["at"],
-                               now=spec["at"] - timedelta(days=1), actor="demo")
+        at = cast(datetime, spec["at"])
+        ws.broadcasts.schedule(created["broadcast_id"], at=at, now=at - timedelta(days=1),
+                               actor="demo")
     # Cron's run-due at each send time, and once more at the demo's "now": quiet hours
     # and the frequency cap are decided at hand-off, receipts arrive up to that clock.
-    for when in sorted(spec["at"] for spec in LIVE_CAMPAIGNS):
+    for when in sorted(cast(datetime, spec["at"]) for spec in LIVE_CAMPAIGNS):
         ws.broadcasts.run_due(now=when, transport="simulated", actor="demo")
     ws.broadcasts.run_due(now=clock.NOW, transport="simulated", actor="demo")
 

@@ -53,7 +53,7 @@ def check(con, account_id: int, *texts: str | None, extra: Iterable[str] = (),
                                f"account field or contact attribute of this account. "
                                f"Available: {offer}. Fix the name.")
                 exc.fields["available"] = known
-                exc.available = known
+                setattr(exc, "available", known)  # noqa: B010 - structured field, as fields
             else:
                 exc.message = f"The {what}: {exc.message}"
             exc.args = (exc.message,)

@@ -30,10 +30,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import ibis
 import numpy as np
 import pandas as pd
-
-import ibis
 
 from ...errors import InvalidValue
 from . import proportions as P
@@ -196,7 +195,8 @@ def family_adjusted(arms: pd.DataFrame, names: list, b: int, metric: str) -> np.
     every comparison behind an A/B verdict: each variant against the baseline on every
     metric the counts hold (open, reply, opt-out)."""
     n = arms["delivered"].astype(int).to_numpy()
-    family, mine = [], []
+    family: list[float] = []
+    mine: list[int] = []
     for name, (column, _) in METRICS.items():
         if column not in arms:
             continue

@@ -18,7 +18,7 @@ through the hour is not inside quiet hours again).
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import time
 
 import numpy as np
 import pandas as pd
@@ -159,10 +159,6 @@ def decide(con, run, go: pd.DataFrame, limits) -> tuple[pd.DataFrame, pd.DataFra
     keep = reason.isna().to_numpy() & ~defer
     return go[keep], (deferred if len(deferred) else empty_deferred), (
         skipped if len(skipped) else empty_skipped)
-
-
-def at_or_after(a: datetime, b: datetime | None) -> datetime:
-    return a if b is None or a >= b else b
 
 
 __all__ = ["decide", "handed_counts", "quiet_until"]
