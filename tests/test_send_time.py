@@ -149,3 +149,19 @@ def test_no_message_is_handed_over_inside_quiet_hours_or_past_the_cap(
     left = ws.sql("SELECT state, skip_reason FROM broadcast_recipients")
     assert set(left.state) <= {"sent", "skipped", "unknown"}
     assert left[left.state == "skipped"].skip_reason.isin(["frequency_cap", "control"]).all()
+
+
+def test_a_message_stamped_after_the_send_does_not_push_the_batch_into_the_night(ws):
+    # The demo's broadcast 201: a workspace whose data runs past the rehearsed send had one
+    # recipient's later message hold back (pair rate) everyone after them, into the night.
+    acc, ids = shop(ws, 5)
+    with ws.transaction() as con:
+        chats.store_messages(con, pd.DataFrame([{
+            "message_id": "wamid.later", "account_id": acc["account_id"], "contact_id": ids[0],
+            "direction": "out", "kind": "text", "body": "Gern!", "source": "transport",
+            "created_at": berlin(2026, 3, 4, 22, 0)}]))
+    bid = draft(ws, acc)
+    ws.broadcasts.schedule(bid, berlin(2026, 3, 4, 17, 0), now=berlin(2026, 3, 4, 9, 0))
+    ws.broadcasts.run_due(now=berlin(2026, 3, 5, 0, 0), transport=sim())
+    times = handed(ws, bid)["at"]
+    assert len(times) == 5 and times.max() < pd.Timestamp(berlin(2026, 3, 4, 17, 1))
