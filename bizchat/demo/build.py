@@ -148,13 +148,18 @@ def format_summary(summary: dict) -> str:
         ("workspace", str(summary["path"])),
     ]
     width = max(len(k) for k, _ in lines) + 2
+    return "\n".join(f"{k:<{width}}{v}" for k, v in lines)
+
+
+def next_steps(summary: dict) -> str:
+    """What to try after building the demo (printed by ``bizchat demo``)."""
     path = summary["path"]
-    return "\n".join(f"{k:<{width}}{v}" for k, v in lines) + (
-        "\n\nTry next:\n"
-        "  make lab                                   JupyterLab on notebooks/ with this workspace\n"
-        f"  bizchat --workspace {path} stats open-rates --by hour\n"
-        f"  bizchat --workspace {path} broadcast list\n"
-        f"  bizchat --workspace {path} stats lift {summary.get('lift_broadcast') or 'ID'}")
+    lift = summary.get("lift_broadcast") or "ID"
+    return ("Try next:\n"
+            "  make lab        JupyterLab on notebooks/ with this workspace\n"
+            f"  bizchat --workspace {path} stats open-rates --by hour\n"
+            f"  bizchat --workspace {path} broadcast show {lift}\n"
+            f"  bizchat --workspace {path} stats lift {lift}")
 
 
 def _make_room(path: Path, replace: bool) -> None:
