@@ -60,6 +60,7 @@ def fingerprint(ws) -> dict:
 
 # --- determinism ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_same_workspace_other_seed_another(built, tmp_path, capsys):
     summary, ws = built
     again = demo.build(tmp_path / "again.duckdb", contacts=N, seed=SEED)
@@ -338,6 +339,7 @@ def test_receipts_are_plausible(built):
 
 # --- refusing to overwrite, and the CLI -------------------------------------------------
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_without_replace(tmp_path):
     path = tmp_path / "ws.duckdb"
     first = demo.build(path, contacts=60, seed=1)
@@ -420,7 +422,7 @@ def test_latest_campaigns_went_through_the_outbox_and_webhook_path(built):
 def test_open_rate_totals_equal_the_recipients_table(built):
     """Every status of a demo broadcast (history and live campaigns) carries its broadcast,
     so the per-broadcast totals equal the recipients joined with their statuses."""
-    from test_stats_totals import assert_same_tables
+    from stats_world import assert_same_tables
 
     _, ws = built
     table = assert_same_tables(ws)

@@ -192,6 +192,7 @@ def test_a_workspace_the_ingester_could_never_write_is_refused_at_start(tmp_path
     assert not Path(f"{newer}.spool").exists() and not Path(f"{corrupt}.spool").exists()
 
 
+@pytest.mark.slow
 def test_health_names_the_oldest_pending_body(workspace):
     """In-process: the oldest body not yet ingested and how long it has waited."""
     from starlette.testclient import TestClient
@@ -208,7 +209,9 @@ def test_health_names_the_oldest_pending_body(workspace):
         app = create_app(workspace.path, app_secret="s", stall_after=1, flush_timeout=0.5)
         with TestClient(app) as client:
             fresh = client.get("/health")        # just started: not stalled yet
-            time.sleep(1.5)
+            # Stalled once the ingest process has met the held file (later on a loaded machine).
+            assert wait_for(lambda: client.get("/health").json().get("workspace_busy"), 30)
+            time.sleep(1.0)
             response = client.get("/health")
             shown = response.json()
     assert fresh.status_code == 200 and fresh.json()["oldest_pending_age_s"] >= 295

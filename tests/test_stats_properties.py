@@ -6,10 +6,10 @@ import itertools
 from datetime import timedelta
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_stats_totals import assert_same_tables
-from test_stats_world import T1, add_account, add_broadcast, add_contact
+from stats_world import T1, add_account, add_broadcast, add_contact, assert_same_tables
 
 import bizchat
 from bizchat.ingest.webhooks import record_receipts as record_status_events
@@ -29,6 +29,7 @@ def model(messages: list[set]) -> dict:
             "failed": sum("failed" in s for s in messages)}
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(fates=fates, order=st.randoms(use_true_random=False), repeats=st.integers(1, 3),
        batches=st.integers(1, 4))

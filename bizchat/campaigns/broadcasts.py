@@ -26,7 +26,7 @@ import builtins
 import json
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -319,12 +319,12 @@ class Broadcasts:
 
     def get(self, broadcast_id) -> dict:
         """The broadcast with its audience, variants and fallbacks parsed."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return _load(con, broadcast_id)
 
     def list(self, account=None) -> pd.DataFrame:
         """Broadcasts (of one account, or all), newest first, with their counts so far."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             account_id = get_account(con, account)["account_id"] if account is not None else None
             return con.execute("""
                 SELECT s.broadcast_id, a.phone_e164 AS account, s.name, s.category, s.status,
@@ -338,7 +338,7 @@ class Broadcasts:
 
     def recipients(self, broadcast_id) -> pd.DataFrame:
         """The frozen recipients with their state, reason, variant and message."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             return con.execute("""
                 SELECT r.contact_id, c.name, r.variant, r.state, r.skip_reason, r.message_id,
@@ -352,7 +352,7 @@ class Broadcasts:
     def audience(self, broadcast_id, at=None) -> pd.DataFrame:
         """Who would receive what if the broadcast were frozen for ``at`` (default: its
         scheduled time, else now); for a frozen one, its recipients."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             acc = get_account(con, found["account_id"])
             when = _utc(at if at is not None else found["scheduled_for"])
@@ -370,7 +370,7 @@ class Broadcasts:
         """
         from ..people.contacts import get_contact
 
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             acc = get_account(con, found["account_id"])
             person = get_contact(con, acc, contact)
@@ -417,7 +417,7 @@ class Broadcasts:
         For a frozen broadcast the numbers are those of its queued recipients."""
         card = rate_card if isinstance(rate_card, planning.RateCard) else \
             planning.RateCard.load(rate_card)
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             acc = get_account(con, found["account_id"])
             when = _utc(at if at is not None else found["scheduled_for"])
@@ -621,7 +621,7 @@ class Broadcasts:
         return sending.run_due(self.ws, now=now, transport=transport, seed=seed,
                                progress=progress, actor=actor, **options)
 
-    def resolve(self, broadcast_id, decision: str, *, keys: builtins.list[str] | None = None,
+    def resolve(self, broadcast_id, decision: str, *, keys: Sequence[str] | None = None,
                 actor: str = "bizchat") -> dict:
         """Settle ``unknown`` recipients (all, or those with ``keys``): ``"resend"`` or
         ``"give_up"``."""
@@ -642,7 +642,7 @@ class Broadcasts:
     def funnel(self, broadcast_id, *, by_variant: bool = False):
         """sent, delivered, read, failed, replied (within 72 h) so far, with the rates;
         a dict, or a DataFrame per variant."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             outcomes = planning.recipient_outcomes(con, found["account_id"],
                                                    [found["broadcast_id"]])
@@ -657,7 +657,7 @@ class Broadcasts:
         """Everything about one broadcast: its row, recipients by state and skip reason,
         the deferral counts (``counts``), the funnel overall and per variant, and the
         account's time zone (``timezone``) for showing times."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             zone = get_account(con, found["account_id"]).get("timezone")
             states = con.execute("""
@@ -679,7 +679,7 @@ class Broadcasts:
         from ..people.contacts import get_contact
 
         when = _utc(at)
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             person = get_contact(con, acc, contact)
             rows = con.execute("SELECT last_inbound_at FROM chats WHERE account_id = ? AND "
@@ -690,7 +690,7 @@ class Broadcasts:
 
     def limits(self, account) -> dict:
         """The account's sending limits: messaging tier, send rate, marketing cap, quiet hours."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return {"account": acc["phone_e164"], **vars(aud.limits(con, acc["account_id"]))}
 

@@ -20,6 +20,7 @@ clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from ..errors import BizchatError, Conflict, SendRefused
@@ -139,7 +140,7 @@ def run_due(ws, *, now=None, transport=None, seed: int | None = None, progress: 
     return results
 
 
-def resolve(ws, broadcast_id: int, decision: str, *, keys: list[str] | None = None,
+def resolve(ws, broadcast_id: int, decision: str, *, keys: Sequence[str] | None = None,
             actor: str = "bizchat") -> dict:
     """Settle ``unknown`` recipients: ``"resend"`` (same idempotency key) or ``"give_up"``."""
     return outbox.resolve_unknown(ws, broadcast_id, decision, keys=keys, actor=actor)

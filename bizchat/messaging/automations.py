@@ -363,7 +363,7 @@ class Automations:
 
     def list(self, account) -> pd.DataFrame:
         """The account's rules: automation_id, kind, enabled, text, schedule, scope ..."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return con.execute("""
                 SELECT automation_id, kind, enabled, text, schedule, schedule_spec, scope,
@@ -373,7 +373,7 @@ class Automations:
 
     def get(self, account, rule) -> dict:
         """One rule by kind ('greeting', 'away') or automation_id."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return self._rule(con, get_account(con, account), rule)
 
     def preview(self, account, rule, contact) -> dict:
@@ -382,7 +382,7 @@ class Automations:
         this contact has no value for, left out of the text) and ``available``."""
         from ..people.contacts import get_contact
 
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             found = self._rule(con, acc, rule)
             person = get_contact(con, acc, contact)

@@ -8,6 +8,7 @@ kept as typed; up to ``accounts.max_quick_replies`` (50 by default) per account.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -82,7 +83,7 @@ class QuickReplies:
 
     def list(self, account) -> pd.DataFrame:
         """shortcut, text, the placeholders it uses, created_at; sorted by shortcut."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             frame = con.execute("SELECT shortcut, text, created_at FROM quick_replies "
                                 "WHERE account_id = ? ORDER BY lower(shortcut)",
@@ -90,15 +91,15 @@ class QuickReplies:
         frame.insert(2, "placeholders", [renderer.placeholders(t) for t in frame["text"]])
         return frame
 
-    def available_placeholders(self, account) -> list[str]:
+    def available_placeholders(self, account) -> builtins.list[str]:
         """The placeholder names this account's texts may use (contact fields, account
         fields, attribute keys present on its contacts); what saving checks against."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return placeholders.available(con, get_account(con, account)["account_id"])
 
     def get(self, account, shortcut) -> dict:
         """One quick reply by its shortcut (with or without the slash, any case)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return _get(con, get_account(con, account), shortcut)
 
     def add(self, account, shortcut: str, text: str, *, extra_placeholders=()) -> dict:
@@ -159,7 +160,7 @@ class QuickReplies:
         ``account`` any reference (number, wa_id, user_id). ``extra`` adds or overrides
         values (e.g. an order number). An unknown placeholder raises TemplateError naming it.
         """
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             if account is None:
                 account = _account_of(con, contact)
             acc = get_account(con, account)

@@ -42,6 +42,7 @@ The parts: ``pacing`` (send times), ``time_rules`` (quiet hours, cap, deadline),
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -113,7 +114,7 @@ def resume(ws, broadcast_id: int, **options) -> dict:
                  now=options.pop("now", None), **options)
 
 
-def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: list[str] | None = None,
+def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: Sequence[str] | None = None,
                     actor: str = "bizchat") -> dict:
     """An operator's decision for ``unknown`` recipients (all, or those with ``keys``):
     ``"resend"`` queues them again with the same idempotency key (safe with a transport
@@ -160,7 +161,7 @@ def ingest_receipts(con, transport) -> int:
 def counts(ws, broadcast_id: int, now=None) -> dict:
     """Recipients of the broadcast by state, with ``deferred``, ``next_due`` and
     ``deferred_until`` as of ``now`` (the campaign clock)."""
-    with ws.connect() as con:
+    with ws.connect(read_only=True) as con:
         _broadcast(con, broadcast_id)
         return _counts(con, broadcast_id, campaign_clock.now(now))
 
