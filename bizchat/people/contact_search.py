@@ -2,7 +2,7 @@
 
 The finder behind the label manager. A query matches a contact whose name contains it
 (any case), or whose number is the query in any written form (``0151 1111 1111``,
-``+49 151 …``, ``0049…``), or whose number contains its digits (four or more, a national
+``+49 151 …``, ``0049…``), or whose number contains its digits (three or more, a national
 ``0`` or international ``00`` dropped, so ``0151 11`` finds ``+49 151 11…``). Combined with
 the label filters of ``labels.contact_filter``; pages are cut in SQL, so an account with
 20,000 contacts sends 50 rows to the screen, not 20,000.
@@ -44,7 +44,7 @@ def query_predicate(account: dict, text) -> tuple[str, list]:
         digits = digits[2:]
     elif text.startswith("0"):
         digits = digits[1:]
-    if len(digits) >= 4 and not re.search(r"[^\d\s()+\-./]", text):
+    if len(digits) >= 3 and not re.search(r"[^\d\s()+\-./]", text):
         clauses.append("contains(coalesce(c.phone_e164, '+' || c.wa_id, ''), ?)")
         params.append(digits)
     return "(" + " OR ".join(clauses) + ")", params

@@ -399,7 +399,7 @@ class Contacts:
                none_of=None, language=None, attributes=None, limit: int = 50,
                offset: int = 0) -> ContactPage:
         """One page of the contacts of ``account`` that match: ``query`` is a name (part,
-        any case) or a number in any written form or four or more of its digits; the label
+        any case) or a number in any written form or three or more of its digits; the label
         filters are any of / all of / none of (names or ids), as in ``labels.assign``.
 
         Returns a ContactPage: ``rows`` (contact_id, phone_e164, name, language, timezone,

@@ -80,6 +80,17 @@ class Workbench(w.VBox):
             self.status.clear()
         return result
 
+    def open_account(self, account) -> dict | None:
+        """The widget's account (see ``resolve_account``); on an error (no such account, a
+        busy workspace) the widget shows only its status line with the sentence, and None
+        is returned: a widget never fails with a traceback while it is being built."""
+        try:
+            return resolve_account(self.ws, account)
+        except Exception as exc:   # noqa: BLE001 - shown as one sentence
+            self.status.error(exc)
+            self.children = [self.status]
+            return None
+
     def show_error(self, exc: BaseException | str) -> None:
         self.status.error(exc)
 
