@@ -4,8 +4,8 @@ and the rule that widgets are thin (no SQL, no connection: Workspace methods onl
 from __future__ import annotations
 
 import ast
-import re
 import logging
+import re
 from pathlib import Path
 
 from widget_helpers import click

@@ -10,6 +10,7 @@ tests (set ``.value``, call ``.click()``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -42,6 +43,7 @@ class Workbench(w.VBox):
         self.ws = ws
         self.status = StatusLine()
         self.busy = False
+        self._acting = threading.Lock()   # a timer thread and a click never act at once
         self.add_class("bizchat-widget")
 
     def controls(self) -> Iterable[w.Widget]:
@@ -57,7 +59,7 @@ class Workbench(w.VBox):
         status line as one sentence and None is returned: nothing stored is lost, since
         each service call is one transaction.
         """
-        if self.busy:   # a second click while the first runs
+        if not self._acting.acquire(blocking=False):   # a second click while the first runs
             return None
         disabled = [c for c in self.controls() if not c.disabled]
         for c in disabled:
@@ -74,6 +76,7 @@ class Workbench(w.VBox):
             self.busy = False
             for c in disabled:
                 c.disabled = False
+            self._acting.release()
         if message:
             self.status.ok(message)
         elif self.status.kind == "busy":

@@ -27,9 +27,9 @@ from .paging import Pager, html_table, plain
 SCOPES = [("selected contacts", "selected"), ("every contact found", "filter")]
 
 
-def swatch(hex_colour: str) -> str:
+def swatch(hex_colour: object) -> str:
     return (f"<span style='display:inline-block;width:12px;height:12px;border-radius:6px;"
-            f"background:{html.escape(hex_colour)};vertical-align:middle'></span>")
+            f"background:{html.escape(str(hex_colour))};vertical-align:middle'></span>")
 
 
 def _contact_line(row: dict) -> str:
@@ -37,6 +37,10 @@ def _contact_line(row: dict) -> str:
     labels = plain(row.get("labels"))
     consent = {"opt_in": "✓ marketing", "opt_out": "✗ opted out"}.get(plain(row.get("marketing")), "")
     return "  ·  ".join(x for x in (name, plain(row.get("phone_e164")), labels, consent) if x)
+
+
+def _when(value: object) -> str:
+    return html.escape(f"{pd.Timestamp(value):%Y-%m-%d %H:%M} UTC") if value is not None else ""
 
 
 class LabelManager(Workbench):
@@ -150,7 +154,11 @@ class LabelManager(Workbench):
 
     def refresh(self) -> None:
         """Read the labels and the current page again (other people may have changed them)."""
-        self.act(lambda: (self._load_labels(), self._load_page()), busy="Loading…")
+        self.act(self._load_all, busy="Loading…")
+
+    def _load_all(self) -> None:
+        self._load_labels()
+        self._load_page()
 
     def _load_labels(self) -> None:
         self.labels = self.ws.labels.list(self.account_ref)
@@ -320,7 +328,7 @@ class LabelManager(Workbench):
         self.consent_history.value = html_table(
             history, {"recorded_at": "When", "purpose": "Purpose", "action": "Action",
                       "source": "Source", "evidence": "Evidence"},
-            formatters={"recorded_at": lambda t: html.escape(f"{t:%Y-%m-%d %H:%M} UTC")},
+            formatters={"recorded_at": _when},
             empty="No consent recorded: marketing messages are not allowed.")
         self.card.layout.display = "flex"
 
