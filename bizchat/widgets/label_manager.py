@@ -63,7 +63,7 @@ class LabelManager(Workbench):
         self.label_pick = w.Dropdown(description="Label", options=[])
         self.name_box = w.Text(description="Name", placeholder="new label name")
         self.color_pick = w.Dropdown(
-            description="Colour", options=[("automatic", None)] + [
+            description="Colour", options=[("automatic", 0)] + [
                 (f"{n}  {hexcode}", n) for n, hexcode in enumerate(PALETTE, 1)])
         self.create_btn = button("Create label", style="primary", icon="plus")
         self.rename_btn = button("Rename", icon="pencil")
@@ -215,7 +215,7 @@ class LabelManager(Workbench):
             return message
 
         self.act(lambda: self.ws.labels.create(self.account_ref, name,
-                                               color=self.color_pick.value),
+                                               color=self.color_pick.value or None),
                  busy="Creating…", done=done)
 
     def rename(self) -> None:
