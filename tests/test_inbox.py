@@ -75,6 +75,8 @@ def test_quick_reply_by_typing_and_sending_in_the_window(world, inbox):
     # WhatsApp); the tick shown is the stored status's
     assert f"title='{last['status']}'" in inbox.conversation.value.rsplit("bizchat-out", 1)[1]
     assert ws.chats.open(anna).chat["unread"] == 0   # answering reads the chat
+    audit = ws.sql("SELECT actor, action FROM audit_log WHERE action LIKE 'inbox.%'")
+    assert audit.values.tolist() == [["notebook", "inbox.text"]]
 
 
 def test_a_closed_window_refuses_free_text_inline_and_keeps_it(world, inbox):

@@ -36,11 +36,14 @@ def resolve_account(ws, account) -> dict:
 
 
 class Workbench(w.VBox):
-    """Base class: ``ws``, ``status`` (a StatusLine) and ``act`` for service calls."""
+    """Base class: ``ws``, ``status`` (a StatusLine) and ``act`` for service calls.
+    ``actor`` names who acts in the audit log where a service records one (``notebook``;
+    the web app passes ``web``)."""
 
-    def __init__(self, ws, **kwargs):
+    def __init__(self, ws, *, actor: str = "notebook", **kwargs):
         super().__init__(**kwargs)
         self.ws = ws
+        self.actor = actor
         self.status = StatusLine()
         self.busy = False
         self._acting = threading.Lock()   # a timer thread and a click never act at once

@@ -101,8 +101,8 @@ class Inbox(Workbench):
     """The chats of one account and the open conversation, with replies."""
 
     def __init__(self, ws, account=None, *, refresh_every: float | None = None,
-                 transport=None, limit: int = 200):
-        super().__init__(ws)
+                 transport=None, limit: int = 200, actor: str = "notebook"):
+        super().__init__(ws, actor=actor)
         self._timer: threading.Thread | None = None
         self._stop = threading.Event()
         found = self.open_account(account)
@@ -278,7 +278,8 @@ class Inbox(Workbench):
             self._load()
             return f"Sent ({sent['status']})."
 
-        self.act(lambda: self.ws.conversations.reply(chat_id, text, transport=self.transport),
+        self.act(lambda: self.ws.conversations.reply(chat_id, text, transport=self.transport,
+                                                             actor=self.actor),
                  busy="Sending…", done=done)
 
     def send_template(self) -> None:
@@ -292,7 +293,8 @@ class Inbox(Workbench):
             return f"Template sent ({sent['status']})."
 
         self.act(lambda: self.ws.conversations.send_template(chat_id, template,
-                                                             transport=self.transport),
+                                                             transport=self.transport,
+                                                             actor=self.actor),
                  busy="Sending…", done=done)
 
     def label(self, *, add: bool) -> None:

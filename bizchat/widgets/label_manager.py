@@ -46,8 +46,8 @@ def _when(value: object) -> str:
 class LabelManager(Workbench):
     """Labels, contact finder, bulk labelling and the contact card of one account."""
 
-    def __init__(self, ws, account=None, *, page_size: int = 50):
-        super().__init__(ws)
+    def __init__(self, ws, account=None, *, page_size: int = 50, actor: str = "notebook"):
+        super().__init__(ws, actor=actor)
         found = self.open_account(account)
         if found is None:
             return
@@ -368,7 +368,8 @@ class LabelManager(Workbench):
 
         self.act(lambda: self.ws.consent.record(
             cid, account=self.account_ref, action=action, purpose=self.consent_purpose.value,
-            source=self.consent_source.value, evidence=self.consent_evidence.value.strip() or None),
+            source=self.consent_source.value, evidence=self.consent_evidence.value.strip() or None,
+            actor=self.actor),
             busy="Recording…", done=done)
 
     def _need(self, value, message: str) -> bool:
