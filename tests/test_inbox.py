@@ -176,6 +176,23 @@ def test_a_held_workspace_is_an_inline_message_and_the_reply_stays(world, inbox)
     assert inbox.status.kind == "ok" and ws.chats.open(anna).messages.iloc[-1]["body"] == "Bis gleich!"
 
 
+def test_an_imported_export_shows_days_media_and_deleted_lines(world, tmp_path):
+    ws, _ = world
+    (tmp_path / "chat.txt").write_text(
+        "14.02.26, 09:58 - Jana: Guten Morgen!\n"
+        "14.02.26, 10:05 - Jana: <Medien ausgeschlossen>\n"
+        "15.02.26, 17:41 - Laden: Gern <3\n"
+        "15.02.26, 17:42 - Jana: Diese Nachricht wurde gelöscht\n", encoding="utf-8")
+    chat = ws.imports.chat_export(tmp_path / "chat.txt", ACCOUNT, contact_phone="+49 176 55501234",
+                                  business_name="Laden").chat_id
+    inbox = Inbox(ws, account=ACCOUNT)
+    inbox.open_chat(chat)
+    shown = inbox.conversation.value
+    assert shown.count("bizchat-day") == 2 and "Sat 14 Feb 2026" in shown
+    assert "[📎 Media]" in shown and "Medien ausgeschlossen" not in shown
+    assert "This message was deleted" in shown and "Gern &lt;3" in shown
+
+
 def test_window_text():
     from datetime import UTC, datetime
 

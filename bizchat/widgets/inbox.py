@@ -29,8 +29,10 @@ TICKS = {"sent": ("✓", "#8696a0"), "delivered": ("✓✓", "#8696a0"),
          "read": ("✓✓", "#53bdeb"), "failed": ("✗", "#b3261e")}
 MEDIA = {"image": "📷 Photo", "video": "🎥 Video", "audio": "🎤 Voice message",
          "document": "📄 Document", "sticker": "Sticker", "location": "📍 Location",
-         "contacts": "👤 Contact card"}
-SYSTEM_KINDS = {"system", "deleted", "unsupported", "reaction"}
+         "contacts": "👤 Contact card", "media": "📎 Media"}
+SYSTEM_KINDS = {"system": "", "deleted": "🚫 This message was deleted",
+                "unsupported": "A message WhatsApp could not show here",
+                "reaction": "Reaction"}
 _SHORTCUT = re.compile(r"^/(\S+)$")
 
 
@@ -59,10 +61,15 @@ def message_html(row: dict, zone: ZoneInfo) -> str:
     kind = plain(row.get("kind")) or "text"
     body = html.escape(plain(row.get("body")))
     if kind in SYSTEM_KINDS:
-        return (f"<div style='text-align:center;color:#667781;font-style:italic;margin:4px'>"
-                f"{body or html.escape(kind)}</div>")
+        text = html.escape(SYSTEM_KINDS[kind]) + (" " if SYSTEM_KINDS[kind] and body else "")
+        if kind != "deleted":
+            text += body
+        return (f"<div class='bizchat-system' style='text-align:center;color:#667781;"
+                f"font-style:italic;margin:4px'>{text or html.escape(kind)}</div>")
     if kind in MEDIA:
-        body = f"<i>[{MEDIA[kind]}]</i>" + (f" {body}" if body else "")
+        # an export's "<Media omitted>" says no more than the placeholder does
+        caption = "" if re.fullmatch(r"&lt;[^&]*&gt;", body) else body
+        body = f"<i>[{MEDIA[kind]}]</i>" + (f" {caption}" if caption else "")
     elif kind == "template":
         body = (f"<span style='color:#667781;font-size:85%'>template "
                 f"{html.escape(plain(row.get('template_name')))}</span><br>{body}")
