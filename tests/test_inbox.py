@@ -44,6 +44,8 @@ def test_chats_unread_first_with_window_and_last_message(world, inbox):
     inbox.refresh()
     assert [v for _, v in inbox.chat_list.options] == [anna, ben]
     first, second = (t for t, _ in inbox.chat_list.options)
+    # pickers start on a real choice (a reassigned Dropdown would otherwise show nothing)
+    assert inbox.label_pick.value == "VIP" and inbox.template_pick.value is not None
     assert first.startswith("● 1  Anna Müller") and "h left" in first
     assert "Gutscheine" in second and second.endswith("closed")
 

@@ -100,8 +100,11 @@ def conversation_html(messages: pd.DataFrame, zone: ZoneInfo, more: bool) -> str
         parts.append(message_html(row, zone))
     if not parts:
         parts.append("<i>No messages yet.</i>")
+    # column-reverse: the scroll box opens at its end, on the latest message, as chat
+    # apps do (an HTML widget cannot run script to scroll)
     return ("<div class='bizchat-conversation' style='background:#efeae2;padding:8px;"
-            "max-height:420px;overflow-y:auto'>" + "".join(parts) + "</div>")
+            "max-height:420px;overflow-y:auto;display:flex;flex-direction:column-reverse'>"
+            "<div>" + "".join(parts) + "</div></div>")
 
 
 class Inbox(Workbench):
@@ -180,6 +183,7 @@ class Inbox(Workbench):
         labels = self.ws.labels.list(self.account_ref)
         self._colours = dict(zip(labels["name"], labels["hex"], strict=True))
         self.label_pick.options = labels["name"].tolist()
+        self.label_pick.value = self.label_pick.options[0] if self.label_pick.options else None
         replies = self.ws.replies.list(self.account_ref)
         self._replies = {s.lstrip("/").lower(): t for s, t in
                          zip(replies["shortcut"], replies["text"], strict=True)}
@@ -189,6 +193,8 @@ class Inbox(Workbench):
         self.template_pick.options = [
             (f"{r['name']} ({r['language']}, {r['category']})", int(r["template_id"]))
             for r in templates.to_dict("records")]
+        if self.template_pick.options:
+            self.template_pick.value = self.template_pick.options[0][1]
 
     def refresh(self) -> None:
         """Read the chats (and the open one) again: new messages from the receiver appear."""
