@@ -151,7 +151,8 @@ class Inbox(Workbench):
         self.template_row = w.HBox([self.template_pick, self.template_btn])
         self.chat_panel = w.VBox([
             self.header, self.conversation, self.reply_row, self.template_row,
-            w.HBox([self.label_pick, self.label_btn, self.unlabel_btn, self.read_btn])],
+            w.HBox([self.label_pick, self.label_btn, self.unlabel_btn, self.read_btn]),
+            self.status],   # the same line again next to the reply buttons
             layout=w.Layout(flex="1", display="none"))
         self.children = [
             w.HTML(f"<h3>Inbox of {html.escape(found['display_name'] or '')} "
