@@ -225,23 +225,21 @@ def cloud_language(code: str) -> str:
 def cloud_payload(template: Mapping, params: Mapping | str | None) -> dict:
     """The ``template`` object of a Cloud API send with named parameters: header and body
     parameters carry ``parameter_name``; a URL button gets its URL's value."""
-    if isinstance(params, str):
-        params = json.loads(params)
-    params = params or {}
-    components = []
+    values: Mapping = (json.loads(params) if isinstance(params, str) else params) or {}
+    components: list[dict] = []
     header = render.placeholders(template.get("header") or "")
     if header:
         components.append({"type": "header", "parameters": [
-            {"type": "text", "parameter_name": n, "text": str(params.get(n, ""))} for n in header]})
+            {"type": "text", "parameter_name": n, "text": str(values.get(n, ""))} for n in header]})
     body = render.placeholders(template.get("body") or "")
     if body:
         components.append({"type": "body", "parameters": [
-            {"type": "text", "parameter_name": n, "text": str(params.get(n, ""))} for n in body]})
+            {"type": "text", "parameter_name": n, "text": str(values.get(n, ""))} for n in body]})
     for i, button in enumerate(template.get("buttons") or []):
         names = render.placeholders(button.get("url") or "") if button["type"] == "url" else []
         if names:
             components.append({"type": "button", "sub_type": "url", "index": str(i),
-                               "parameters": [{"type": "text", "text": str(params.get(names[0], ""))}]})
+                               "parameters": [{"type": "text", "text": str(values.get(names[0], ""))}]})
     payload = {"name": template["name"], "language": {"code": cloud_language(template["language"])}}
     if components:
         payload["components"] = components
@@ -365,12 +363,12 @@ class Templates:
 
     def get(self, account, ref, *, language: str | None = None) -> dict:
         """A template by template_id or name (optionally in ``language``)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return get_template(con, get_account(con, account), ref, check_language(language))
 
     def list(self, account) -> pd.DataFrame:
         """The account's templates, with how many broadcasts use each."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return con.execute("""
                 SELECT t.template_id, t.name, t.language, t.category, t.header, t.body, t.footer,
@@ -412,7 +410,7 @@ class Templates:
 
         fixed = check_values(values)
         fallbacks = check_values(fallbacks, "fallback")
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             template = get_template(con, acc, ref, check_language(language))
             person = get_contact(con, acc, contact) if contact is not None else {"name": None}

@@ -169,7 +169,7 @@ class Chats:
 
     def list(self, account) -> pd.DataFrame:
         """The account's chats, latest first, with message counts and window state."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             account_id = self._account_id(con, account)
             return con.execute("""
                 SELECT c.chat_id, c.contact_id, k.name, c.started_at, c.last_inbound_at,
@@ -310,7 +310,7 @@ class Chats:
 
     def messages(self, chat_id: int) -> pd.DataFrame:
         """A chat's messages in order, with their latest status."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             if not con.execute("SELECT 1 FROM chats WHERE chat_id = ?", [chat_id]).fetchall():
                 raise NotFound(f"There is no chat {chat_id}. List chats with ws.chats.list(account).",
                                chat_id=chat_id)
@@ -329,7 +329,7 @@ class Chats:
         from ..people.contacts import resolve_contact_id
 
         at = at or datetime.now(UTC)
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             account_id = self._account_id(con, account)
             contact_id = resolve_contact_id(con, account_id, contact)
             row = con.execute(
@@ -337,4 +337,4 @@ class Chats:
                 [account_id, contact_id]).fetchall()
         last = row[0][0] if row else None
         until = last + SERVICE_WINDOW if last else None
-        return {"open": bool(until and last <= at < until), "until": until}
+        return {"open": bool(last and until and last <= at < until), "until": until}

@@ -90,6 +90,7 @@ def _rows(con, sql: str, params: list) -> list[dict]:
 def _find_label(con, account_id: int, ref) -> dict | None:
     if isinstance(ref, Mapping) and "label_id" in ref:
         ref = ref["label_id"]
+    param: int | str
     if isinstance(ref, int) and not isinstance(ref, bool):
         where, param = "label_id = ?", ref
     elif isinstance(ref, str) and ref.strip():
@@ -150,7 +151,8 @@ def _label_predicates(con, account: dict, flt: Mapping, table: str, key: str,
     None or an empty list means "no condition", so a widget's empty selection filters
     nothing.
     """
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     any_of = label_ids(con, account, flt.get("any_of"))
     all_of = sorted(set(label_ids(con, account, flt.get("all_of"))))
     none_of = label_ids(con, account, flt.get("none_of"))
@@ -351,7 +353,7 @@ class Labels:
 
     def list(self, account) -> pd.DataFrame:
         """label_id, name, color, hex, contacts and chats carrying it, created_at."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return con.execute("""
                 SELECT l.label_id, l.name, l.color, list_extract(?::VARCHAR[], l.color) AS hex,
@@ -365,7 +367,7 @@ class Labels:
 
     def get(self, account, label) -> dict:
         """One label by name (any case) or label_id, with its hex colour."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _label(con, get_account(con, account), label)
         return {**found, "hex": PALETTE[found["color"] - 1]}
 
@@ -375,7 +377,7 @@ class Labels:
         attributes, with the names of all their labels (sorted)."""
         flt = {"any_of": any_of, "all_of": all_of, "none_of": none_of, "language": language,
                "attributes": attributes}
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             where, params = contact_filter(con, acc, flt)
             return con.execute(f"""
@@ -388,7 +390,7 @@ class Labels:
     def chats(self, account, *, any_of=None, all_of=None, none_of=None) -> pd.DataFrame:
         """Chats of ``account`` by their labels, with the contact and all chat label names."""
         flt = {"any_of": any_of, "all_of": all_of, "none_of": none_of}
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             where, params = chat_filter(con, acc, flt)
             return con.execute(f"""
