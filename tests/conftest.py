@@ -38,3 +38,39 @@ def demo_ws(demo_template, tmp_path):
     for extra in demo_template.parent.glob(demo_template.name + ".*"):
         shutil.copy(extra, tmp_path / extra.name)
     return bizchat.open(path)
+
+
+# --- the real browser: one JupyterLab server and one chromium per test session ------------
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A JupyterLab server (tests/browser.py) serving a temporary folder; tests copy the
+    notebooks they open into it with ``lab.add_notebook(path, workspace=...)``."""
+    from browser import LabServer, need_chromium
+
+    need_chromium()
+    home = tmp_path_factory.mktemp("lab")
+    (home / "root").mkdir()
+    server = LabServer(home / "root", home).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_browser(lab):
+    from browser import chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = chromium(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def lab_page(chromium_browser):
+    """A fresh tall page (Lab scrolls inside a panel) for one test."""
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 2000})
+    page = context.new_page()
+    yield page
+    context.close()
