@@ -465,18 +465,20 @@ class Broadcasts:
     # -- sending (the rules in campaigns/sending.py; issue 16's run_due goes there too) ----
 
     def send(self, broadcast_id, *, transport=None, seed: int | None = None,
-             progress: bool = False, actor: str = "bizchat", **options) -> dict:
+             progress: bool | object = False, actor: str = "bizchat", **options) -> dict:
         """Send the broadcast through the crash-safe outbox: a draft is frozen for now
         first, a Cloud API send before its scheduled time is refused. ``transport``:
-        ``"simulated"`` (default, with ``seed``), ``"cloud"`` or a Transport. Returns the
-        counts by state (``frozen``: what freezing a draft found)."""
+        ``"simulated"`` (default, with ``seed``), ``"cloud"`` or a Transport. ``progress``:
+        True for a tqdm bar, or the caller's bar (``update(n)``, ``close()``, optionally
+        ``reset(total=...)``: a widget's). Returns the counts by state (``frozen``: what
+        freezing a draft found)."""
         from . import sending
 
         return sending.send(self.ws, broadcast_id, transport=transport, seed=seed,
                             progress=progress, actor=actor, **options)
 
     def resume(self, broadcast_id, *, transport=None, seed: int | None = None,
-               progress: bool = False, actor: str = "bizchat", **options) -> dict:
+               progress: bool | object = False, actor: str = "bizchat", **options) -> dict:
         """Continue an interrupted send; recipients caught mid-call become ``unknown`` and
         are never resent blindly."""
         from . import sending
@@ -528,6 +530,41 @@ class Broadcasts:
                 "audience": aud.Audience.parse(found["audience"]).describe()}
 
     # -- rules the composer needs ----------------------------------------------------------
+
+    def composer_options(self, account) -> dict:
+        """What a broadcast of ``account`` can be built from: labels, languages, attribute
+        names with their common values, placeholders, saved templates, past broadcasts."""
+        from . import drafts
+
+        return drafts.options(self.ws, account)
+
+    def check_text(self, account, text: str, *, values: Mapping | None = None,
+                   part: str = "body") -> list[str]:
+        """The placeholders of a message text being written; TemplateError names the first
+        unsafe or unknown one with its position and the names available to the account."""
+        from . import drafts
+
+        with self.ws.connect(read_only=True) as con:
+            available = drafts.available_placeholders(con, get_account(con, account), values)
+        return drafts.check_text(text, available, part=part)
+
+    def estimate(self, account, *, category: str = "marketing", audience=None,
+                 body: str | None = None, template=None, header: str | None = None,
+                 footer: str | None = None, buttons=None, variants=None,
+                 control: float = 0.0, values: Mapping | None = None,
+                 fallbacks: Mapping | None = None, seed: int = 0, at=None,
+                 plan: bool = False, samples: int = 3, rate_card=None):
+        """What a broadcast not yet saved would do if sent at ``at`` (default now), with the
+        fields of ``create``: ``.counts`` (candidates, queued, by_variant, skipped by
+        reason), ``.samples`` (the exact text for a few recipients) and, with ``plan``,
+        ``.plan`` (expected deliveries, reads, replies, cost). Writes nothing."""
+        from . import drafts
+
+        return drafts.estimate(self.ws, account, _utc(at), with_plan=plan, rate_card=rate_card,
+                               n_samples=samples, category=category, audience=audience,
+                               body=body, template=template, header=header, footer=footer,
+                               buttons=buttons, variants=variants, control=control,
+                               values=values, fallbacks=fallbacks, seed=seed)
 
     def requires_template(self, account, contact, at=None) -> bool:
         """Whether a message to ``contact`` at ``at`` (default now) must be a template: true

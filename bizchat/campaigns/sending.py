@@ -19,7 +19,7 @@ EARLY = timedelta(minutes=5)
 
 
 def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
-         progress: bool = False, actor: str = "bizchat", **options) -> dict:
+         progress: bool | object = False, actor: str = "bizchat", **options) -> dict:
     """Freeze a draft for now, refuse an early Cloud API send, then send. Returns the
     outbox's counts by state; ``frozen`` holds the freeze counts when a draft was frozen."""
     found = ws.broadcasts.get(broadcast_id)

@@ -71,7 +71,7 @@ class _Run:
 
 
 def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
-         progress: bool = False, batch_size: int = 500, max_wait: float | None = None,
+         progress: bool | object = False, batch_size: int = 500, max_wait: float | None = None,
          horizon: float | None = None, max_attempts: int = 5, actor: str = "bizchat") -> dict:
     """Send the broadcast's queued recipients (and deferred ones now due); returns counts
     by state (plus ``deferred``: queued with a later ``not_before``).
@@ -203,10 +203,14 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
                batch_size, wait, start + timedelta(seconds=span) if span else None,
                max_attempts, actor, next_slot=start, templates=templates)
     bar = None
-    if progress:
+    if progress is True:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=f"broadcast {broadcast_id}", unit="msg")
+    elif progress:   # the caller's own bar (a widget's): update(n) and close(), like tqdm
+        bar = progress
+        if hasattr(bar, "reset"):
+            bar.reset(total=total)
     try:
         if not simulated and start > clock.now():
             if start - clock.now() > wait:
