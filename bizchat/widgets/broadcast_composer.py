@@ -22,7 +22,7 @@ import threading
 import ipywidgets as w
 import pandas as pd
 
-from ..errors import BizchatError
+from ..errors import BizchatError, InvalidValue, TemplateError
 from .audience_picker import AudiencePicker
 from .base import Workbench, button, resolve_account
 from .confirm import Confirm
@@ -255,10 +255,14 @@ class BroadcastComposer(Workbench):
         for what, text in texts:
             try:
                 names += self.ws.broadcasts.check_text(self.account.value, text)
-            except Exception as exc:   # noqa: BLE001 - shown as one sentence
+            except (TemplateError, InvalidValue) as exc:   # about the text: under it
                 self.check.value = (f"<span style='color:#b3261e' data-kind='error'>⚠ "
                                     f"{html.escape(what)}: {html.escape(error_sentence(exc))}"
                                     "</span>")
+                return False
+            except Exception as exc:   # noqa: BLE001 - a busy workspace ...: the status line
+                self.check.value = ""
+                self.status.error(exc)
                 return False
         shown = ", ".join("{" + n + "}" for n in dict.fromkeys(names)) or "none"
         self.check.value = (f"<span style='color:#1b7f3b' data-kind='ok'>✓ Placeholders: "
