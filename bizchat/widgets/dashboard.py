@@ -84,6 +84,8 @@ class Dashboard(Workbench):
                                    value=ALL, style=narrow)
         self.broadcast = w.Dropdown(description="Broadcast", options=[("all", ALL)], value=ALL,
                                     style=narrow, layout=w.Layout(width="380px"))
+        self.reload = button("Refresh", icon="refresh",
+                             tooltip="Read the workspace again (new receipts, new broadcasts)")
         self.group = w.ToggleButtons(options=list(RATE_GROUPS), value="broadcast")
         # Reply rates need every recipient's first reply within 72 h: the full funnel, a few
         # times slower than delivery and open rates from the per-broadcast totals.
@@ -99,7 +101,7 @@ class Dashboard(Workbench):
         self.download_excel = button("Excel", icon="download", tooltip="The table as Excel")
         self.link = w.HTML()
         self.children = [
-            w.HBox([self.account, self.category, self.broadcast]),
+            w.HBox([self.account, self.category, self.broadcast, self.reload]),
             w.HBox([self.start, self.end, self.labels]),
             self.tabs, self.table,
             w.HBox([w.Label("Download this table:"), self.download_csv, self.download_excel,
@@ -112,6 +114,7 @@ class Dashboard(Workbench):
         self.group.observe(lambda _: self.refresh(only="rates"), names="value")
         self.replies.observe(lambda _: self.refresh(only="rates"), names="value")
         self.tabs.observe(lambda _: self._tab_opened(), names="selected_index")
+        self.reload.on_click(lambda _: self._account_picked(None))
         self.download_csv.on_click(lambda _: self.download("csv"))
         self.download_excel.on_click(lambda _: self.download("xlsx"))
 
@@ -121,21 +124,26 @@ class Dashboard(Workbench):
         return None if self.account.value == ALL else int(self.account.value)
 
     def _load_choices(self) -> None:
-        """Labels and broadcasts of the chosen account (or of all)."""
+        """Labels and broadcasts of the chosen account (or of all); choices still there
+        stay chosen."""
         ids = [self._account_id()] if self._account_id() is not None else list(self._accounts)
         names: dict[str, None] = {}
         for account_id in ids:
             found = self.act(lambda a=account_id: self.ws.labels.list(a))
             if found is not None:
                 names.update(dict.fromkeys(found["name"]))
+        kept_labels, kept_broadcast = set(self.labels.value), self.broadcast.value
         self.labels.value = ()
         self.labels.options = sorted(names, key=str.lower)
+        self.labels.value = tuple(n for n in self.labels.options if n in kept_labels)
         listed = self.act(lambda: self.ws.broadcasts.list(self._account_id()))
         listed = listed if listed is not None else pd.DataFrame(columns=["broadcast_id", "name"])
         self.broadcast.value = ALL
         self.broadcast.options = [("all", ALL)] + [(f"{int(r.broadcast_id)} · {r.name}",
                                                     int(r.broadcast_id))
                                                    for r in listed.itertuples()]
+        if kept_broadcast in {v for _, v in self.broadcast.options}:
+            self.broadcast.value = kept_broadcast
 
     def _account_picked(self, _change) -> None:
         if self._quiet:
