@@ -152,6 +152,12 @@ class BroadcastComposer(Workbench):
             section("Send"), w.HBox([self.when, self.at]), self.review, self.confirm,
             w.HBox([self.progress, self.cancel]), self.funnel, self.status,
         ]
+        # Stable hooks for the browser tests and for styling (Voilà pages).
+        for control, name in ((self.name, "name"), (self.body, "body"), (self.count, "count"),
+                              (self.exclusions, "exclusions"), (self.review, "review"),
+                              (self.funnel, "funnel"), (self.audience.labels_any, "labels-any"),
+                              (self.check, "check")):
+            control.add_class(f"bizchat-composer-{name}")
         self.account.observe(lambda _: self._load_account(), names="value")
         for control in (self.category, self.template, self.control):
             control.observe(lambda _: self.refresh(), names="value")
