@@ -190,7 +190,7 @@ class BroadcastComposer(Workbench):
                                      for r in saved.itertuples()]
             buttons = []
             for name in options["placeholders"]:
-                b = w.Button(description="{" + name + "}", tooltip=f"Insert {{{name}}}",
+                b = w.Button(description="{" + name + "}", tooltip=f"Add {{{name}}} to the text",
                              layout=w.Layout(width="auto"))
                 b.on_click(lambda _, n=name: self.insert_placeholder(n))
                 buttons.append(b)
@@ -251,7 +251,7 @@ class BroadcastComposer(Workbench):
             self.check.value = "" if ok else "<i>Pick a saved template.</i>"
             return ok
         if not self.body.value.strip():
-            self.check.value = ("<i>Write the message; the buttons insert placeholders. "
+            self.check.value = ("<i>Write the message; the buttons add placeholders. "
                                 "The audience is counted meanwhile.</i>")
             return False
         texts = [("The message", self.body.value)] + [
