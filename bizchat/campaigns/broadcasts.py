@@ -314,6 +314,17 @@ class Broadcasts:
                 WHERE ? IS NULL OR b.account_id = ?
                 ORDER BY b.broadcast_id DESC""", [account_id, account_id]).df()
 
+    def names(self, account=None) -> pd.DataFrame:
+        """broadcast_id, account_id, name, category, status, scheduled_for of the broadcasts
+        (of one account, or all), newest first: what a picker lists, without the counts
+        ``list`` adds (and pays for)."""
+        with self.ws.connect() as con:
+            account_id = get_account(con, account)["account_id"] if account is not None else None
+            return con.execute("""
+                SELECT broadcast_id, account_id, name, category, status, scheduled_for
+                FROM broadcasts WHERE ? IS NULL OR account_id = ?
+                ORDER BY broadcast_id DESC""", [account_id, account_id]).df()
+
     def recipients(self, broadcast_id) -> pd.DataFrame:
         """The frozen recipients with their state, reason, variant and message."""
         with self.ws.connect() as con:

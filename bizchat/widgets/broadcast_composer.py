@@ -90,6 +90,7 @@ class BroadcastComposer(Workbench):
         self.result: dict | None = None
         self._thread: threading.Thread | None = None
         self._loading = False
+        self._text_checks: dict[tuple, list[str]] = {}
         self._build()
         accounts = ws.accounts.list()
         self.account.options = [(f"{r.display_name or ''} {r.phone_e164}".strip(),
@@ -182,6 +183,7 @@ class BroadcastComposer(Workbench):
         if options is None:
             return
         self._loading = True
+        self._text_checks.clear()   # the account's placeholders may have changed
         try:
             self.options = options
             self.audience.set_options(options)
@@ -260,7 +262,7 @@ class BroadcastComposer(Workbench):
         names: list[str] = []
         for what, text in texts:
             try:
-                names += self.ws.broadcasts.check_text(self.account.value, text)
+                names += self._checked(text)
             except (TemplateError, InvalidValue) as exc:   # about the text: under it
                 self.check.value = (f"<span style='color:#b3261e' data-kind='error'>⚠ "
                                     f"{html.escape(what)}: {html.escape(error_sentence(exc))}"
@@ -274,6 +276,16 @@ class BroadcastComposer(Workbench):
         self.check.value = (f"<span style='color:#1b7f3b' data-kind='ok'>✓ Placeholders: "
                             f"{html.escape(shown)}</span>")
         return True
+
+    def _checked(self, text: str) -> list[str]:
+        """``ws.broadcasts.check_text``, remembered per account and text: an audience
+        change does not check the unchanged text again (a connection each time)."""
+        key = (self.account.value, text)
+        if key not in self._text_checks:
+            if len(self._text_checks) > 64:   # only the latest texts matter
+                self._text_checks.clear()
+            self._text_checks[key] = self.ws.broadcasts.check_text(self.account.value, text)
+        return self._text_checks[key]
 
     # -- live count and previews -------------------------------------------------------------------
 

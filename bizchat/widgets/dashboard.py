@@ -136,7 +136,7 @@ class Dashboard(Workbench):
         self.labels.value = ()
         self.labels.options = sorted(names, key=str.lower)
         self.labels.value = tuple(n for n in self.labels.options if n in kept_labels)
-        listed = self.act(lambda: self.ws.broadcasts.list(self._account_id()))
+        listed = self.act(lambda: self.ws.broadcasts.names(self._account_id()))
         listed = listed if listed is not None else pd.DataFrame(columns=["broadcast_id", "name"])
         self.broadcast.value = ALL
         self.broadcast.options = [("all", ALL)] + [(f"{int(r.broadcast_id)} · {r.name}",
