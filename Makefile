@@ -34,8 +34,10 @@ lab: $(STAMP) $(DEMO)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Style and types: ruff on the code and tests, mypy on the package (CI runs this first).
 lint: $(STAMP)
 	$(BIN)/ruff check bizchat tests benchmarks
+	$(BIN)/mypy
 
 
 clean:

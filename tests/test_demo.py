@@ -414,7 +414,7 @@ def test_latest_campaigns_went_through_the_outbox_and_webhook_path(built):
 def test_open_rate_totals_equal_the_recipients_table(built):
     """Every status of a demo broadcast (history and live campaigns) carries its broadcast,
     so the per-broadcast totals equal the recipients joined with their statuses."""
-    from test_stats_totals import assert_same_tables
+    from stats_world import assert_same_tables
 
     _, ws = built
     table = assert_same_tables(ws)

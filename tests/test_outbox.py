@@ -23,94 +23,27 @@ import pytest
 from fake_graph import FakeGraph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from outbox_helpers import (
+    CALM,
+    T0,
+    Scripted,
+    campaign,
+    recipients,
+    sent_per_contact,
+    service,
+    status_webhook,
+    wa,
+)
 
 from bizchat.campaigns import outbox
-from bizchat.campaigns.broadcasts import Broadcasts
 from bizchat.campaigns.transports import (
-    SendResult,
-    SimClock,
-    SimRates,
     SimulatedTransport,
-    Transport,
 )
 from bizchat.campaigns.transports.cloud_api import CloudApiTransport
 from bizchat.errors import NotFound
-from bizchat.ingest import payloads, webhooks
+from bizchat.ingest import webhooks
 from bizchat.messaging import chats
 from bizchat.people.consent import record_events
-
-T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)   # Wednesday 10:00 in Berlin
-PNID = "106540352242922"
-CALM = SimRates(stopped_marketing=0, marketing_limit=0)   # no synchronous refusals
-
-
-def service(ws) -> Broadcasts:
-    return ws.broadcasts
-
-
-def campaign(ws, n=40, *, category="marketing", body="Hallo {first_name}, neue Bücher!",
-             opt_in=True, at=T0, seed=1, account=None, **create) -> int:
-    """An account with ``n`` opted-in contacts and a broadcast frozen for ``at``."""
-    acc = account or ws.accounts.add("+49 30 901820", "Buchladen", phone_number_id=PNID)
-    frame = pd.DataFrame({"wa_id": [f"4917{i:08d}" for i in range(n)],
-                          "name": [f"Kundin{i} Muster" for i in range(n)]})
-    ids = ws.contacts.ensure(acc["account_id"], frame)
-    if opt_in:
-        with ws.transaction() as con:
-            record_events(con, pd.DataFrame({
-                "contact_id": ids, "purpose": "marketing", "action": "opt_in",
-                "source": "double_opt_in_form", "recorded_at": at - timedelta(days=30)}))
-    found = service(ws).create(acc["account_id"], f"Aktion {seed}", body=body,
-                               category=category, seed=seed, **create)
-    service(ws).schedule(found["broadcast_id"], at)
-    return found["broadcast_id"]
-
-
-def recipients(ws, broadcast_id) -> pd.DataFrame:
-    return ws.sql("SELECT * FROM broadcast_recipients WHERE broadcast_id = ? ORDER BY contact_id",
-                  [broadcast_id])
-
-
-def sent_per_contact(ws, broadcast_id) -> pd.Series:
-    return ws.sql("SELECT contact_id, count(*) AS n FROM messages WHERE broadcast_id = ? "
-                  "AND direction = 'out' GROUP BY contact_id", [broadcast_id]).set_index("contact_id").n
-
-
-class Scripted(Transport):
-    """Answers from a script: ``{wa_id: [outcome of attempt 1, attempt 2, ...]}`` where an
-    outcome is None (accepted), an error code, or "unknown"."""
-
-    name = "scripted"
-
-    def __init__(self, script=None, retry_after=None):
-        super().__init__()
-        self.clock = SimClock(T0)
-        self.script = script or {}
-        self.retry_after = retry_after or {}
-        self.calls: list = []
-
-    def send_batch(self, messages):
-        out = []
-        for m in messages:
-            self.calls.append(m)
-            n = sum(1 for c in self.calls if c.to == m.to)
-            plan = self.script.get(m.to, [])
-            outcome = plan[n - 1] if n <= len(plan) else None
-            if outcome is None:
-                out.append(SendResult(m.idempotency_key, True, message_id=f"wamid.T{m.to}.{n}",
-                                      sent_at=m.send_at))
-            elif outcome == "unknown":
-                out.append(SendResult(m.idempotency_key, False, unknown=True, error_title="timeout"))
-            else:
-                out.append(SendResult(m.idempotency_key, False, error_code=outcome,
-                                      error_title=f"error {outcome}",
-                                      retry_after=self.retry_after.get(outcome)))
-        return out
-
-
-def wa(i: int) -> str:
-    return f"4917{i:08d}"
-
 
 # --- sending -------------------------------------------------------------------------------
 
@@ -336,16 +269,6 @@ def test_no_message_without_current_consent_at_send_time(tmp_path_factory, befor
 
 # --- crashes and unknown outcomes ----------------------------------------------------------------
 
-def _status_webhook(message_id: str, key: str, to: str) -> tuple:
-    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
-        "field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "4930901820", "phone_number_id": PNID},
-            "statuses": [{"id": message_id, "status": "delivered", "timestamp": "1772614800",
-                          "recipient_id": to, "biz_opaque_callback_data": key}]}}]}]})
-    return payloads.payload_id(body), datetime.now(UTC), body
-
-
 def test_unknown_outcomes_are_never_resent_and_a_status_settles_them(ws):
     bid = campaign(ws, 3)
     transport = Scripted({wa(2): ["unknown"]})
@@ -356,7 +279,7 @@ def test_unknown_outcomes_are_never_resent_and_a_status_settles_them(ws):
     assert len([m for m in transport.calls if m.to == wa(2)]) == 1
     row = recipients(ws, bid).iloc[2]
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [_status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
+        webhooks.ingest_bodies(con, [status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
     result = outbox.resume(ws, bid, transport=transport)
     row = recipients(ws, bid).iloc[2]
     assert (row.state, row.message_id) == ("sent", "wamid.LATE")
@@ -392,12 +315,10 @@ def test_a_later_131049_receipt_requeues_under_a_new_key(ws):
     transport = Scripted()
     outbox.send(ws, bid, transport=transport)
     row = recipients(ws, bid).iloc[0]
-    failed = json.loads(_status_webhook(row.message_id, row.idempotency_key, wa(0))[2])
-    failed["entry"][0]["changes"][0]["value"]["statuses"][0].update(
-        status="failed", errors=[{"code": 131049, "title": "healthy ecosystem"}])
-    text = json.dumps(failed)
+    failed = status_webhook(row.message_id, row.idempotency_key, wa(0),
+                            failure=(131049, "healthy ecosystem"))
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [(payloads.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [failed])
     outbox.send(ws, bid, transport=transport, max_wait=0)
     again = recipients(ws, bid).iloc[0]
     assert again.state == "queued" and again.idempotency_key == row.idempotency_key + "~r1"

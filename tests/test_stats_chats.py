@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_stats_world import add_account, add_contact, add_inbound, add_label, add_outbound
+from stats_world import add_account, add_contact, add_inbound, add_label, add_outbound
 
 from bizchat.errors import InvalidValue
 

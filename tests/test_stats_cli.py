@@ -7,8 +7,7 @@ import io
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from test_stats_experiments import ab_world  # noqa: F401 - the fixture
-from test_stats_world import build_campaigns
+from stats_world import build_ab_world, build_campaigns
 
 from bizchat.cli import main
 
@@ -118,8 +117,8 @@ def test_errors_are_one_clear_line(path):
     assert result.exit_code == 1 and "at least two" in result.output
 
 
-def test_ab_and_lift_print_verdicts(ab_world):  # noqa: F811
-    path = str(ab_world.path)
+def test_ab_and_lift_print_verdicts(ws):
+    path = str(build_ab_world(ws).path)
     ab = run(path, "ab", "9", "--metric", "reply")
     assert ab.exit_code == 0, ab.output
     assert "split matches the plan" in ab.output and "Too few recipients to tell B from A" in ab.output

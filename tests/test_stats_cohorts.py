@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from test_stats_world import (
+from stats_world import (
     add_account,
     add_broadcast,
     add_consent,

@@ -4,7 +4,7 @@ computed independently here, and read from a hand-built workspace."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,20 +12,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
+from stats_world import (
+    AB_T,
+    add_broadcast,
+    add_recipient,
+    build_ab_world,
+)
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
     power_proportions_2indep,
     proportion_confint,
     proportions_ztest,
-)
-from test_stats_world import (
-    add_account,
-    add_broadcast,
-    add_consent,
-    add_contact,
-    add_inbound,
-    add_recipient,
 )
 
 from bizchat.analytics.stats import Stats, detectable_effect, sample_size
@@ -34,7 +32,7 @@ from bizchat.analytics.stats.experiments import evaluate_ab, evaluate_lift, plan
 from bizchat.errors import InvalidValue
 from bizchat.ingest.webhooks import record_receipts as record_status_events
 
-T = datetime(2025, 5, 6, 9, 0, tzinfo=UTC)
+T = AB_T   # broadcast 9's scheduled time (stats_world.build_ab_world)
 LATER = T + timedelta(days=10)  # past every outcome window
 
 
@@ -269,36 +267,8 @@ def test_plan_before_sending():
 
 @pytest.fixture
 def ab_world(ws):
-    """Broadcast 9 (T): variants A and B (equal shares) and a 10 % control group.
-
-    A: contacts 1-4, all delivered; 1 and 2 read within 72 h, 3 reads after 80 h.
-       1 replies after 1 h, 3 after 100 h (outside 72 h, inside 7 days).
-    B: contacts 5-8, all delivered, 5, 6, 7 read within 72 h; 6 opts out after 2 days.
-    control: contacts 9, 10 (no message). 9 writes 5 h after the scheduled time, 10 wrote
-       one day *before* it (does not count).
-    """
-    with ws.transaction() as con:
-        add_account(con, 1)
-        add_broadcast(con, 9, 1, T, variants=[{"variant": "A", "share": 1},
-                                              {"variant": "B", "share": 1}], control_fraction=0.1)
-        plan_ = {1: ("A", 1), 2: ("A", 2), 3: ("A", 80), 4: ("A", None),
-                 5: ("B", 3), 6: ("B", 4), 7: ("B", 5), 8: ("B", None)}
-        for c, (variant, read_h) in plan_.items():
-            add_contact(con, c, 1)
-            sent = T + timedelta(minutes=c)
-            events = [("delivered", sent + timedelta(minutes=1))]
-            if read_h is not None:
-                events.append(("read", sent + timedelta(hours=read_h)))
-            add_recipient(con, 9, 1, c, sent_at=sent, events=events, variant=variant)
-        for c in (9, 10):
-            add_contact(con, c, 1)
-            add_recipient(con, 9, 1, c, variant="control", skip_reason="control")
-        add_inbound(con, 1, 1, T + timedelta(hours=1, minutes=1))
-        add_inbound(con, 1, 3, T + timedelta(hours=100))
-        add_consent(con, 6, 1, "opt_out", T + timedelta(days=2))
-        add_inbound(con, 1, 9, T + timedelta(hours=5))
-        add_inbound(con, 1, 10, T - timedelta(days=1))
-    return ws
+    """The A/B world of stats_world.build_ab_world."""
+    return build_ab_world(ws)
 
 
 def test_ab_test_from_the_workspace(ab_world):

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
-from test_stats_world import T1, build_campaigns
+from stats_world import T1, build_campaigns
 
 from bizchat.analytics.stats import pseudonymize
 from bizchat.analytics.stats.pseudonym import ENV_VAR, pseudonym_key
@@ -161,7 +161,7 @@ def test_unsent_recipients_fall_into_the_broadcasts_bucket(stats):
 
 
 def test_variant_and_template_grouping(ws):
-    from test_stats_world import add_account, add_broadcast, add_contact, add_recipient
+    from stats_world import add_account, add_broadcast, add_contact, add_recipient
     with ws.transaction() as con:
         add_account(con, 1)
         add_broadcast(con, 5, 1, T1, template="tpl_a",
@@ -237,7 +237,7 @@ def test_contact_keys_are_the_privacy_modules(ws, monkeypatch):
 def test_null_variant_and_null_schedule(ws):
     """A broadcast without scheduled_for takes its first send as reference time; recipients
     without a variant form their own group instead of vanishing."""
-    from test_stats_world import add_account, add_broadcast, add_contact, add_recipient
+    from stats_world import add_account, add_broadcast, add_contact, add_recipient
     with ws.transaction() as con:
         add_account(con, 1)
         add_broadcast(con, 1, 1, T1)

@@ -8,8 +8,7 @@ from datetime import timedelta
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_stats_totals import assert_same_tables
-from test_stats_world import T1, add_account, add_broadcast, add_contact
+from stats_world import T1, add_account, add_broadcast, add_contact, assert_same_tables
 
 import bizchat
 from bizchat.ingest.webhooks import record_receipts as record_status_events

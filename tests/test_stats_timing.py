@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from test_stats_world import add_account, add_broadcast, add_contact, add_recipient, build_campaigns
+from stats_world import add_account, add_broadcast, add_contact, add_recipient, build_campaigns
 
 from bizchat.analytics.stats.timing import recommend, send_time_grid
 

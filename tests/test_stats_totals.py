@@ -10,40 +10,19 @@ upgrade of an older file) and compare both tables and the links each time.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pandas as pd
-from test_outbox import Scripted, _status_webhook, campaign, recipients, wa
-from test_stats_world import T1, build_campaigns
+from outbox_helpers import Scripted, campaign, recipients, status_webhook, wa
+from stats_world import T1, assert_same_tables, build_campaigns
 
 import bizchat
 from bizchat import store
 from bizchat.campaigns import outbox
-from bizchat.ingest import payloads, webhooks
+from bizchat.ingest import webhooks
 
 COUNTS = ["recipients", "skipped", "sent", "delivered", "read", "failed"]
-
-
-def mislinked(ws) -> pd.DataFrame:
-    """Status rows whose broadcast_id is not the broadcast of the recipient whose current
-    message they are (NULL when no recipient points at them)."""
-    return ws.sql("""
-        SELECT s.message_id, s.broadcast_id, r.broadcast_id AS recipient_broadcast
-        FROM message_status s LEFT JOIN broadcast_recipients r USING (message_id)
-        WHERE s.broadcast_id IS DISTINCT FROM r.broadcast_id""")
-
-
-def assert_same_tables(ws, **filters) -> pd.DataFrame:
-    """open_rates (totals) against funnel (recipients joined with message_status), per
-    broadcast, account, category and in total; returns the per-broadcast table."""
-    assert mislinked(ws).empty, mislinked(ws)
-    for by in ("broadcast", "account", "category", ()):
-        fast = ws.stats.open_rates(by, **filters)
-        slow = ws.stats.funnel(by, **filters)[fast.columns]
-        pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
-    return ws.stats.open_rates(**filters)
 
 
 def test_totals_equal_the_recipients_table_under_every_filter(ws):
@@ -65,12 +44,10 @@ def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
     outbox.send(ws, bid, transport=transport)
     first = recipients(ws, bid).iloc[0]
     # A later 131049 for the first message: the recipient is deferred under a new key.
-    failed = json.loads(_status_webhook(first.message_id, first.idempotency_key, wa(0))[2])
-    failed["entry"][0]["changes"][0]["value"]["statuses"][0].update(
-        status="failed", errors=[{"code": 131049, "title": "healthy ecosystem"}])
-    text = json.dumps(failed)
+    failed = status_webhook(first.message_id, first.idempotency_key, wa(0),
+                            failure=(131049, "healthy ecosystem"))
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [(payloads.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [failed])
     assert ws.stats.open_rates()["failed"].tolist() == [1]     # until the outbox settles it
     outbox.send(ws, bid, transport=transport, max_wait=0)      # settles: queued under ~r1
     table = assert_same_tables(ws)
@@ -83,8 +60,8 @@ def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
     again = recipients(ws, bid).iloc[0]
     assert again.message_id != first.message_id and again.state == "sent"
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [_status_webhook(again.message_id, again.idempotency_key, wa(0)),
-                                           _status_webhook(first.message_id, first.idempotency_key, wa(0))])
+        webhooks.ingest_bodies(con, [status_webhook(again.message_id, again.idempotency_key, wa(0)),
+                                           status_webhook(first.message_id, first.idempotency_key, wa(0))])
     table = assert_same_tables(ws)
     assert table[["recipients", "sent", "delivered", "failed"]].values.tolist() == [[2, 2, 1, 0]]
 
@@ -96,7 +73,7 @@ def test_a_receipt_before_the_send_was_recorded_joins_by_its_key(ws):
     row = recipients(ws, bid).iloc[2]
     assert row.state == "unknown" and pd.isna(row.message_id)
     with ws.transaction() as con:   # the platform's receipt names the key, not yet the id
-        webhooks.ingest_bodies(con, [_status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
+        webhooks.ingest_bodies(con, [status_webhook("wamid.LATE", row.idempotency_key, wa(2))])
     linked = ws.sql("SELECT broadcast_id FROM message_status WHERE message_id = 'wamid.LATE'")
     assert linked["broadcast_id"].tolist() == [bid]
     table = assert_same_tables(ws)
@@ -109,12 +86,9 @@ def test_a_receipt_while_the_recipient_is_sending_is_linked_before_the_id_is_rec
         con.execute("UPDATE broadcast_recipients SET state = 'sending', attempts = 1 "
                     "WHERE broadcast_id = ?", [bid])
     key = recipients(ws, bid).idempotency_key[0]
-    failed = json.loads(_status_webhook("wamid.EARLY", key, wa(0))[2])
-    failed["entry"][0]["changes"][0]["value"]["statuses"][0].update(
-        status="failed", errors=[{"code": 131026, "title": "undeliverable"}])
-    text = json.dumps(failed)
+    failed = status_webhook("wamid.EARLY", key, wa(0), failure=(131026, "undeliverable"))
     with ws.transaction() as con:
-        webhooks.ingest_bodies(con, [(payloads.payload_id(text), datetime.now(UTC), text)])
+        webhooks.ingest_bodies(con, [failed])
     table = assert_same_tables(ws)
     assert table[["sent", "failed"]].values.tolist() == [[1, 1]]
 

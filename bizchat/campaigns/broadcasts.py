@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import duckdb
@@ -497,7 +497,7 @@ class Broadcasts:
         return sending.resume(self.ws, broadcast_id, transport=transport, seed=seed,
                               progress=progress, actor=actor, **options)
 
-    def resolve(self, broadcast_id, decision: str, *, keys: list[str] | None = None,
+    def resolve(self, broadcast_id, decision: str, *, keys: Sequence[str] | None = None,
                 actor: str = "bizchat") -> dict:
         """Settle ``unknown`` recipients (all, or those with ``keys``): ``"resend"`` or
         ``"give_up"``."""

@@ -101,15 +101,15 @@ class RateCard:
                 raise ImportFormatError(f"{path}, line {number}: {len(cells)} cells, the header "
                                         f"has {len(header)}.", path=path, line=number)
             row = dict(zip(header, (c.strip() for c in cells), strict=True))
-            entry = {"country": row["country"].upper()}
+            entry: dict[str, str | float] = {"country": row["country"].upper()}
             for category in CATEGORIES:
                 try:
-                    entry[category] = float(row[category])
+                    entry[category] = rate = float(row[category])
                 except ValueError as exc:
                     raise ImportFormatError(
                         f"{path}, line {number}: the {category} rate {row[category]!r} is not a "
                         "number (write e.g. 0.1131).", path=path, line=number) from exc
-                if entry[category] < 0:
+                if rate < 0:
                     raise ImportFormatError(f"{path}, line {number}: a rate cannot be negative.",
                                             path=path, line=number)
             rows.append((number, entry))
@@ -118,11 +118,12 @@ class RateCard:
                                     "authentication).", path=path, line=header_line)
         seen: dict[str, int] = {}
         for number, entry in rows:
-            if entry["country"] in seen:
-                raise ImportFormatError(f"{path}, line {number}: {entry['country']} is listed twice "
-                                        f"(first on line {seen[entry['country']]}).",
+            country = str(entry["country"])
+            if country in seen:
+                raise ImportFormatError(f"{path}, line {number}: {country} is listed twice "
+                                        f"(first on line {seen[country]}).",
                                         path=path, line=number)
-            seen[entry["country"]] = number
+            seen[country] = number
         if "DEFAULT" not in seen:
             raise ImportFormatError(f"{path} needs a 'default' row for countries it does not "
                                     "list.", path=path, line=None)
@@ -383,17 +384,16 @@ def plan(con, account: dict, broadcast: dict, frame: pd.DataFrame, at: datetime,
     hour = at.astimezone(zone).hour
     category = broadcast["category"]
     found = history(con, account, category, Audience.parse(broadcast.get("audience")).label_key(),
-                    hour, broadcast.get("broadcast_id"), min_recipients)
+                    hour, broadcast["broadcast_id"], min_recipients)
     rates = found["rates"]
     queued = frame[frame["state"] == "queued"]
     delivery = rates["delivery_rate"] if rates["delivery_rate"] is not None else 1.0
-    delivered = len(queued) * (rates["delivery_rate"] or 0.0) if found["basis"] else None
-    expected = {
-        "sent": len(queued),
-        "delivered": delivered,
-        "read": delivered * (rates["open_rate"] or 0.0) if found["basis"] else None,
-        "replies": delivered * (rates["reply_rate"] or 0.0) if found["basis"] else None,
-    }
+    expected: dict[str, float | None] = {"sent": len(queued), "delivered": None, "read": None,
+                                         "replies": None}
+    if found["basis"]:
+        delivered = len(queued) * (rates["delivery_rate"] or 0.0)
+        expected.update(delivered=delivered, read=delivered * (rates["open_rate"] or 0.0),
+                        replies=delivered * (rates["reply_rate"] or 0.0))
     free = queued["in_window"] if category == "utility" else pd.Series(False, index=queued.index)
     billing = pd.DataFrame({"country": countries(queued["wa_id"]).fillna("other"),
                             "billable": ~free.astype(bool)})
@@ -413,7 +413,7 @@ def plan(con, account: dict, broadcast: dict, frame: pd.DataFrame, at: datetime,
             if len(by_country) else 0.0,
             "free_in_window": int(free.sum()),
             "assumed_delivery_rate": delivery}
-    return Plan(broadcast_id=broadcast.get("broadcast_id"), name=broadcast.get("name", ""),
+    return Plan(broadcast_id=broadcast["broadcast_id"], name=broadcast.get("name", ""),
                 category=category, at=at, audience=counts, basis=found["basis"],
                 basis_broadcasts=found["broadcasts"], basis_recipients=found["recipients"],
                 rates=rates, expected=expected, cost=cost, by_country=by_country,

@@ -9,6 +9,7 @@ has come) belongs here too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from ..errors import SendRefused
@@ -47,7 +48,7 @@ def resume(ws, broadcast_id: int, **options) -> dict:
     return outbox.resume(ws, broadcast_id, **options)
 
 
-def resolve(ws, broadcast_id: int, decision: str, *, keys: list[str] | None = None,
+def resolve(ws, broadcast_id: int, decision: str, *, keys: Sequence[str] | None = None,
             actor: str = "bizchat") -> dict:
     """Settle ``unknown`` recipients: ``"resend"`` (same idempotency key) or ``"give_up"``."""
     return outbox.resolve_unknown(ws, broadcast_id, decision, keys=keys, actor=actor)

@@ -225,23 +225,21 @@ def cloud_language(code: str) -> str:
 def cloud_payload(template: Mapping, params: Mapping | str | None) -> dict:
     """The ``template`` object of a Cloud API send with named parameters: header and body
     parameters carry ``parameter_name``; a URL button gets its URL's value."""
-    if isinstance(params, str):
-        params = json.loads(params)
-    params = params or {}
-    components = []
+    values: Mapping = (json.loads(params) if isinstance(params, str) else params) or {}
+    components: list[dict] = []
     header = render.placeholders(template.get("header") or "")
     if header:
         components.append({"type": "header", "parameters": [
-            {"type": "text", "parameter_name": n, "text": str(params.get(n, ""))} for n in header]})
+            {"type": "text", "parameter_name": n, "text": str(values.get(n, ""))} for n in header]})
     body = render.placeholders(template.get("body") or "")
     if body:
         components.append({"type": "body", "parameters": [
-            {"type": "text", "parameter_name": n, "text": str(params.get(n, ""))} for n in body]})
+            {"type": "text", "parameter_name": n, "text": str(values.get(n, ""))} for n in body]})
     for i, button in enumerate(template.get("buttons") or []):
         names = render.placeholders(button.get("url") or "") if button["type"] == "url" else []
         if names:
             components.append({"type": "button", "sub_type": "url", "index": str(i),
-                               "parameters": [{"type": "text", "text": str(params.get(names[0], ""))}]})
+                               "parameters": [{"type": "text", "text": str(values.get(names[0], ""))}]})
     payload = {"name": template["name"], "language": {"code": cloud_language(template["language"])}}
     if components:
         payload["components"] = components

@@ -62,10 +62,15 @@ def workspace_mode(mode: str):
     return mark
 
 
+def cli_state() -> CliState:
+    """The running command's state (its workspace path), set by ``workspace_option``."""
+    return click.get_current_context().ensure_object(CliState)
+
+
 def current_workspace(*, read_only: bool = False):
     """The workspace of the running command, for commands that decide their mode from
     their options (``broadcast limits`` only reads without them)."""
-    return click.get_current_context().find_object(CliState).open(read_only=read_only)
+    return cli_state().open(read_only=read_only)
 
 
 def pass_workspace(func=None, *, read_only: bool = False):
@@ -82,8 +87,7 @@ def pass_workspace(func=None, *, read_only: bool = False):
     def wrapper(*args, **kwargs):
         return func(current_workspace(read_only=read_only), *args, **kwargs)
 
-    wrapper.workspace_mode = "read" if read_only else "write"
-    return workspace_option(wrapper)
+    return workspace_option(workspace_mode("read" if read_only else "write")(wrapper))
 
 
 def echo_frame(df: pd.DataFrame, csv: bool = False) -> None:

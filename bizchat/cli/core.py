@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import CliState, echo_frame, pass_workspace, workspace_mode, workspace_option
+from ._common import cli_state, echo_frame, pass_workspace, workspace_mode, workspace_option
 
 
 @click.command()
@@ -21,7 +21,7 @@ def init(yes: bool) -> None:
     """
     from ..errors import NotAWorkspace
 
-    state = click.get_current_context().find_object(CliState)
+    state = cli_state()
     try:
         ws = state.open(create=True)
     except NotAWorkspace as exc:
@@ -30,7 +30,7 @@ def init(yes: bool) -> None:
             raise
         if not yes:
             listed = ", ".join(tables[:10]) + (", ..." if len(tables) > 10 else "")
-            click.confirm(f"{exc.path} is a DuckDB database holding {len(tables)} other "
+            click.confirm(f"{exc.fields['path']} is a DuckDB database holding {len(tables)} other "
                           f"table(s) ({listed}). Add bizchat's tables beside them?", abort=True)
         ws = state.open(create=True, adopt=True)
     info = ws.info()
@@ -71,7 +71,7 @@ def demo(contacts: int, seed: int, replace: bool) -> None:
     """Build the demo workspace: a publisher with two accounts and a year of campaigns."""
     from .. import demo as demo_module
 
-    state = click.get_current_context().find_object(CliState)
+    state = cli_state()
     summary = demo_module.build(state.workspace, contacts=contacts, seed=seed, replace=replace,
                                 progress=True)
     click.echo(demo_module.format_summary(summary))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import CliState, pass_workspace, workspace_option
+from ._common import cli_state, pass_workspace, workspace_option
 
 
 @click.group()
@@ -34,7 +34,7 @@ def serve(host: str, port: int, stall_after: float, flush_timeout: float,
     """
     from ..receiver.server import serve as run
 
-    state = click.get_current_context().find_object(CliState)
+    state = cli_state()
     run(state.workspace, host=host, port=port, stall_after=stall_after,
         flush_timeout=flush_timeout, body_timeout=body_timeout)
 

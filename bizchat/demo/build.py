@@ -163,7 +163,7 @@ def _make_room(path: Path, replace: bool) -> None:
         try:
             tables = {r[0] for r in con.execute(
                 "SELECT table_name FROM information_schema.tables").fetchall()}
-            held = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+            held = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0]
                        for t in ("accounts", "contacts", "messages") if t in tables)
         finally:
             con.close()

@@ -119,9 +119,13 @@ def broadcasts(sc) -> None:
     """Freeze audiences, send, and draw every message's fate."""
     rng = sc.rng
     sc.plans = plans = schedule(rng)
-    heads, tails, params = [], [], []
-    rc = {k: [] for k in ("broadcast", "contact", "variant", "state", "skip", "at", "render")}
-    msg = {k: [] for k in ("contact", "created", "plan", "variant", "recipient")}
+    heads: list[str] = []
+    tails: list[str] = []
+    params: list[str] = []
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("broadcast", "contact", "variant", "state", "skip", "at", "render")}
+    msg_parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("contact", "created", "plan", "variant", "recipient")}
     n_rc = 0
     # The frequency cap: the times of each contact's latest marketing sends, oldest first.
     cap = {a["account_id"]: (a["marketing_cap_count"], a["marketing_cap_days"] * DAY)
@@ -158,15 +162,15 @@ def broadcasts(sc) -> None:
         for kk, v in (("broadcast", np.full(k, plan["id"])), ("contact", cand), ("variant", variant),
                       ("state", state), ("skip", skip), ("at", send),
                       ("render", np.where(variant == 2, -1, render_base + np.maximum(variant, 0)))):
-            rc[kk].append(v)
-        msg["contact"].append(cand[go])
-        msg["created"].append(send[go])
-        msg["plan"].append(np.full(len(go), p_i))
-        msg["variant"].append(variant[go])
-        msg["recipient"].append(n_rc + go)
+            parts[kk].append(v)
+        msg_parts["contact"].append(cand[go])
+        msg_parts["created"].append(send[go])
+        msg_parts["plan"].append(np.full(len(go), p_i))
+        msg_parts["variant"].append(variant[go])
+        msg_parts["recipient"].append(n_rc + go)
         n_rc += k
-    rc = {k: np.concatenate(v) for k, v in rc.items()}
-    msg = {k: np.concatenate(v) for k, v in msg.items()}
+    rc = {k: np.concatenate(v) for k, v in parts.items()}
+    msg = {k: np.concatenate(v) for k, v in msg_parts.items()}
     _freeze(sc, rc, heads, tails, params)
     _send(sc, plans, rc, msg)
 

@@ -108,11 +108,12 @@ def service_threads(sc) -> None:
             kind = np.where((k == 2) & (topic[live] == names.index("reklamation")) & (u > 0.5),
                             IMAGE, kind)
             media = np.select([kind == IMAGE, kind == AUDIO, kind == STICKER], [0, 1, 3], -1)
-            body = np.where(kind == IMAGE, _pick(rng, C.CAPTIONS, len(live)),
-                            np.where(kind == TEXT, body, None))
-            body = [b or None for b in body]
+            no_text = np.full(len(live), None, object)
+            texts = np.where(kind == IMAGE, _pick(rng, C.CAPTIONS, len(live)),
+                             np.where(kind == TEXT, body, no_text))
+            bodies = [b or None for b in texts]
             keep = now <= np.minimum(NOW_US, sc.gone[c])
-            sc.add_messages(c[keep], now[keep], 0, kind[keep], [b for b, f in zip(body, keep, strict=True) if f],
+            sc.add_messages(c[keep], now[keep], 0, kind[keep], [b for b, f in zip(bodies, keep, strict=True) if f],
                             media=media[keep])
         else:           # staff, in business hours
             now = next_open(prev + 30 * S) + rng.lognormal(np.log(15 * MIN), 1.0, len(live)).astype(np.int64)

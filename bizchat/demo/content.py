@@ -7,6 +7,7 @@ All people, books, authors and the publisher are invented. The business numbers 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -57,14 +58,14 @@ _LAST = {
           "Bühler Kälin Lüthi Marti Ammann Hofer",
 }
 _EMOJI = ["📚", "🌻", "☀️", "🐾", "✨", "🌿"]
-CITIES = [
+_CITY_LINES = [
     ("Berlin Hamburg München Köln Frankfurt_am_Main Leipzig Dresden Potsdam Stuttgart "
      "Düsseldorf Hannover Bremen Nürnberg Münster Freiburg_im_Breisgau Rostock Kiel Erfurt "
      "Bonn Göttingen Lübeck Greifswald"),
     "Wien Graz Linz Salzburg Innsbruck Klagenfurt Villach Wels St._Pölten Dornbirn",
     "Zürich Basel Bern Luzern St._Gallen Winterthur Zug Aarau Chur Schaffhausen",
 ]
-CITIES = [[c.replace("_", " ") for c in line.split()] for line in CITIES]
+CITIES = [[c.replace("_", " ") for c in line.split()] for line in _CITY_LINES]
 
 
 def names(rng: np.random.Generator, country: np.ndarray, female: np.ndarray):
@@ -112,7 +113,7 @@ OPEN_UNTIL = np.array([18, 18, 18, 18, 18, 16, 0])
 BUSINESS_HOURS = {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")} | {
     "sat": [["10:00", "16:00"]], "sun": []}
 
-ACCOUNTS = [
+ACCOUNTS: list[dict[str, Any]] = [
     dict(account_id=1, phone="+49 152 28817386", display_name="Lindenblatt Verlag",
          phone_number_id="114820563317402", waba_id="102290129340398",
          about="Kinderbücher & Krimis aus Berlin 📚",

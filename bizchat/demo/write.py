@@ -132,13 +132,13 @@ def _consent(sc, con) -> None:
                 ev, source = f"Webhook user_preferences: marketing_messages {word}", "user_preferences"
             rows.append((int(when), c, "marketing", action, source, ev))
     rows.sort(key=lambda r: (r[0], r[1]))
-    t, c, purpose, action, source, evidence = zip(*rows, strict=True)
-    c = np.array(c)
+    times, who, purposes, actions, sources, evidences = zip(*rows, strict=True)
+    contacts = np.array(who)
     _insert(con, "consent_events", {
-        "event_id": np.arange(1, len(rows) + 1), "contact_id": c + 1,
-        "account_id": sc.account[c].astype(np.int32), "purpose": list(purpose),
-        "action": list(action), "source": list(source), "evidence": list(evidence),
-        "recorded_at": ts(np.array(t))})
+        "event_id": np.arange(1, len(rows) + 1), "contact_id": contacts + 1,
+        "account_id": sc.account[contacts].astype(np.int32), "purpose": list(purposes),
+        "action": list(actions), "source": list(sources), "evidence": list(evidences),
+        "recorded_at": ts(np.array(times))})
 
 
 def _labels(sc, con) -> None:
@@ -251,9 +251,9 @@ def events(sc) -> pa.Table:
     m, o = sc.msg, sc.msg_order
     out = o[m["direction"][o] == 1]
     parts = []
-    for status in ("sent", "delivered", "read", "failed"):
-        rows = out[m[status][out] <= NOW_US]
-        parts.append((status, rows, m[status][rows]))
+    for name in ("sent", "delivered", "read", "failed"):
+        rows = out[m[name][out] <= NOW_US]
+        parts.append((name, rows, m[name][rows]))
     rows = np.concatenate([r for _, r, _ in parts])
     at = np.concatenate([a for _, _, a in parts])
     status = np.concatenate([np.full(len(r), i) for i, (_, r, _) in enumerate(parts)])

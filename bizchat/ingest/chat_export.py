@@ -244,8 +244,8 @@ def _parse(data: bytes, lrm_at: np.ndarray, en_dash: bool, name: str,
     n = len(idx)
     bounds = np.empty(6 * n + 2, np.int64)
     bounds[0], bounds[-1] = 0, len(data)
-    for k, column in enumerate((starts, space, date_end, name_start, name_end, text_start)):
-        bounds[1 + k:-1:6] = column
+    for k, offsets in enumerate((starts, space, date_end, name_start, name_end, text_start)):
+        bounds[1 + k:-1:6] = offsets
     pieces = _strings(bounds, buf)  # 0: preamble, then six pieces per message
 
     def column(k: int) -> pa.Array:  # a fresh array (offset 0, no nulls)

@@ -90,7 +90,8 @@ def _message_content(msg: dict) -> tuple[str, str | None, str | None, dict | Non
     """(kind, body, media_mime, details) for one inbound message of any type; ValueError
     for a part of the wrong type (every value that reaches a column is checked here)."""
     kind = _text(msg, "type") or "unsupported"
-    content = msg.get(kind) if isinstance(msg.get(kind), dict) else {}
+    found = msg.get(kind)
+    content: dict = found if isinstance(found, dict) else {}
     details: dict = {}
     body = None
     mime = None
@@ -150,11 +151,11 @@ def parse_batch(bodies: list[tuple[str, dict]]) -> ParsedBatch:
     is listed in ``rejected`` with the reason; so is a body that makes the parser fail in
     a way nobody foresaw. One body never costs the others their rows.
     """
-    rows = {"contacts": [], "messages": [], "statuses": [], "preferences": []}
+    rows: dict[str, list] = {"contacts": [], "messages": [], "statuses": [], "preferences": []}
     numbers: dict[str, set] = {}
     rejected: dict[str, str] = {}
     for payload_id, body in bodies:
-        part = {key: [] for key in rows}
+        part: dict[str, list] = {key: [] for key in rows}
         seen: set = set()
         try:
             _parse_body(payload_id, body, part, seen)

@@ -162,8 +162,8 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
     if parsed is not None:
         report.rejected.update(parsed.rejected)
         for pid, numbers in parsed.numbers.items():
-            accounts = {_account_for(by_pnid, by_phone, pnid, disp) for pnid, disp in numbers}
-            accounts.discard(None)
+            accounts = {a for pnid, disp in numbers
+                        if (a := _account_for(by_pnid, by_phone, pnid, disp)) is not None}
             payload_account[pid] = min(accounts) if accounts else None
         for name in ("contacts", "messages", "statuses", "preferences"):
             frame = getattr(parsed, name)
@@ -178,7 +178,7 @@ def ingest_bodies(con: duckdb.DuckDBPyConnection, items: list[tuple[str, datetim
     lookup = _store_messages(con, parsed, report, received) if parsed is not None else None
     _store_receipts(con, parsed.statuses if parsed is not None else None, taken.events,
                     report, actor, received, order)
-    if parsed is not None and not parsed.preferences.empty:
+    if parsed is not None and lookup is not None and not parsed.preferences.empty:
         prefs = parsed.preferences.assign(
             contact_id=lookup(parsed.preferences, "wa_id", "user_id"),
             received_at=pd.to_datetime(parsed.preferences["payload_id"].map(received), utc=True))
@@ -224,13 +224,13 @@ def _store_messages(con, parsed, report: IngestReport, received: dict):
 
     def lookup(frame: pd.DataFrame, wa_col: str, user_col: str) -> pd.Series:
         """contact_id per row: by wa_id, else by business-scoped user id."""
-        result = None
+        result = pd.Series(pd.NA, index=range(len(frame)), dtype="Int64")
         for key, col in (("wa_id", wa_col), ("user_id", user_col)):
             index = (known[known[key].notna()].drop_duplicates(["account_id", key])
                      [["account_id", key, "contact_id"]].rename(columns={key: col}))
             found = frame[["account_id", col]].merge(index, how="left", on=["account_id", col])
             ids = found["contact_id"].astype("Int64").reset_index(drop=True)
-            result = ids if result is None else result.fillna(ids)
+            result = result.fillna(ids)
         result.index = frame.index
         return result
 

@@ -191,4 +191,4 @@ class Chats:
                 [account_id, contact_id]).fetchall()
         last = row[0][0] if row else None
         until = last + SERVICE_WINDOW if last else None
-        return {"open": bool(until and last <= at < until), "until": until}
+        return {"open": bool(last and until and last <= at < until), "until": until}

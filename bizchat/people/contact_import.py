@@ -133,7 +133,7 @@ def _read_records(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     except csv.Error as exc:
         # An unclosed quote swallows the rest of the file: point at the record it opened.
         line = start if "end of data" in str(exc) else reader.line_num
-        what = "a quoted cell starting on this line is never closed" if line == start else exc
+        what = "a quoted cell starting on this line is never closed" if line == start else str(exc)
         raise ImportFormatError(
             f"{path}, line {line}: {what}. Check the quotes on that line (a cell with a quote "
             'inside must be quoted and the quote doubled: "a ""b"" c").',
@@ -147,7 +147,8 @@ def _read_records(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
 def _columns(path: Path, header: list[str], header_line: int = 1) -> tuple[dict, list[str]]:
     """Our column name -> position in the file, and the columns ignored."""
     lookup = {alias: ours for ours, names in _ALIASES.items() for alias in names}
-    found, ignored = {}, []
+    found: dict[str, int] = {}
+    ignored: list[str] = []
     for pos, raw in enumerate(header):
         key = re.sub(r"\s+", "_", raw.strip().lower())
         ours = lookup.get(key)
@@ -241,8 +242,10 @@ def _parse_times(values: pd.Series, zone: str) -> tuple[pd.Series, pd.Series]:
     return out, reasons
 
 
-def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tuple[pd.DataFrame, dict, list[dict]]:
-    """The good rows with their stored values; bad rows as line -> reasons."""
+def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str,
+              ) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+    """The good rows with their stored values; the bad lines and the rows whose consent is
+    not recorded, each as {line, reason}."""
     def bad(mask: pd.Series, reason) -> None:
         for line, value in zip(frame.loc[mask, "line"], frame.loc[mask].index, strict=True):
             text = reason(value) if callable(reason) else reason
@@ -256,7 +259,7 @@ def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tu
     bad(has_nul, "contains a NUL character")
 
     # Phone numbers: phonenumbers once per distinct written form, with its own message.
-    parsed = {}
+    parsed: dict[str, tuple[str | None, str | None]] = {}
     for raw in col("phone").unique():
         if not raw:
             parsed[raw] = (None, "no phone number")
@@ -292,7 +295,8 @@ def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tu
     lang_ok = (language == "") | language.str.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
     bad(~lang_ok, lambda i: f"language {_cell(frame.at[i, 'language'])} is not a language tag like de or de-AT")
 
-    zones, attributes = {}, {}
+    zones: dict[str, str | None] = {}
+    attributes: dict = {}
     for value in col("timezone").unique():
         if value:
             try:
@@ -306,7 +310,8 @@ def _validate(frame: pd.DataFrame, problems: dict, region: str, zone: str) -> tu
     for idx, raw in col("attributes").items():
         if raw:
             try:
-                attributes[idx] = dump_attributes(check_attributes(raw))
+                checked = check_attributes(raw)   # None for blank text, as contacts.add stores it
+                attributes[idx] = None if checked is None else dump_attributes(checked)
             except InvalidValue as exc:
                 attr_reason[idx] = f"attributes: {exc}"
     bad(frame.index.isin(list(attr_reason)), lambda i: attr_reason[i])

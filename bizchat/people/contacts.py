@@ -85,7 +85,7 @@ def _shown(value) -> str:
 def _check_nested(value: dict) -> None:
     """Depth, UTF-8 and finite numbers of a decoded attributes value (iteratively, so no
     input can exhaust the stack)."""
-    todo = [(value, 1)]
+    todo: list[tuple[dict | list, int]] = [(value, 1)]
     while todo:
         item, depth = todo.pop()
         if depth > ATTRIBUTES_DEPTH:
@@ -110,6 +110,18 @@ def _check_nested(value: dict) -> None:
             elif not (child is None or isinstance(child, (bool, int, float))):
                 raise InvalidValue(f"The attributes hold {_shown(child)}, which is not a JSON "
                                    "value. Use text, numbers, true/false or null.", input=value)
+
+
+def _stored(con, contact_id) -> dict:
+    """The contact just written in this transaction."""
+    contact = first_contact(con, "contact_id = ?", [contact_id])
+    if contact is None:
+        raise NotFound(f"Contact {contact_id} is gone.", input=contact_id)
+    return contact
+
+
+def _dumped(value: dict | None) -> str | None:
+    return None if value is None else dump_attributes(value)
 
 
 def dump_attributes(value: dict) -> str:
@@ -303,11 +315,11 @@ class Contacts:
         Raises InvalidPhoneNumber, InvalidValue, or Conflict when the account already has
         this person (find it with ``get``).
         """
-        values = {
+        values: dict[str, object] = {
             "name": (str(name).strip() or None) if name is not None else None,
             "language": check_language(language),
             "timezone": check_timezone(timezone) if timezone else None,
-            "attributes": check_attributes(attributes),
+            "attributes": _dumped(check_attributes(attributes)),
             "user_id": (str(user_id).strip() or None) if user_id is not None else None,
         }
         with self.ws.transaction() as con:
@@ -330,14 +342,12 @@ class Contacts:
                     f"Account {acc['phone_e164']} already has this contact (contact_id "
                     f"{clash['contact_id']}). Change that contact instead of adding another.", input=phone or wa_id
                     or user_id, contact_id=clash["contact_id"])
-            if values["attributes"] is not None:
-                values["attributes"] = dump_attributes(values["attributes"])
             values.update(contact_id=store.next_id(con, "contacts", "contact_id"),
                           account_id=acc["account_id"], created_at=datetime.now(UTC))
             values = {k: v for k, v in values.items() if v is not None}
             con.execute(f"INSERT INTO contacts ({', '.join(values)}) "
                         f"VALUES ({', '.join('?' for _ in values)})", list(values.values()))
-            return first_contact(con, "contact_id = ?", [values["contact_id"]])
+            return _stored(con, values["contact_id"])
 
     def get(self, account, ref) -> dict:
         """The contact of ``account`` named by contact_id, any form of its number, wa_id or
@@ -392,7 +402,7 @@ class Contacts:
             if values:
                 con.execute(f"UPDATE contacts SET {', '.join(f'{k} = ?' for k in values)} "
                             "WHERE contact_id = ?", [*values.values(), contact["contact_id"]])
-            return first_contact(con, "contact_id = ?", [contact["contact_id"]])
+            return _stored(con, contact["contact_id"])
 
     def list(self, account) -> pd.DataFrame:
         """The contacts of ``account`` with their current marketing consent."""

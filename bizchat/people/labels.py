@@ -89,6 +89,7 @@ def _rows(con, sql: str, params: list) -> list[dict]:
 def _find_label(con, account_id: int, ref) -> dict | None:
     if isinstance(ref, Mapping) and "label_id" in ref:
         ref = ref["label_id"]
+    param: int | str
     if isinstance(ref, int) and not isinstance(ref, bool):
         where, param = "label_id = ?", ref
     elif isinstance(ref, str) and ref.strip():
@@ -149,7 +150,8 @@ def _label_predicates(con, account: dict, flt: Mapping, table: str, key: str,
     None or an empty list means "no condition", so a widget's empty selection filters
     nothing.
     """
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     any_of = label_ids(con, account, flt.get("any_of"))
     all_of = sorted(set(label_ids(con, account, flt.get("all_of"))))
     none_of = label_ids(con, account, flt.get("none_of"))

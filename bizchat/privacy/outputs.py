@@ -42,7 +42,7 @@ def _zip_mentions(path: Path, redaction: Redaction) -> bool:
                 if info.file_size > MAX_BYTES:
                     continue
                 text = archive.read(info).decode("utf-8", errors="ignore")
-                if redaction.pattern.search(text):
+                if redaction.mentions(text):
                     return True
     except zipfile.BadZipFile:
         return False
@@ -87,7 +87,7 @@ def redact_files(folders: list[Path], redaction: Redaction) -> list[str]:
 def _mentions(path: Path, redaction: Redaction) -> bool:
     data = path.read_bytes()
     try:
-        return bool(redaction.pattern.search(data.decode("utf-8")))
+        return redaction.mentions(data.decode("utf-8"))
     except UnicodeDecodeError:
         return zipfile.is_zipfile(path) and _zip_mentions(path, redaction)
 

@@ -15,6 +15,10 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .subjects import Patterns
 
 
 def anonymous_id() -> str:
@@ -28,13 +32,17 @@ class Redaction:
     keys and conversation ids (the same mapping the tables got)."""
 
     ids: set[str]
-    pattern: object | None          # subjects.Patterns: sub, search, fullmatch
+    pattern: Patterns | None
     messages: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     conversations: dict[str, str] = field(default_factory=dict)
 
     def text(self, value: str) -> str:
         return self.pattern.sub("[erased]", value) if self.pattern else value
+
+    def mentions(self, text: str) -> bool:
+        """Whether ``text`` names the person (never, without identifiers)."""
+        return bool(self.pattern and self.pattern.search(text))
 
     def message(self, old):
         if old is None:
@@ -128,9 +136,9 @@ def redact(doc, redaction: Redaction, in_scope: Callable[[dict], bool] = lambda 
             status.pop("recipient_id", None)
             status.pop("recipient_user_id", None)
             status["id"] = redaction.message(status.get("id"))
-            key = status.get("biz_opaque_callback_data")
-            if key is not None:
-                status["biz_opaque_callback_data"] = redaction.keys.setdefault(key, anonymous_id())
+            callback = status.get("biz_opaque_callback_data")
+            if callback is not None:
+                status["biz_opaque_callback_data"] = redaction.keys.setdefault(callback, anonymous_id())
             conversation = status.get("conversation")
             if isinstance(conversation, dict) and conversation.get("id") is not None:
                 conversation["id"] = redaction.conversations.setdefault(conversation["id"], anonymous_id())

@@ -116,7 +116,7 @@ def sweep(con: duckdb.DuckDBPyConnection, account_ids: list[int], scoped: Identi
             where, params, ids = "true", [], unscoped
         n = _pass(con, table, columns, where, params, ids.only(names=False))
         if ids.names and table not in NO_NAMES:
-            name_where, name_params = where, list(params)
+            name_where, name_params = where, list[object](params)
             if _has_column(con, table, "contact_id"):
                 name_where = (f"({where}) AND (contact_id IS NULL OR contact_id NOT IN ("
                               "SELECT contact_id FROM contacts WHERE list_contains(?::VARCHAR[], lower(name))))")

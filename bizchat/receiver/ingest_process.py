@@ -110,6 +110,7 @@ class IngestProcess:
     def _read(self, proc: subprocess.Popen) -> None:
         """Keep the last status line of ``proc``; when it ends, bank its counters."""
         last: dict = {}
+        assert proc.stdout is not None   # started with stdout=PIPE
         for line in proc.stdout:
             with contextlib.suppress(ValueError), self._counts:
                 last = json.loads(line)
@@ -129,11 +130,12 @@ class IngestProcess:
         backoff = FIRST_BACKOFF
         while not self._stopping.is_set():
             proc = self._proc
+            assert proc is not None          # started before the watcher
             code = proc.wait()
             if self._stopping.is_set():
                 return
             with contextlib.suppress(OSError):
-                proc.stdin.close()
+                _close(proc.stdin)
             ran = time.monotonic() - self._started_at
             backoff = FIRST_BACKOFF if ran >= STEADY else backoff
             self.restarts += 1
@@ -159,6 +161,7 @@ class IngestProcess:
                 proc = self._spawn("--flush-only")
             else:
                 try:
+                    assert proc.stdin is not None    # started with stdin=PIPE
                     proc.stdin.write(b"stop\n")
                     proc.stdin.flush()
                 except (BrokenPipeError, ValueError):
@@ -180,10 +183,15 @@ class IngestProcess:
                 proc.kill()
                 code = proc.wait()
         with contextlib.suppress(OSError):
-            proc.stdin.close()
+            _close(proc.stdin)
         if self._watcher:
             self._watcher.join(timeout=5)
         if self._reader:
             self._reader.join(timeout=5)
         self.flushed = code == 0
         return self.flushed
+
+
+def _close(stream) -> None:
+    if stream is not None:
+        stream.close()

@@ -23,11 +23,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import store
 from ..errors import WorkspaceBusy
 from ..ingest.batches import ingest_isolated
 from ..ingest.spool import Spool
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 log = logging.getLogger("bizchat.webhook")
 
@@ -65,10 +69,10 @@ class Ingester:
         self.last_error_at: float | None = None
         self.advanced_at: float | None = None     # when the spool offset last moved
         self.failures = 0               # rounds failed in a row
-        self._ws = None
+        self._ws: Workspace | None = None
         self._logged_at = 0.0
 
-    def _workspace(self, timeout: float):
+    def _workspace(self, timeout: float) -> Workspace:
         from ..workspace import Workspace
 
         if self._ws is None:

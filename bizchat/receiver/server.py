@@ -62,7 +62,7 @@ class SpoolWriter:
         self.spool = spool
         self.accepted = 0
         self._waiting: list[tuple[bytes, asyncio.Future]] = []
-        self._wake: asyncio.Event | None = None
+        self._wake = asyncio.Event()    # made anew by start(), in the server's loop
         self._task: asyncio.Task | None = None
         self._thread: ThreadPoolExecutor | None = None
 

@@ -103,7 +103,8 @@ def connect(
     if Path(path).is_file():
         check_duckdb(path)
     # Never download extensions: a file DuckDB reads through one (SQLite) is refused above.
-    config = {"python_enable_replacements": False, "autoinstall_known_extensions": False}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "python_enable_replacements": False, "autoinstall_known_extensions": False}
     if not external_access:
         config["enable_external_access"] = False
     deadline = time.monotonic() + timeout

@@ -54,10 +54,9 @@ def record_many(con: duckdb.DuckDBPyConnection, actor: str, action: str, subject
     keys = list(subject_keys)
     if not keys:
         return 0
-    if details is None or isinstance(details, dict):
-        details = [details] * len(keys)
+    each = [details] * len(keys) if details is None or isinstance(details, dict) else details
     frame = pd.DataFrame({"subject_key": pd.Series(keys, dtype=object),
-                          "details": pd.Series([_json(d) for d in details], dtype=object)})
+                          "details": pd.Series([_json(d) for d in each], dtype=object)})
     with registered(con, "_audit_in", frame):
         con.execute("""
             INSERT INTO audit_log ("at", actor, action, subject_key, details)

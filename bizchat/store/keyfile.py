@@ -89,7 +89,11 @@ def create_key(path: str | os.PathLike, value: bytes | None = None) -> bytes:
             fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
-    return read_key(path)
+    key = read_key(path)
+    if key is None:   # removed between the link and the read, by someone else
+        raise BizchatError(f"The pseudonymisation key {path} vanished while it was written. "
+                           "Try again.", path=str(path))
+    return key
 
 
 __all__ = ["SUFFIX", "create_key", "database_file", "key_path", "read_key"]

@@ -74,7 +74,7 @@ class Stats:
         return self._frame(lambda t, f: funnel.open_rates(t, f, keys, tz),
                            self._filters(account, start, end, labels, category, broadcasts))
 
-    def funnel(self, by: str | Sequence[str] = "broadcast", *, account=None, start=None,
+    def funnel(self, by: str | Sequence[str] | None = "broadcast", *, account=None, start=None,
                end=None, labels=None, category=None, broadcasts=None,
                tz: str = "UTC") -> pd.DataFrame:
         """``open_rates`` plus control (hold-out recipients), replied (delivered recipients

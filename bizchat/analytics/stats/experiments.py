@@ -370,7 +370,7 @@ class ABPlan:
     delivery_rate: float
     mde: float
     delivered_per_variant: int
-    recipients_per_variant: int
+    recipients_per_variant: int | float   # inf when nothing is delivered
     audience: int | None
     detectable_effect: float
     verdict: str

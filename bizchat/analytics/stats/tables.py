@@ -90,7 +90,9 @@ def to_pandas(df: pd.DataFrame, schema=None) -> pd.DataFrame:
 # --- time -------------------------------------------------------------------------------------
 
 @ibis.udf.scalar.builtin(name="timezone")
-def _timezone(zone: str, ts: dt.Timestamp(timezone="UTC")) -> dt.Timestamp(timezone=None):
+# ibis reads the SQL types from these annotations (instances, not classes):
+def _timezone(zone: str, ts: dt.Timestamp(timezone="UTC")  # type: ignore[valid-type]
+              ) -> dt.Timestamp(timezone=None):  # type: ignore[valid-type]
     """DuckDB's timezone(zone, timestamptz): the wall-clock time in ``zone``."""
 
 

@@ -32,6 +32,7 @@ The parts: ``pacing`` (send times), ``outbox_messages`` (the outbound batch),
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -97,7 +98,7 @@ def resume(ws, broadcast_id: int, **options) -> dict:
                  **options)
 
 
-def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: list[str] | None = None,
+def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: Sequence[str] | None = None,
                     actor: str = "bizchat") -> dict:
     """An operator's decision for ``unknown`` recipients (all, or those with ``keys``):
     ``"resend"`` queues them again with the same idempotency key (safe with a transport

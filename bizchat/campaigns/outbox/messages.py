@@ -78,7 +78,7 @@ def _structured_params(run, go: pd.DataFrame) -> list:
             out.append(values)
             continue
         header, body, buttons = parts
-        entry = {"body": {n: values.get(n, "") for n in body}}
+        entry: dict[str, object] = {"body": {n: values.get(n, "") for n in body}}
         if header:
             entry["header"] = {n: values.get(n, "") for n in header}
         if buttons:

@@ -106,7 +106,8 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 def build_payload(message: OutboundMessage) -> dict:
     """The Cloud API request body for one message."""
-    payload = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": message.to}
+    payload: dict[str, object] = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                                  "to": message.to}
     if message.kind == "text":
         payload.update(type="text", text={"preview_url": False, "body": message.body or ""})
     elif message.kind == "template":
@@ -116,7 +117,8 @@ def build_payload(message: OutboundMessage) -> dict:
                 "name; give the broadcast a registered template.", key=message.idempotency_key)
         # The Cloud API writes language codes with an underscore: de-AT -> de_AT.
         language = (message.language or "de").replace("-", "_")
-        template = {"name": message.template_name, "language": {"code": language}}
+        template: dict[str, object] = {"name": message.template_name,
+                                       "language": {"code": language}}
         components = _components(message.params or {})
         if components:
             template["components"] = components
@@ -162,7 +164,8 @@ def _error(response: httpx.Response) -> tuple[int | None, str]:
     details = (error.get("error_data") or {}).get("details")
     if details and details not in text:
         text = f"{text}: {details}"
-    return (int(code) if isinstance(code, int) or str(code).isdigit() else None), text
+    return (int(code) if code is not None and (isinstance(code, int) or str(code).isdigit())
+            else None), text
 
 
 class CloudApiTransport(Transport):
