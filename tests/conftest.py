@@ -40,6 +40,35 @@ def demo_ws(demo_template, tmp_path):
     return bizchat.open(path)
 
 
+def copy_workspace(source: Path, folder: Path) -> Path:
+    """A copy of a workspace file with its key file (``<name>.key``) beside it."""
+    import shutil
+
+    path = folder / source.name
+    shutil.copy(source, path)
+    for extra in source.parent.glob(source.name + ".*"):
+        shutil.copy(extra, folder / extra.name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_template(tmp_path_factory):
+    """widget_helpers.tiny_world, built once per session (per xdist worker)."""
+    from widget_helpers import tiny_world
+
+    path = tmp_path_factory.mktemp("tiny_template") / "tiny.duckdb"
+    world = tiny_world(bizchat.open(path))
+    return path, world
+
+
+@pytest.fixture
+def tiny(tiny_template, tmp_path):
+    """(ws, world): a copy of the tiny world to change freely; a 1 s busy timeout, so a
+    test of a held workspace is quick."""
+    path, world = tiny_template
+    return bizchat.open(copy_workspace(path, tmp_path), timeout=1.0), world
+
+
 # --- the real browser: one JupyterLab server and one chromium per test session ------------
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ chat's ``last_inbound_at`` current, which opens the 24-hour customer-service win
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -15,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import store
-from ..errors import NotFound
+from ..errors import InvalidValue, NotFound
 
 SERVICE_WINDOW = timedelta(hours=24)
 
@@ -138,6 +139,23 @@ def service_windows(con: duckdb.DuckDBPyConnection, account_id: int,
         FROM chats WHERE account_id = ? ORDER BY chat_id""", [at, at, account_id]).df()
 
 
+INBOX_LIMIT = 500
+CONVERSATION_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class ChatView:
+    """One chat as the inbox shows it: ``chat`` (chat_id, account_id, contact_id, name,
+    phone_e164, language, read_at, unread, labels, window_open, window_until) and its latest
+    ``messages`` (oldest first: message_id, created_at, direction, kind, body, media_mime,
+    template_name, automatic, status), at most ``limit`` of them; ``more`` when older ones
+    were left out."""
+
+    chat: dict
+    messages: pd.DataFrame
+    more: bool
+
+
 class Chats:
     """Chats of an account, their messages and their customer-service window."""
 
@@ -161,6 +179,114 @@ class Chats:
                 FROM chats c LEFT JOIN contacts k USING (contact_id)
                 WHERE c.account_id = ? ORDER BY c.last_message_at DESC NULLS LAST""",
                 [account_id]).df()
+
+    def inbox(self, account, *, search: str | None = None, limit: int = 200,
+              at: datetime | None = None) -> pd.DataFrame:
+        """The account's chats as an inbox lists them: unread first, then the latest.
+
+        Per chat: chat_id, contact_id, name, phone_e164, unread (inbound messages after
+        ``read_at``), last_at, last_direction, last_kind, last_body, window_open and
+        window_until (the 24-hour window at ``at``, default now) and the chat's label
+        names. ``search`` matches a contact's name or number (as the contact finder) or
+        the text of any message in the chat.
+        """
+        from ..people.accounts import get_account
+        from ..people.contact_search import query_predicate
+
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= INBOX_LIMIT:
+            raise InvalidValue(f"The inbox lists 1 to {INBOX_LIMIT} chats at a time, not "
+                               f"{limit!r}.", input=limit)
+        at = at or datetime.now(UTC)
+        with self.ws.connect(read_only=True) as con:
+            acc = get_account(con, account)
+            where, params = "TRUE", []   # type: tuple[str, list]
+            if search and str(search).strip():
+                who, params = query_predicate(acc, search)
+                where = (f"({who} OR EXISTS (SELECT 1 FROM messages s WHERE s.chat_id = h.chat_id "
+                         "AND contains(lower(s.body), lower(?))))")
+                params = [*params, str(search).strip()]
+            aid = acc["account_id"]
+            return con.execute(f"""
+                WITH last AS (
+                    SELECT chat_id, max(created_at) AS last_at,
+                           arg_max(direction, (created_at, message_id)) AS last_direction,
+                           arg_max(kind, (created_at, message_id)) AS last_kind,
+                           arg_max(body, (created_at, message_id)) AS last_body,
+                           count(*) FILTER (WHERE direction = 'in') AS inbound
+                    FROM messages WHERE account_id = ? AND chat_id IS NOT NULL GROUP BY chat_id),
+                unread AS (
+                    SELECT m.chat_id, count(*) AS unread FROM messages m JOIN chats h USING (chat_id)
+                    WHERE m.account_id = ? AND h.account_id = ? AND m.direction = 'in'
+                      AND (h.read_at IS NULL OR m.created_at > h.read_at)
+                    GROUP BY m.chat_id)
+                SELECT h.chat_id, h.contact_id, c.name, c.phone_e164,
+                       coalesce(u.unread, 0) AS unread, coalesce(l.last_at, h.last_message_at) AS last_at,
+                       l.last_direction, l.last_kind, l.last_body,
+                       coalesce(h.last_inbound_at + INTERVAL 24 HOURS > ?::TIMESTAMPTZ
+                                AND h.last_inbound_at <= ?::TIMESTAMPTZ, false) AS window_open,
+                       h.last_inbound_at + INTERVAL 24 HOURS AS window_until,
+                       coalesce((SELECT list(b.name ORDER BY b.name) FROM chat_labels x
+                                 JOIN labels b USING (label_id) WHERE x.chat_id = h.chat_id),
+                                []) AS labels
+                FROM chats h LEFT JOIN contacts c ON c.contact_id = h.contact_id
+                LEFT JOIN last l ON l.chat_id = h.chat_id
+                LEFT JOIN unread u ON u.chat_id = h.chat_id
+                WHERE h.account_id = ? AND {where}
+                ORDER BY coalesce(u.unread, 0) > 0 DESC, last_at DESC NULLS LAST, h.chat_id
+                LIMIT ?""", [aid, aid, aid, at, at, aid, *params, limit]).df()
+
+    def open(self, chat_id: int, *, limit: int = CONVERSATION_LIMIT,
+             at: datetime | None = None) -> ChatView:
+        """A chat with its latest ``limit`` messages and receipts (read-only: opening does
+        not mark it read; ``mark_read`` does)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidValue(f"limit must be a positive number of messages, not {limit!r}.",
+                               input=limit)
+        at = at or datetime.now(UTC)
+        with self.ws.connect(read_only=True) as con:
+            found = store.rows(con.execute("""
+                SELECT h.chat_id, h.account_id, h.contact_id, c.name, c.phone_e164, c.wa_id,
+                       c.language, h.read_at, h.last_inbound_at,
+                       h.last_inbound_at + INTERVAL 24 HOURS AS window_until,
+                       coalesce(h.last_inbound_at + INTERVAL 24 HOURS > ?::TIMESTAMPTZ
+                                AND h.last_inbound_at <= ?::TIMESTAMPTZ, false) AS window_open,
+                       (SELECT count(*) FROM messages m WHERE m.chat_id = h.chat_id
+                          AND m.direction = 'in'
+                          AND (h.read_at IS NULL OR m.created_at > h.read_at)) AS unread,
+                       coalesce((SELECT list(b.name ORDER BY b.name) FROM chat_labels x
+                                 JOIN labels b USING (label_id) WHERE x.chat_id = h.chat_id),
+                                []) AS labels
+                FROM chats h LEFT JOIN contacts c ON c.contact_id = h.contact_id
+                WHERE h.chat_id = ?""", [at, at, chat_id]))
+            if not found:
+                raise NotFound(f"There is no chat {chat_id}. List the chats with "
+                               "ws.chats.inbox(account).", chat_id=chat_id)
+            messages = con.execute("""
+                SELECT * FROM (
+                    SELECT m.message_id, m.created_at, m.direction, m.kind, m.body, m.media_mime,
+                           m.template_name, m.automatic, s.status
+                    FROM messages m LEFT JOIN message_status s USING (message_id)
+                    WHERE m.chat_id = ? ORDER BY m.created_at DESC, m.message_id DESC LIMIT ?)
+                ORDER BY created_at, message_id""", [chat_id, limit + 1]).df()
+        more = len(messages) > limit
+        if more:
+            messages = messages.iloc[1:].reset_index(drop=True)
+        return ChatView(chat=found[0], messages=messages, more=more)
+
+    def mark_read(self, chat_id: int, *, at: datetime | None = None) -> dict:
+        """Mark the chat read up to ``at`` (default now): its inbound messages until then
+        stop counting as unread. Returns ``{"chat_id", "read_at", "unread"}``."""
+        at = at or datetime.now(UTC)
+        with self.ws.transaction() as con:
+            if not con.execute("SELECT 1 FROM chats WHERE chat_id = ?", [chat_id]).fetchall():
+                raise NotFound(f"There is no chat {chat_id}.", chat_id=chat_id)
+            con.execute("UPDATE chats SET read_at = greatest(coalesce(read_at, ?::TIMESTAMPTZ), "
+                        "?::TIMESTAMPTZ) WHERE chat_id = ?", [at, at, chat_id])
+            read_at, unread = con.execute("""
+                SELECT h.read_at, (SELECT count(*) FROM messages m WHERE m.chat_id = h.chat_id
+                       AND m.direction = 'in' AND m.created_at > h.read_at)
+                FROM chats h WHERE h.chat_id = ?""", [chat_id]).fetchall()[0]
+        return {"chat_id": chat_id, "read_at": read_at, "unread": unread}
 
     def messages(self, chat_id: int) -> pd.DataFrame:
         """A chat's messages in order, with their latest status."""

@@ -10,6 +10,7 @@ tests (set ``.value``, call ``.click()``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -35,13 +36,17 @@ def resolve_account(ws, account) -> dict:
 
 
 class Workbench(w.VBox):
-    """Base class: ``ws``, ``status`` (a StatusLine) and ``act`` for service calls."""
+    """Base class: ``ws``, ``status`` (a StatusLine) and ``act`` for service calls.
+    ``actor`` names who acts in the audit log where a service records one (``notebook``;
+    the web app passes ``web``)."""
 
-    def __init__(self, ws, **kwargs):
+    def __init__(self, ws, *, actor: str = "notebook", **kwargs):
         super().__init__(**kwargs)
         self.ws = ws
+        self.actor = actor
         self.status = StatusLine()
         self.busy = False
+        self._acting = threading.Lock()   # a timer thread and a click never act at once
         self.add_class("bizchat-widget")
 
     def controls(self) -> Iterable[w.Widget]:
@@ -57,7 +62,7 @@ class Workbench(w.VBox):
         status line as one sentence and None is returned: nothing stored is lost, since
         each service call is one transaction.
         """
-        if self.busy:   # a second click while the first runs
+        if not self._acting.acquire(blocking=False):   # a second click while the first runs
             return None
         disabled = [c for c in self.controls() if not c.disabled]
         for c in disabled:
@@ -74,11 +79,23 @@ class Workbench(w.VBox):
             self.busy = False
             for c in disabled:
                 c.disabled = False
+            self._acting.release()
         if message:
             self.status.ok(message)
         elif self.status.kind == "busy":
             self.status.clear()
         return result
+
+    def open_account(self, account) -> dict | None:
+        """The widget's account (see ``resolve_account``); on an error (no such account, a
+        busy workspace) the widget shows only its status line with the sentence, and None
+        is returned: a widget never fails with a traceback while it is being built."""
+        try:
+            return resolve_account(self.ws, account)
+        except Exception as exc:   # noqa: BLE001 - shown as one sentence
+            self.status.error(exc)
+            self.children = [self.status]
+            return None
 
     def show_error(self, exc: BaseException | str) -> None:
         self.status.error(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+from pathlib import Path
 
 import ipywidgets as w
 
@@ -29,8 +30,11 @@ _STYLES = {
 def error_sentence(exc: BaseException) -> str:
     """The one sentence a user sees for ``exc``: the service's own message, first line."""
     if isinstance(exc, WorkspaceBusy):
-        text = str(exc).strip() or "The workspace is busy."
-        return _first_line(text) + " Nothing was changed; try again in a moment."
+        # The service's text advises Python callers (a timeout argument); here the user
+        # can only wait and click again.
+        name = Path(str(getattr(exc, "path", "") or "")).name or "the workspace"
+        return (f"The workspace is busy: another process (an import, a send or a report) is "
+                f"writing to {name}. Nothing was changed; try again in a moment.")
     if isinstance(exc, BizchatError):
         return _first_line(str(exc)) or type(exc).__name__
     log.error("unexpected error in a widget action", exc_info=exc)
