@@ -550,7 +550,7 @@ class Broadcasts:
         return drafts.options(self.ws, account)
 
     def check_text(self, account, text: str, *, values: Mapping | None = None,
-                   part: str = "body") -> list[str]:
+                   part: str = "body") -> Sequence[str]:
         """The placeholders of a message text being written; TemplateError names the first
         unsafe or unknown one with its position and the names available to the account."""
         from . import drafts

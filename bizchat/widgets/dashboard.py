@@ -17,6 +17,7 @@ Every number comes from ``ws.stats`` (and the lists from ``ws.accounts``,
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import tempfile
 from pathlib import Path
@@ -129,7 +130,7 @@ class Dashboard(Workbench):
         ids = [self._account_id()] if self._account_id() is not None else list(self._accounts)
         names: dict[str, None] = {}
         for account_id in ids:
-            found = self.act(lambda a=account_id: self.ws.labels.list(a))
+            found = self.act(functools.partial(self.ws.labels.list, account_id))
             if found is not None:
                 names.update(dict.fromkeys(found["name"]))
         kept_labels, kept_broadcast = set(self.labels.value), self.broadcast.value
@@ -294,7 +295,7 @@ class Dashboard(Workbench):
 
         def build() -> str:
             if kind == "csv":
-                return _html_link(safe_csv(table).encode("utf-8"), name + ".csv", "text/csv",
+                return _html_link(str(safe_csv(table)).encode("utf-8"), name + ".csv", "text/csv",
                                   f"{name}.csv ({len(table):,} rows)")
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / (name + ".xlsx")
