@@ -160,3 +160,21 @@ def test_a_busy_workspace_is_an_inline_sentence(tmp_path):
     time.sleep(0.1)
     set_value(c.audience.labels_any, ("Newsletter",))
     assert c.status.kind != "error" and c.estimate.counts["candidates"] == 1
+
+
+def test_cancel_while_sending_in_the_background_stops_the_send(demo_ws):
+    ws = demo_ws
+    account = ws.accounts.list()["phone_e164"].iloc[0]
+    c = BroadcastComposer(ws, account=account, background=True, seed=1)
+    set_value(c.name, "Abbrechen")
+    set_value(c.body, "Hallo {first_name}!")
+    click(c.review)
+    queued = c.estimate.queued
+    click(c.confirm.yes)
+    assert c.cancel.layout.display == "flex"
+    click(c.cancel)   # while freezing or sending: the sender's kernel thread is busy
+    c.wait(120)
+    assert c.status.kind == "ok" and "cancelled" in c.status.text, c.status.text
+    assert ws.broadcasts.get(c.broadcast_id)["status"] == "cancelled"
+    states = ws.broadcasts.recipients(c.broadcast_id)["state"].value_counts()
+    assert states.get("sent", 0) < queued and c.cancel.layout.display == "none"

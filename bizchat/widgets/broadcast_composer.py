@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 
 import ipywidgets as w
 import pandas as pd
@@ -91,6 +92,8 @@ class BroadcastComposer(Workbench):
         self._thread: threading.Thread | None = None
         self._loading = False
         self._text_checks: dict[tuple, list[str]] = {}
+        self._cancelled = False
+        self._cancel_note = ""
         self._build()
         accounts = ws.accounts.list()
         self.account.options = [(f"{r.display_name or ''} {r.phone_e164}".strip(),
@@ -408,19 +411,42 @@ class BroadcastComposer(Workbench):
     def _run_send(self) -> None:
         sink = _Sink(self.progress)
         bid = self.broadcast_id
-        result = self.act(lambda: self.ws.broadcasts.send(
-            bid, transport=self.transport, seed=self.seed, progress=sink, actor=self.actor),
-            busy=f"Sending broadcast {bid}…")
-        self.cancel.layout.display = "none"
-        self.review.disabled = False
+        self._cancelled = False
+        self.status.busy(f"Sending broadcast {bid}…")
+        try:
+            result = self.ws.broadcasts.send(bid, transport=self.transport, seed=self.seed,
+                                             progress=sink, actor=self.actor)
+        except Exception as exc:   # noqa: BLE001 - shown as one sentence (below)
+            result, failure = None, exc
+        finally:
+            self.cancel.layout.display = "none"
+            self.review.disabled = False
         if result is None:
+            # A cancel that met the sender mid-transaction makes the sender's write fail
+            # (DuckDB: a conflict); the broadcast is cancelled and nothing was lost.
+            if self._cancelled and self._status_of(bid) == "cancelled":
+                self.progress.finish("Cancelled")
+                self.show_funnel()
+                self.status.ok(f"Broadcast {bid} was cancelled: {self._cancel_note}")
+            else:
+                self.status.error(failure)
             return
         self.result = result
         self.progress.finish(f"{result.get('sent', 0):,} sent, {result.get('failed', 0):,} "
                              f"failed, {result.get('skipped', 0):,} skipped")
         self.show_funnel()
-        self.status.ok(f"Broadcast {bid} is {result.get('status', 'sent')}: "
-                       f"{self.progress.label.value}.")
+        if result.get("status") == "cancelled":
+            self.status.ok(f"Broadcast {bid} was cancelled: {self._cancel_note} "
+                           f"{self.progress.label.value}.")
+        else:
+            self.status.ok(f"Broadcast {bid} is {result.get('status', 'sent')}: "
+                           f"{self.progress.label.value}.")
+
+    def _status_of(self, bid: int) -> str | None:
+        try:
+            return self.ws.broadcasts.get(bid)["status"]
+        except Exception:   # noqa: BLE001 - only used to word the outcome
+            return None
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a send started in the background (tests, scripts)."""
@@ -428,16 +454,27 @@ class BroadcastComposer(Workbench):
             self._thread.join(timeout)
 
     def cancel_sending(self) -> None:
-        """Stop the send: recipients still queued become skipped (cancelled)."""
+        """Stop the send: recipients still queued become skipped (cancelled). Retried a
+        few times when it meets the sender's write (both work on the same rows)."""
         if self.broadcast_id is None:
             return
-        try:
-            done = self.ws.broadcasts.cancel(self.broadcast_id, actor=self.actor)
-        except Exception as exc:   # noqa: BLE001 - shown as one sentence
-            self.status.error(exc)
+        self._cancelled = True
+        failure: BaseException | None = None
+        for _ in range(20):
+            try:
+                done = self.ws.broadcasts.cancel(self.broadcast_id, actor=self.actor)
+                break
+            except BizchatError as exc:   # e.g. already done: nothing to cancel
+                self.status.error(exc)
+                return
+            except Exception as exc:   # noqa: BLE001 - a write conflict: try again
+                failure = exc
+                time.sleep(0.1)
+        else:
+            self.status.error(failure or "The broadcast could not be cancelled.")
             return
-        self.status.ok(f"Cancelled: {done['cancelled']:,} recipients not yet sent were "
-                       "skipped.")
+        self._cancel_note = (f"{done['cancelled']:,} recipients not yet sent were skipped.")
+        self.status.ok(f"Cancelled: {self._cancel_note}")
 
     def show_funnel(self) -> None:
         """The broadcast's funnel so far: sent, delivered, read, replied, with the rates."""
