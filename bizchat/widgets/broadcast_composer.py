@@ -35,6 +35,7 @@ REASONS = {"no_consent": "no consent", "opted_out": "opted out",
            "frequency_cap": "frequency cap", "quiet_hours": "quiet hours",
            "invalid_number": "invalid number", "missing_placeholder": "missing placeholder"}
 MAX_VARIANTS = 4
+TYPING_PAUSE = 0.35   # seconds without a keystroke before the text is checked and counted
 
 
 def _pct(x) -> str:
@@ -94,6 +95,7 @@ class BroadcastComposer(Workbench):
         self._text_checks: dict[tuple, list[str]] = {}
         self._cancelled = False
         self._cancel_note = ""
+        self._typing: threading.Timer | None = None
         self._build()
         accounts = ws.accounts.list()
         self.account.options = [(f"{r.display_name or ''} {r.phone_e164}".strip(),
@@ -166,7 +168,7 @@ class BroadcastComposer(Workbench):
         for control in (self.category, self.template, self.control):
             control.observe(lambda _: self.refresh(), names="value")
         self.source.observe(self._source_picked, names="value")
-        self.body.observe(lambda _: self.refresh(), names="value")
+        self.body.observe(lambda _: self._typed(), names="value")
         self.audience.on_change(self.refresh)
         self.add_variant.on_click(lambda _: self._add_variant())
         self.plan_button.on_click(lambda _: self.show_plan())
@@ -224,9 +226,22 @@ class BroadcastComposer(Workbench):
         letter = chr(ord("B") + len(self.variant_boxes))
         box = w.Textarea(description=f"Variant {letter}", rows=3, layout=w.Layout(width="640px"),
                          placeholder="Another wording of the message")
-        box.observe(lambda _: self.refresh(), names="value")
+        box.observe(lambda _: self._typed(), names="value")
         self.variant_boxes.append(box)
         self.variants.children = list(self.variant_boxes)
+
+    def _typed(self) -> None:
+        """Text changes arrive per keystroke: in the background mode (a browser) the check
+        and the recount wait until typing pauses (``TYPING_PAUSE``), so keystrokes do not
+        queue up behind counts; headless (tests, scripts) they run at once."""
+        if not self.background:
+            self.refresh()
+            return
+        if self._typing is not None:
+            self._typing.cancel()
+        self._typing = threading.Timer(TYPING_PAUSE, self.refresh)
+        self._typing.daemon = True
+        self._typing.start()
 
     def _when_picked(self, change) -> None:
         self.at.layout.display = "flex" if change["new"] == "at" else "none"
@@ -354,6 +369,8 @@ class BroadcastComposer(Workbench):
 
     def ask_to_send(self) -> None:
         """The confirmation: the counts and the cost, again, before anything is stored."""
+        if self._typing is not None:   # checked and counted right here
+            self._typing.cancel()
         if not self.name.value.strip():
             self.status.error("Give the broadcast a name first (it is how you find it later).")
             return
