@@ -428,6 +428,7 @@ class BroadcastComposer(Workbench):
     def _run_send(self) -> None:
         sink = _Sink(self.progress)
         bid = self.broadcast_id
+        assert bid is not None   # set by _go before the send starts
         self._cancelled = False
         self.status.busy(f"Sending broadcast {bid}…")
         try:

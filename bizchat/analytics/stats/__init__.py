@@ -232,9 +232,9 @@ class Stats:
             raise InvalidValue(f"Plan on 'open' or 'reply', not {metric!r}.", input=metric)
         # Delivery and open rates come from the per-broadcast totals (open_rates, the same
         # numbers); only a reply baseline needs the full funnel, several times slower.
-        table = self.open_rates if metric == "open" else self.funnel
-        history = table(None, account=account, start=start, end=end, labels=labels,
-                        category=category).iloc[0]
+        filters = dict(account=account, start=start, end=end, labels=labels, category=category)
+        history = (self.open_rates((), **filters) if metric == "open" else
+                   self.funnel(None, **filters)).iloc[0]
         delivery = history["delivery_rate"]
         delivery = float(delivery) if delivery == delivery and delivery > 0 else 1.0
         if baseline_rate is None:
