@@ -81,10 +81,11 @@ class BroadcastComposer(Workbench):
     ``transport``: what ``ws.broadcasts.send`` sends through (default the simulated one;
     ``"cloud"`` for the WhatsApp Cloud API). ``background``: send in a thread so the
     cancel button works while the kernel sends (tests pass False or call ``wait()``).
+    ``actor``: who the audit log names for what the composer stores (``web`` in the app).
     """
 
     def __init__(self, ws, account=None, *, transport=None, seed: int | None = None,
-                 background: bool = True, actor: str = "composer", **kwargs):
+                 background: bool = True, actor: str = "notebook", **kwargs):
         super().__init__(ws, **kwargs)
         self.transport, self.seed, self.background, self.actor = transport, seed, background, actor
         self.estimate = None          # the latest ws.broadcasts.estimate result
