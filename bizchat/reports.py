@@ -226,7 +226,7 @@ def run_report(ws, name: str, params: dict | None = None, *, output_dir=None, fo
 
 def runs(ws, report: str | None = None) -> pd.DataFrame:
     """Past runs, newest first."""
-    with ws.connect() as con:
+    with ws.connect(read_only=True) as con:
         return con.execute("""SELECT run_id, report, status, started_at, finished_at, output_path, error
                               FROM report_runs WHERE ? IS NULL OR report = ?
                               ORDER BY started_at DESC""", [report, report]).df()

@@ -75,6 +75,14 @@ class Workspace:
             raise self._no_workspace("is an empty file" if kind == "empty" else None)
         if creating:
             self._make_room(kind)
+        elif not read_only:
+            # A current file needs no change: look read-only first, so that opening for
+            # work does not wait for (or lock out) other processes that are reading it.
+            with self.connect(read_only=True) as con:
+                version = store.schema_version(con)
+            if version == store.latest_version():
+                self.schema_version = version
+                return
         with self.connect() as con:
             before = store.schema_version(con)
             self.schema_version = self._check_schema(con, create=create, adopt=adopt)

@@ -26,7 +26,7 @@ def test_create_a_label_in_the_label_manager(lab, lab_page, demo_template, tmp_p
     assert cell_errors(page) == []
     page.get_by_placeholder("new label name").fill(NAME)
     page.get_by_role("button", name="Create label").click()
-    page.get_by_text(f"Created label '{NAME}'").wait_for(timeout=30_000)
+    page.get_by_text(f"Created label '{NAME}'").first.wait_for(timeout=30_000)
     labels = ws.labels.list(int(account))
     assert set(labels["name"]) - before == {NAME}
     # the table on the page shows it with its (zero) count, escaped as typed

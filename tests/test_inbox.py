@@ -44,6 +44,8 @@ def test_chats_unread_first_with_window_and_last_message(world, inbox):
     inbox.refresh()
     assert [v for _, v in inbox.chat_list.options] == [anna, ben]
     first, second = (t for t, _ in inbox.chat_list.options)
+    # pickers start on a real choice (a reassigned Dropdown would otherwise show nothing)
+    assert inbox.label_pick.value == "VIP" and inbox.template_pick.value is not None
     assert first.startswith("● 1  Anna Müller") and "h left" in first
     assert "Gutscheine" in second and second.endswith("closed")
 
@@ -174,6 +176,23 @@ def test_a_held_workspace_is_an_inline_message_and_the_reply_stays(world, inbox)
         holder.communicate("\n", timeout=10)
     click(inbox.send_btn)
     assert inbox.status.kind == "ok" and ws.chats.open(anna).messages.iloc[-1]["body"] == "Bis gleich!"
+
+
+def test_an_imported_export_shows_days_media_and_deleted_lines(world, tmp_path):
+    ws, _ = world
+    (tmp_path / "chat.txt").write_text(
+        "14.02.26, 09:58 - Jana: Guten Morgen!\n"
+        "14.02.26, 10:05 - Jana: <Medien ausgeschlossen>\n"
+        "15.02.26, 17:41 - Laden: Gern <3\n"
+        "15.02.26, 17:42 - Jana: Diese Nachricht wurde gelöscht\n", encoding="utf-8")
+    chat = ws.imports.chat_export(tmp_path / "chat.txt", ACCOUNT, contact_phone="+49 176 55501234",
+                                  business_name="Laden").chat_id
+    inbox = Inbox(ws, account=ACCOUNT)
+    inbox.open_chat(chat)
+    shown = inbox.conversation.value
+    assert shown.count("bizchat-day") == 2 and "Sat 14 Feb 2026" in shown
+    assert "[📎 Media]" in shown and "Medien ausgeschlossen" not in shown
+    assert "This message was deleted" in shown and "Gern &lt;3" in shown
 
 
 def test_window_text():

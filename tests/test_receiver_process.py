@@ -208,7 +208,9 @@ def test_health_names_the_oldest_pending_body(workspace):
         app = create_app(workspace.path, app_secret="s", stall_after=1, flush_timeout=0.5)
         with TestClient(app) as client:
             fresh = client.get("/health")        # just started: not stalled yet
-            time.sleep(1.5)
+            # Stalled once the ingest process has met the held file (later on a loaded machine).
+            assert wait_for(lambda: client.get("/health").json().get("workspace_busy"), 30)
+            time.sleep(1.0)
             response = client.get("/health")
             shown = response.json()
     assert fresh.status_code == 200 and fresh.json()["oldest_pending_age_s"] >= 295

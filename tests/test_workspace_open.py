@@ -359,3 +359,36 @@ def test_a_read_only_workspace_refuses_changes_clearly(workspace):
         con.execute("DELETE FROM accounts")
     assert ws.accounts.list()["display_name"].tolist() == ["Laden"]
     assert fingerprint(workspace) == before
+
+
+def test_python_readers_share_the_file_with_other_readers(held):
+    """A notebook's ``bizchat.open(path)`` (read-write) opens and reads while another process
+    reads the file: the services' reads use read-only connections. Only a change waits."""
+    from bizchat.errors import WorkspaceBusy
+
+    path, broadcast = held
+    before = fingerprint(path)
+    ws = bizchat.open(path, timeout=0.5)
+    assert ws.accounts.list()["display_name"].tolist() == ["Laden"]
+    assert len(ws.contacts.list(SHOP)) == 12
+    assert ws.contacts.get(SHOP, ANNA)["name"] == "Kundin 0"
+    assert ws.labels.list(SHOP)["name"].tolist() == ["VIP"]
+    assert len(ws.labels.contacts(SHOP, any_of=["VIP"])) == 1
+    assert ws.replies.list(SHOP)["shortcut"].tolist() == ["/danke"]
+    assert ws.replies.render("/danke", ANNA, account=SHOP) == "Danke, Kundin!"
+    assert len(ws.automations.list(SHOP)) == 1
+    assert ws.consent.may_send(SHOP, ANNA, "marketing")
+    assert ws.broadcasts.list()["broadcast_id"].tolist() == [broadcast]
+    assert ws.broadcasts.show(broadcast)["broadcast"]["name"] == "Sommer"
+    counts = ws.broadcasts.counts(broadcast)
+    assert counts["sent"] + counts["skipped"] == len(ws.broadcasts.recipients(broadcast)) == 12
+    assert ws.broadcasts.preview(broadcast, contact=ANNA)
+    assert ws.broadcasts.limits(SHOP)["account"] == "+49301234567"
+    assert len(ws.chats.list(SHOP)) >= 1
+    assert ws.stats.open_rates()["recipients"].tolist() == [12]
+    assert len(ws.privacy.coverage()) >= 1
+    assert len(ws.privacy.retention()) >= 1
+    assert ws.templates.list(SHOP)["name"].tolist() == ["sommer", "sommer_b"]
+    with pytest.raises(WorkspaceBusy, match="in use by another process"):
+        ws.labels.create(SHOP, "Neu")
+    assert fingerprint(path) == before

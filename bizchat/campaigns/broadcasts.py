@@ -297,12 +297,12 @@ class Broadcasts:
 
     def get(self, broadcast_id) -> dict:
         """The broadcast with its audience, variants and fallbacks parsed."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return _load(con, broadcast_id)
 
     def list(self, account=None) -> pd.DataFrame:
         """Broadcasts (of one account, or all), newest first, with their counts so far."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             account_id = get_account(con, account)["account_id"] if account is not None else None
             return con.execute("""
                 SELECT s.broadcast_id, a.phone_e164 AS account, s.name, s.category, s.status,
@@ -327,7 +327,7 @@ class Broadcasts:
 
     def recipients(self, broadcast_id) -> pd.DataFrame:
         """The frozen recipients with their state, reason, variant and message."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             return con.execute("""
                 SELECT r.contact_id, c.name, r.variant, r.state, r.skip_reason, r.message_id,
@@ -341,7 +341,7 @@ class Broadcasts:
     def audience(self, broadcast_id, at=None) -> pd.DataFrame:
         """Who would receive what if the broadcast were frozen for ``at`` (default: its
         scheduled time, else now); for a frozen one, its recipients."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             acc = get_account(con, found["account_id"])
             when = _utc(at if at is not None else found["scheduled_for"])
@@ -359,7 +359,7 @@ class Broadcasts:
         """
         from ..people.contacts import get_contact
 
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             acc = get_account(con, found["account_id"])
             person = get_contact(con, acc, contact)
@@ -406,7 +406,7 @@ class Broadcasts:
         For a frozen broadcast the numbers are those of its queued recipients."""
         card = rate_card if isinstance(rate_card, planning.RateCard) else \
             planning.RateCard.load(rate_card)
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             acc = get_account(con, found["account_id"])
             when = _utc(at if at is not None else found["scheduled_for"])
@@ -516,7 +516,7 @@ class Broadcasts:
     def funnel(self, broadcast_id, *, by_variant: bool = False):
         """sent, delivered, read, failed, replied (within 72 h) so far, with the rates;
         a dict, or a DataFrame per variant."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             outcomes = planning.recipient_outcomes(con, found["account_id"],
                                                    [found["broadcast_id"]])
@@ -530,7 +530,7 @@ class Broadcasts:
     def show(self, broadcast_id) -> dict:
         """Everything about one broadcast: its row, recipients by state and skip reason,
         the funnel overall and per variant."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
             states = con.execute("""
                 SELECT state, skip_reason, count(*) AS recipients FROM broadcast_recipients
@@ -584,7 +584,7 @@ class Broadcasts:
         from ..people.contacts import get_contact
 
         when = _utc(at)
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             person = get_contact(con, acc, contact)
             rows = con.execute("SELECT last_inbound_at FROM chats WHERE account_id = ? AND "
@@ -595,7 +595,7 @@ class Broadcasts:
 
     def limits(self, account) -> dict:
         """The account's sending limits: messaging tier, send rate, marketing cap, quiet hours."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return {"account": acc["phone_e164"], **vars(aud.limits(con, acc["account_id"]))}
 

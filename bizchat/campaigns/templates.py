@@ -363,12 +363,12 @@ class Templates:
 
     def get(self, account, ref, *, language: str | None = None) -> dict:
         """A template by template_id or name (optionally in ``language``)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return get_template(con, get_account(con, account), ref, check_language(language))
 
     def list(self, account) -> pd.DataFrame:
         """The account's templates, with how many broadcasts use each."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return con.execute("""
                 SELECT t.template_id, t.name, t.language, t.category, t.header, t.body, t.footer,
@@ -410,7 +410,7 @@ class Templates:
 
         fixed = check_values(values)
         fallbacks = check_values(fallbacks, "fallback")
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             template = get_template(con, acc, ref, check_language(language))
             person = get_contact(con, acc, contact) if contact is not None else {"name": None}

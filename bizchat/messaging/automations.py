@@ -362,7 +362,7 @@ class Automations:
 
     def list(self, account) -> pd.DataFrame:
         """The account's rules: automation_id, kind, enabled, text, schedule, scope ..."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return con.execute("""
                 SELECT automation_id, kind, enabled, text, schedule, schedule_spec, scope,
@@ -372,7 +372,7 @@ class Automations:
 
     def get(self, account, rule) -> dict:
         """One rule by kind ('greeting', 'away') or automation_id."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return self._rule(con, get_account(con, account), rule)
 
     def set_greeting(self, account, text: str, *, scope: str = "everyone", labels=None,

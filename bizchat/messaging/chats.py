@@ -169,7 +169,7 @@ class Chats:
 
     def list(self, account) -> pd.DataFrame:
         """The account's chats, latest first, with message counts and window state."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             account_id = self._account_id(con, account)
             return con.execute("""
                 SELECT c.chat_id, c.contact_id, k.name, c.started_at, c.last_inbound_at,
@@ -206,34 +206,42 @@ class Chats:
                          "AND contains(lower(s.body), lower(?))))")
                 params = [*params, str(search).strip()]
             aid = acc["account_id"]
+            # Order the chats by what chats keeps current (last_message_at) and the unread
+            # counts, cut to ``limit``, and only then read the last message of those:
+            # picking every chat's last message body first would aggregate all messages.
             return con.execute(f"""
-                WITH last AS (
-                    SELECT chat_id, max(created_at) AS last_at,
-                           arg_max(direction, (created_at, message_id)) AS last_direction,
-                           arg_max(kind, (created_at, message_id)) AS last_kind,
-                           arg_max(body, (created_at, message_id)) AS last_body,
-                           count(*) FILTER (WHERE direction = 'in') AS inbound
-                    FROM messages WHERE account_id = ? AND chat_id IS NOT NULL GROUP BY chat_id),
-                unread AS (
+                WITH unread AS (
                     SELECT m.chat_id, count(*) AS unread FROM messages m JOIN chats h USING (chat_id)
                     WHERE m.account_id = ? AND h.account_id = ? AND m.direction = 'in'
                       AND (h.read_at IS NULL OR m.created_at > h.read_at)
+                    GROUP BY m.chat_id),
+                top AS (
+                    SELECT h.chat_id, h.contact_id, c.name, c.phone_e164,
+                           coalesce(u.unread, 0) AS unread, h.last_message_at AS last_at,
+                           coalesce(h.last_inbound_at + INTERVAL 24 HOURS > ?::TIMESTAMPTZ
+                                    AND h.last_inbound_at <= ?::TIMESTAMPTZ, false) AS window_open,
+                           h.last_inbound_at + INTERVAL 24 HOURS AS window_until
+                    FROM chats h LEFT JOIN contacts c ON c.contact_id = h.contact_id
+                    LEFT JOIN unread u ON u.chat_id = h.chat_id
+                    WHERE h.account_id = ? AND {where}
+                    ORDER BY coalesce(u.unread, 0) > 0 DESC, h.last_message_at DESC NULLS LAST,
+                             h.chat_id
+                    LIMIT ?),
+                last AS (
+                    SELECT m.chat_id,
+                           arg_max(m.direction, m.message_id) AS last_direction,
+                           arg_max(m.kind, m.message_id) AS last_kind,
+                           arg_max(m.body, m.message_id) AS last_body
+                    FROM messages m JOIN top t ON m.chat_id = t.chat_id AND m.created_at = t.last_at
                     GROUP BY m.chat_id)
-                SELECT h.chat_id, h.contact_id, c.name, c.phone_e164,
-                       coalesce(u.unread, 0) AS unread, coalesce(l.last_at, h.last_message_at) AS last_at,
-                       l.last_direction, l.last_kind, l.last_body,
-                       coalesce(h.last_inbound_at + INTERVAL 24 HOURS > ?::TIMESTAMPTZ
-                                AND h.last_inbound_at <= ?::TIMESTAMPTZ, false) AS window_open,
-                       h.last_inbound_at + INTERVAL 24 HOURS AS window_until,
+                SELECT t.chat_id, t.contact_id, t.name, t.phone_e164, t.unread, t.last_at,
+                       l.last_direction, l.last_kind, l.last_body, t.window_open, t.window_until,
                        coalesce((SELECT list(b.name ORDER BY b.name) FROM chat_labels x
-                                 JOIN labels b USING (label_id) WHERE x.chat_id = h.chat_id),
+                                 JOIN labels b USING (label_id) WHERE x.chat_id = t.chat_id),
                                 []) AS labels
-                FROM chats h LEFT JOIN contacts c ON c.contact_id = h.contact_id
-                LEFT JOIN last l ON l.chat_id = h.chat_id
-                LEFT JOIN unread u ON u.chat_id = h.chat_id
-                WHERE h.account_id = ? AND {where}
-                ORDER BY coalesce(u.unread, 0) > 0 DESC, last_at DESC NULLS LAST, h.chat_id
-                LIMIT ?""", [aid, aid, aid, at, at, aid, *params, limit]).df()
+                FROM top t LEFT JOIN last l ON l.chat_id = t.chat_id
+                ORDER BY t.unread > 0 DESC, t.last_at DESC NULLS LAST, t.chat_id""",
+                [aid, aid, at, at, aid, *params, limit]).df()
 
     def open(self, chat_id: int, *, limit: int = CONVERSATION_LIMIT,
              at: datetime | None = None) -> ChatView:
@@ -250,9 +258,6 @@ class Chats:
                        h.last_inbound_at + INTERVAL 24 HOURS AS window_until,
                        coalesce(h.last_inbound_at + INTERVAL 24 HOURS > ?::TIMESTAMPTZ
                                 AND h.last_inbound_at <= ?::TIMESTAMPTZ, false) AS window_open,
-                       (SELECT count(*) FROM messages m WHERE m.chat_id = h.chat_id
-                          AND m.direction = 'in'
-                          AND (h.read_at IS NULL OR m.created_at > h.read_at)) AS unread,
                        coalesce((SELECT list(b.name ORDER BY b.name) FROM chat_labels x
                                  JOIN labels b USING (label_id) WHERE x.chat_id = h.chat_id),
                                 []) AS labels
@@ -261,17 +266,32 @@ class Chats:
             if not found:
                 raise NotFound(f"There is no chat {chat_id}. List the chats with "
                                "ws.chats.inbox(account).", chat_id=chat_id)
+            # The chat's messages first (a filter on one column), then the statuses of its
+            # outbound ones by id: a join of all messages with message_status would read
+            # both tables whole.
             messages = con.execute("""
-                SELECT * FROM (
-                    SELECT m.message_id, m.created_at, m.direction, m.kind, m.body, m.media_mime,
-                           m.template_name, m.automatic, s.status
-                    FROM messages m LEFT JOIN message_status s USING (message_id)
-                    WHERE m.chat_id = ? ORDER BY m.created_at DESC, m.message_id DESC LIMIT ?)
-                ORDER BY created_at, message_id""", [chat_id, limit + 1]).df()
+                SELECT message_id, created_at, direction, kind, body, media_mime, template_name,
+                       automatic
+                FROM messages WHERE chat_id = ?
+                ORDER BY created_at, message_id""", [chat_id]).df()
+            out = messages.loc[messages["direction"] == "out", "message_id"].tolist()
+            statuses = con.execute("""
+                SELECT s.message_id, s.status FROM message_status s
+                SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS message_id) i USING (message_id)""",
+                                   [out]).df() if out else None
+        chat = found[0]
+        status = (dict(zip(statuses["message_id"], statuses["status"], strict=True))
+                  if statuses is not None else {})
+        messages["status"] = messages["message_id"].map(status).astype(object)
+        messages["status"] = messages["status"].where(messages["status"].notna(), None)
+        inbound = messages["direction"] == "in"
+        if chat["read_at"] is not None:
+            inbound &= messages["created_at"] > pd.Timestamp(chat["read_at"])
+        chat["unread"] = int(inbound.sum())
         more = len(messages) > limit
         if more:
-            messages = messages.iloc[1:].reset_index(drop=True)
-        return ChatView(chat=found[0], messages=messages, more=more)
+            messages = messages.iloc[-limit:].reset_index(drop=True)
+        return ChatView(chat=chat, messages=messages, more=more)
 
     def mark_read(self, chat_id: int, *, at: datetime | None = None) -> dict:
         """Mark the chat read up to ``at`` (default now): its inbound messages until then
@@ -290,7 +310,7 @@ class Chats:
 
     def messages(self, chat_id: int) -> pd.DataFrame:
         """A chat's messages in order, with their latest status."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             if not con.execute("SELECT 1 FROM chats WHERE chat_id = ?", [chat_id]).fetchall():
                 raise NotFound(f"There is no chat {chat_id}. List chats with ws.chats.list(account).",
                                chat_id=chat_id)
@@ -309,7 +329,7 @@ class Chats:
         from ..people.contacts import resolve_contact_id
 
         at = at or datetime.now(UTC)
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             account_id = self._account_id(con, account)
             contact_id = resolve_contact_id(con, account_id, contact)
             row = con.execute(

@@ -81,7 +81,7 @@ class QuickReplies:
 
     def list(self, account) -> pd.DataFrame:
         """shortcut, text, the placeholders it uses, created_at; sorted by shortcut."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             frame = con.execute("SELECT shortcut, text, created_at FROM quick_replies "
                                 "WHERE account_id = ? ORDER BY lower(shortcut)",
@@ -91,7 +91,7 @@ class QuickReplies:
 
     def get(self, account, shortcut) -> dict:
         """One quick reply by its shortcut (with or without the slash, any case)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return _get(con, get_account(con, account), shortcut)
 
     def add(self, account, shortcut: str, text: str) -> dict:
@@ -145,7 +145,7 @@ class QuickReplies:
         ``account`` any reference (number, wa_id, user_id). ``extra`` adds or overrides
         values (e.g. an order number). An unknown placeholder raises TemplateError naming it.
         """
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             if account is None:
                 account = _account_of(con, contact)
             acc = get_account(con, account)

@@ -379,18 +379,18 @@ class Accounts:
 
     def get(self, ref) -> dict:
         """One account by any written form of its number, account_id or phone_number_id."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return get_account(con, ref)
 
     def resolve_id(self, ref) -> int:
         """The account_id of the account ``ref`` names (its number in any form, account_id or
         phone_number_id); NotFound otherwise."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return resolve_id(con, ref)
 
     def list(self) -> pd.DataFrame:
         """All accounts with their number, type, name, Cloud API id and contact count."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return con.execute("""
                 SELECT a.account_id, a.phone_e164, a.number_type, a.region, a.display_name,
                        a.phone_number_id, a.timezone,

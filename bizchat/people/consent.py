@@ -330,7 +330,7 @@ class Consent:
 
     def history(self, contact, *, account=None) -> pd.DataFrame:
         """Every consent event of the contact, oldest first."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = self._contact(con, contact, account)
             return con.execute("""
                 SELECT recorded_at, purpose, action, source, evidence, event_id
@@ -340,7 +340,7 @@ class Consent:
     def current(self, contact, purpose: str = "marketing", *, account=None) -> str | None:
         """'opt_in', 'opt_out', or None when nothing was ever recorded for ``purpose``."""
         purpose = _purpose(purpose)
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = self._contact(con, contact, account)
             rows = con.execute("SELECT state FROM current_consent WHERE contact_id = ? "
                                "AND purpose = ?", [found["contact_id"], purpose]).fetchall()
@@ -348,7 +348,7 @@ class Consent:
 
     def may_send(self, account, contact, purpose: str = "marketing") -> Decision:
         """May ``account`` send a ``purpose`` message to ``contact`` now? (see may_send)"""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             if isinstance(contact, dict) and "contact_id" in contact:
                 contact = contact["contact_id"]
@@ -364,5 +364,5 @@ class Consent:
 
     def may_send_many(self, account, contact_ids, purpose: str = "marketing") -> pd.DataFrame:
         """The vectorised answer for many contact_ids (see the module function)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return may_send(con, get_account(con, account)["account_id"], contact_ids, purpose)

@@ -353,12 +353,12 @@ class Contacts:
     def get(self, account, ref) -> dict:
         """The contact of ``account`` named by contact_id, any form of its number, wa_id or
         user_id; NotFound if the account has none (other accounts are never searched)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return get_contact(con, get_account(con, account), ref)
 
     def find(self, account, ref) -> dict | None:
         """Like get, but None when there is no such contact (or ``ref`` is no number)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return find_contact(con, get_account(con, account), ref)
 
     def update(self, account, ref, **fields) -> dict:
@@ -428,7 +428,7 @@ class Contacts:
 
     def list(self, account) -> pd.DataFrame:
         """The contacts of ``account`` with their current marketing consent."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             aid = get_account(con, account)["account_id"]
             return con.execute("""
                 SELECT c.contact_id, c.phone_e164, c.wa_id, c.user_id, c.name, c.language,

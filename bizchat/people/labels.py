@@ -353,7 +353,7 @@ class Labels:
 
     def list(self, account) -> pd.DataFrame:
         """label_id, name, color, hex, contacts and chats carrying it, created_at."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             return con.execute("""
                 SELECT l.label_id, l.name, l.color, list_extract(?::VARCHAR[], l.color) AS hex,
@@ -367,7 +367,7 @@ class Labels:
 
     def get(self, account, label) -> dict:
         """One label by name (any case) or label_id, with its hex colour."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = _label(con, get_account(con, account), label)
         return {**found, "hex": PALETTE[found["color"] - 1]}
 
@@ -377,7 +377,7 @@ class Labels:
         attributes, with the names of all their labels (sorted)."""
         flt = {"any_of": any_of, "all_of": all_of, "none_of": none_of, "language": language,
                "attributes": attributes}
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             where, params = contact_filter(con, acc, flt)
             return con.execute(f"""
@@ -390,7 +390,7 @@ class Labels:
     def chats(self, account, *, any_of=None, all_of=None, none_of=None) -> pd.DataFrame:
         """Chats of ``account`` by their labels, with the contact and all chat label names."""
         flt = {"any_of": any_of, "all_of": all_of, "none_of": none_of}
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             where, params = chat_filter(con, acc, flt)
             return con.execute(f"""

@@ -51,7 +51,7 @@ class Privacy:
 
     def subject(self, ref, *, account=None) -> subjects.Subject:
         """The contacts ``ref`` names (in ``account``, or in every account)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return subjects.find(con, ref, account)
 
     def subject_keys(self, ref, *, account=None) -> list[str]:
@@ -83,18 +83,18 @@ class Privacy:
 
     def consent_proof(self, ref, *, account) -> consent_proof.ConsentProof:
         """The full consent history of one contact of ``account``, with who recorded it."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             found = subjects.find(con, ref, account)
             return consent_proof.proof(con, found.contacts[0])
 
     def coverage(self, account=None) -> pd.DataFrame:
         """Consent coverage per account (all accounts without ``account``)."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return consent_proof.coverage(con, account)
 
     def coverage_by_source(self, account=None) -> pd.DataFrame:
         """Current marketing opt-ins per account and the source that recorded them."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return consent_proof.coverage_by_source(con, account)
 
     # --- access and portability ----------------------------------------------------------
@@ -191,14 +191,14 @@ class Privacy:
     def compaction_pending(self) -> str | None:
         """Why the file still waits for a compaction (after an erasure or purge that could
         not compact it), or None."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return compaction.pending(con)
 
     # --- retention -----------------------------------------------------------------------
 
     def retention(self) -> pd.DataFrame:
         """The effective retention policy per account and kind."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return retention.policies(con)
 
     def set_retention(self, kind: str, days: int | None, *, account=None, actor: str = "bizchat") -> pd.DataFrame:
@@ -215,7 +215,7 @@ class Privacy:
             raise BizchatError("A purge cannot run as of a future date (it would remove data "
                                "before its time); use it with --dry-run to look ahead.")
         if dry_run:  # only reads: also on a workspace opened read-only
-            with self.ws.connect() as con:
+            with self.ws.connect(read_only=True) as con:
                 the_plan, inactive = retention.plan(con, as_of)
                 return PurgeResult(dry_run=True, as_of=as_of, plan=the_plan, contacts=inactive)
         with self.ws.transaction() as con:

@@ -29,8 +29,10 @@ TICKS = {"sent": ("✓", "#8696a0"), "delivered": ("✓✓", "#8696a0"),
          "read": ("✓✓", "#53bdeb"), "failed": ("✗", "#b3261e")}
 MEDIA = {"image": "📷 Photo", "video": "🎥 Video", "audio": "🎤 Voice message",
          "document": "📄 Document", "sticker": "Sticker", "location": "📍 Location",
-         "contacts": "👤 Contact card"}
-SYSTEM_KINDS = {"system", "deleted", "unsupported", "reaction"}
+         "contacts": "👤 Contact card", "media": "📎 Media"}
+SYSTEM_KINDS = {"system": "", "deleted": "🚫 This message was deleted",
+                "unsupported": "A message WhatsApp could not show here",
+                "reaction": "Reaction"}
 _SHORTCUT = re.compile(r"^/(\S+)$")
 
 
@@ -59,10 +61,15 @@ def message_html(row: dict, zone: ZoneInfo) -> str:
     kind = plain(row.get("kind")) or "text"
     body = html.escape(plain(row.get("body")))
     if kind in SYSTEM_KINDS:
-        return (f"<div style='text-align:center;color:#667781;font-style:italic;margin:4px'>"
-                f"{body or html.escape(kind)}</div>")
+        text = html.escape(SYSTEM_KINDS[kind]) + (" " if SYSTEM_KINDS[kind] and body else "")
+        if kind != "deleted":
+            text += body
+        return (f"<div class='bizchat-system' style='text-align:center;color:#667781;"
+                f"font-style:italic;margin:4px'>{text or html.escape(kind)}</div>")
     if kind in MEDIA:
-        body = f"<i>[{MEDIA[kind]}]</i>" + (f" {body}" if body else "")
+        # an export's "<Media omitted>" says no more than the placeholder does
+        caption = "" if re.fullmatch(r"&lt;[^&]*&gt;", body) else body
+        body = f"<i>[{MEDIA[kind]}]</i>" + (f" {caption}" if caption else "")
     elif kind == "template":
         body = (f"<span style='color:#667781;font-size:85%'>template "
                 f"{html.escape(plain(row.get('template_name')))}</span><br>{body}")
@@ -93,8 +100,11 @@ def conversation_html(messages: pd.DataFrame, zone: ZoneInfo, more: bool) -> str
         parts.append(message_html(row, zone))
     if not parts:
         parts.append("<i>No messages yet.</i>")
+    # column-reverse: the scroll box opens at its end, on the latest message, as chat
+    # apps do (an HTML widget cannot run script to scroll)
     return ("<div class='bizchat-conversation' style='background:#efeae2;padding:8px;"
-            "max-height:420px;overflow-y:auto'>" + "".join(parts) + "</div>")
+            "max-height:420px;overflow-y:auto;display:flex;flex-direction:column-reverse'>"
+            "<div>" + "".join(parts) + "</div></div>")
 
 
 class Inbox(Workbench):
@@ -141,7 +151,8 @@ class Inbox(Workbench):
         self.template_row = w.HBox([self.template_pick, self.template_btn])
         self.chat_panel = w.VBox([
             self.header, self.conversation, self.reply_row, self.template_row,
-            w.HBox([self.label_pick, self.label_btn, self.unlabel_btn, self.read_btn])],
+            w.HBox([self.label_pick, self.label_btn, self.unlabel_btn, self.read_btn]),
+            self.status],   # the same line again next to the reply buttons
             layout=w.Layout(flex="1", display="none"))
         self.children = [
             w.HTML(f"<h3>Inbox of {html.escape(found['display_name'] or '')} "
@@ -173,6 +184,7 @@ class Inbox(Workbench):
         labels = self.ws.labels.list(self.account_ref)
         self._colours = dict(zip(labels["name"], labels["hex"], strict=True))
         self.label_pick.options = labels["name"].tolist()
+        self.label_pick.value = self.label_pick.options[0] if self.label_pick.options else None
         replies = self.ws.replies.list(self.account_ref)
         self._replies = {s.lstrip("/").lower(): t for s, t in
                          zip(replies["shortcut"], replies["text"], strict=True)}
@@ -182,6 +194,8 @@ class Inbox(Workbench):
         self.template_pick.options = [
             (f"{r['name']} ({r['language']}, {r['category']})", int(r["template_id"]))
             for r in templates.to_dict("records")]
+        if self.template_pick.options:
+            self.template_pick.value = self.template_pick.options[0][1]
 
     def refresh(self) -> None:
         """Read the chats (and the open one) again: new messages from the receiver appear."""

@@ -112,7 +112,8 @@ class LabelManager(Workbench):
             self.card_attributes, self.save_btn, w.HTML("<b>Consent</b>"),
             self.consent_history,
             w.HBox([self.consent_action, self.consent_purpose]),
-            self.consent_source, self.consent_evidence, self.record_btn])
+            self.consent_source, self.consent_evidence, self.record_btn,
+            self.status])   # the same line again next to the card's buttons
         self.card.layout.display = "none"
 
         self.children = [

@@ -144,7 +144,7 @@ def ingest_receipts(con, transport) -> int:
 
 def counts(ws, broadcast_id: int) -> dict:
     """Recipients of the broadcast by state."""
-    with ws.connect() as con:
+    with ws.connect(read_only=True) as con:
         _broadcast(con, broadcast_id)
         return _counts(con, broadcast_id, datetime.now(UTC))
 
