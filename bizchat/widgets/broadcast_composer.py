@@ -492,7 +492,8 @@ class BroadcastComposer(Workbench):
         else:
             self.status.error(failure or "The broadcast could not be cancelled.")
             return
-        self._cancel_note = (f"{done['cancelled']:,} recipients not yet sent were skipped.")
+        self._cancel_note = ("nothing was sent." if done["previous_status"] == "draft" else
+                             f"{done['cancelled']:,} recipients not yet sent were skipped.")
         self.status.ok(f"Cancelled: {self._cancel_note}")
 
     def show_funnel(self) -> None:
