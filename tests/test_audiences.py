@@ -292,6 +292,7 @@ def _shared_workspace():
     return _WORKSPACE["ws"], _WORKSPACE["n"]
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(people=st.lists(_person, min_size=1, max_size=6),

@@ -120,6 +120,7 @@ def ledger(tmp_path_factory):
     return ws, ws.accounts.add("+49 30 1234567", name="Laden")["account_id"]
 
 
+@pytest.mark.slow
 @given(events)
 @settings(max_examples=40, deadline=None)
 def test_derived_state_equals_the_last_event(ledger, sequence):
@@ -243,6 +244,7 @@ def test_custom_keywords_per_account_and_no_marketing_after_stop(ws):
     assert len(ws.consent.history(a)) == 2
 
 
+@pytest.mark.slow
 @given(st.sampled_from(DEFAULT_OPT_OUT_KEYWORDS), st.integers(1, 600))
 @settings(max_examples=20, deadline=None)
 def test_after_a_keyword_no_marketing_is_allowed(ledger, word, minutes):

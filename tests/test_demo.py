@@ -58,6 +58,7 @@ def fingerprint(ws) -> dict:
 
 # --- determinism ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_same_workspace_other_seed_another(built, tmp_path, capsys):
     summary, ws = built
     again = demo.build(tmp_path / "again.duckdb", contacts=N, seed=SEED)
@@ -336,6 +337,7 @@ def test_receipts_are_plausible(built):
 
 # --- refusing to overwrite, and the CLI -------------------------------------------------
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_without_replace(tmp_path):
     path = tmp_path / "ws.duckdb"
     first = demo.build(path, contacts=60, seed=1)

@@ -4,6 +4,7 @@ prints the figures)."""
 
 from __future__ import annotations
 
+import pytest
 from fuzzing import contact_csvs, contact_outcome, export_outcome, exports
 from hypothesis import HealthCheck, given, settings
 
@@ -16,6 +17,7 @@ def test_a_damaged_export_parses_or_is_a_clean_error(data):
     assert not export_outcome(data).startswith("crash"), export_outcome(data)
 
 
+@pytest.mark.slow
 def test_contact_csvs(tmp_path):
     """One workspace for all examples (a fresh one each would cost more than the import)."""
     ws = bizchat.open(tmp_path / "fuzz.duckdb")

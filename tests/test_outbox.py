@@ -80,6 +80,7 @@ def test_send_sends_every_recipient_exactly_once(ws):
     assert (per_contact == 1).all()
 
 
+@pytest.mark.slow
 def test_seeded_send_is_deterministic(tmp_path):
     import bizchat
 
@@ -223,6 +224,7 @@ def test_other_errors_fail_with_code_and_message(ws):
 ACTIONS = st.sampled_from(["opt_in", "opt_out", "none"])
 
 
+@pytest.mark.slow
 @given(before=st.lists(ACTIONS, min_size=6, max_size=6),
        after=st.lists(st.sampled_from(["opt_in", "opt_out", "keep"]), min_size=6, max_size=6),
        category=st.sampled_from(["marketing", "utility"]))

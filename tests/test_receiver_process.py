@@ -192,6 +192,7 @@ def test_a_workspace_the_ingester_could_never_write_is_refused_at_start(tmp_path
     assert not Path(f"{newer}.spool").exists() and not Path(f"{corrupt}.spool").exists()
 
 
+@pytest.mark.slow
 def test_health_names_the_oldest_pending_body(workspace):
     """In-process: the oldest body not yet ingested and how long it has waited."""
     from starlette.testclient import TestClient

@@ -6,6 +6,7 @@ import itertools
 from datetime import timedelta
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stats_world import T1, add_account, add_broadcast, add_contact, assert_same_tables
@@ -28,6 +29,7 @@ def model(messages: list[set]) -> dict:
             "failed": sum("failed" in s for s in messages)}
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(fates=fates, order=st.randoms(use_true_random=False), repeats=st.integers(1, 3),
        batches=st.integers(1, 4))

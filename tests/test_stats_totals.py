@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pytest
 from outbox_helpers import Scripted, campaign, recipients, status_webhook, wa
 from stats_world import T1, assert_same_tables, build_campaigns
 
@@ -25,6 +26,7 @@ from bizchat.ingest import webhooks
 COUNTS = ["recipients", "skipped", "sent", "delivered", "read", "failed"]
 
 
+@pytest.mark.slow
 def test_totals_equal_the_recipients_table_under_every_filter(ws):
     build_campaigns(ws)
     assert_same_tables(ws)
@@ -38,6 +40,7 @@ def test_totals_equal_the_recipients_table_under_every_filter(ws):
     assert none[COUNTS].iloc[0].tolist() == [0] * 6
 
 
+@pytest.mark.slow
 def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
     bid = campaign(ws, 2)
     transport = Scripted()
@@ -66,6 +69,7 @@ def test_a_deferred_message_no_longer_counts_once_its_replacement_is_sent(ws):
     assert table[["recipients", "sent", "delivered", "failed"]].values.tolist() == [[2, 2, 1, 0]]
 
 
+@pytest.mark.slow
 def test_a_receipt_before_the_send_was_recorded_joins_by_its_key(ws):
     bid = campaign(ws, 3)
     transport = Scripted({wa(2): ["unknown"]})
