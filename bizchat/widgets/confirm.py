@@ -16,7 +16,7 @@ import ipywidgets as w
 class Confirm(w.HBox):
     """Hidden until ``ask``; ``yes.click()`` runs the pending action once, ``no`` drops it."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs) -> None:
         self.question = w.HTML()
         self.yes = w.Button(description="Yes", button_style="danger")
         self.no = w.Button(description="Cancel")
