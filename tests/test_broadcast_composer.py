@@ -162,6 +162,7 @@ def test_a_busy_workspace_is_an_inline_sentence(tmp_path):
     assert c.status.kind != "error" and c.estimate.counts["candidates"] == 1
 
 
+@pytest.mark.slow
 def test_cancel_while_sending_in_the_background_stops_the_send(demo_ws):
     ws = demo_ws
     account = ws.accounts.list()["phone_e164"].iloc[0]
