@@ -336,6 +336,17 @@ class Broadcasts:
                 WHERE ? IS NULL OR b.account_id = ?
                 ORDER BY b.broadcast_id DESC""", [account_id, account_id]).df()
 
+    def names(self, account=None) -> pd.DataFrame:
+        """broadcast_id, account_id, name, category, status, scheduled_for of the broadcasts
+        (of one account, or all), newest first: what a picker lists, without the counts
+        ``list`` adds (and pays for)."""
+        with self.ws.connect() as con:
+            account_id = get_account(con, account)["account_id"] if account is not None else None
+            return con.execute("""
+                SELECT broadcast_id, account_id, name, category, status, scheduled_for
+                FROM broadcasts WHERE ? IS NULL OR account_id = ?
+                ORDER BY broadcast_id DESC""", [account_id, account_id]).df()
+
     def recipients(self, broadcast_id) -> pd.DataFrame:
         """The frozen recipients with their state, reason, variant and message."""
         with self.ws.connect(read_only=True) as con:
@@ -588,20 +599,22 @@ class Broadcasts:
     # -- sending (the rules in campaigns/sending.py; issue 16's run_due goes there too) ----
 
     def send(self, broadcast_id, *, transport=None, seed: int | None = None,
-             progress: bool = False, now=None, actor: str = "bizchat", **options) -> dict:
+             progress: bool | object = False, now=None, actor: str = "bizchat", **options) -> dict:
         """Send the broadcast through the crash-safe outbox: a draft is scheduled for now
         and frozen first; a broadcast scheduled for later is refused until its time
         (``run_due`` sends it then). ``transport``: ``"simulated"`` (default, with
         ``seed``), ``"cloud"`` or a Transport. ``now``: the campaign clock (default
-        ``$BIZCHAT_NOW``, else the wall clock). Returns the counts by state, ``deferred``
-        and ``next_due`` (``frozen``: what freezing found)."""
+        ``$BIZCHAT_NOW``, else the wall clock). ``progress``: True for a tqdm bar, or the
+        caller's bar (``update(n)``, ``close()``, optionally ``reset(total=...)``: a
+        widget's). Returns the counts by state, ``deferred`` and ``next_due``
+        (``frozen``: what freezing found)."""
         from . import sending
 
         return sending.send(self.ws, broadcast_id, transport=transport, seed=seed,
                             progress=progress, now=now, actor=actor, **options)
 
     def resume(self, broadcast_id, *, transport=None, seed: int | None = None,
-               progress: bool = False, now=None, actor: str = "bizchat", **options) -> dict:
+               progress: bool | object = False, now=None, actor: str = "bizchat", **options) -> dict:
         """Continue an interrupted send, also one killed while it froze the recipients;
         recipients caught mid-call become ``unknown`` and are never resent blindly."""
         from . import sending
@@ -610,7 +623,7 @@ class Broadcasts:
                               progress=progress, now=now, actor=actor, **options)
 
     def run_due(self, now=None, *, transport=None, seed: int | None = None,
-                progress: bool = False, actor: str = "bizchat", **options) -> builtins.list[dict]:
+                progress: bool | object = False, actor: str = "bizchat", **options) -> builtins.list[dict]:
         """Send everything whose time has come: every scheduled broadcast that is due
         (frozen then), every deferred recipient now due, and (simulated transport) the
         receipts that have come due meanwhile. Safe to run from cron every minute and
@@ -671,6 +684,41 @@ class Broadcasts:
                 "audience": aud.Audience.parse(found["audience"]).describe()}
 
     # -- rules the composer needs ----------------------------------------------------------
+
+    def composer_options(self, account) -> dict:
+        """What a broadcast of ``account`` can be built from: labels, languages, attribute
+        names with their common values, placeholders, saved templates, past broadcasts."""
+        from . import drafts
+
+        return drafts.options(self.ws, account)
+
+    def check_text(self, account, text: str, *, values: Mapping | None = None,
+                   part: str = "body") -> Sequence[str]:
+        """The placeholders of a message text being written; TemplateError names the first
+        unsafe or unknown one with its position and the names available to the account."""
+        from . import drafts
+
+        with self.ws.connect(read_only=True) as con:
+            available = drafts.available_placeholders(con, get_account(con, account), values)
+        return drafts.check_text(text, available, part=part)
+
+    def estimate(self, account, *, category: str = "marketing", audience=None,
+                 body: str | None = None, template=None, header: str | None = None,
+                 footer: str | None = None, buttons=None, variants=None,
+                 control: float = 0.0, values: Mapping | None = None,
+                 fallbacks: Mapping | None = None, seed: int = 0, at=None,
+                 plan: bool = False, samples: int = 3, rate_card=None):
+        """What a broadcast not yet saved would do if sent at ``at`` (default now), with the
+        fields of ``create``: ``.counts`` (candidates, queued, by_variant, skipped by
+        reason), ``.samples`` (the exact text for a few recipients) and, with ``plan``,
+        ``.plan`` (expected deliveries, reads, replies, cost). Writes nothing."""
+        from . import drafts
+
+        return drafts.estimate(self.ws, account, _utc(at), with_plan=plan, rate_card=rate_card,
+                               n_samples=samples, category=category, audience=audience,
+                               body=body, template=template, header=header, footer=footer,
+                               buttons=buttons, variants=variants, control=control,
+                               values=values, fallbacks=fallbacks, seed=seed)
 
     def requires_template(self, account, contact, at=None) -> bool:
         """Whether a message to ``contact`` at ``at`` (default now) must be a template: true

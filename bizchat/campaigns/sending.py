@@ -35,7 +35,7 @@ RECEIPT_TAIL = timedelta(days=6)
 
 
 def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
-         progress: bool = False, now=None, actor: str = "bizchat", **options) -> dict:
+         progress: bool | object = False, now=None, actor: str = "bizchat", **options) -> dict:
     """Schedule a draft for now and freeze it, refuse a broadcast not yet due, then send.
     Returns the outbox's counts by state; ``frozen`` holds the freeze counts."""
     current = clock.now(now)
@@ -52,7 +52,7 @@ def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
 
 
 def resume(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
-           progress: bool = False, now=None, actor: str = "bizchat", **options) -> dict:
+           progress: bool | object = False, now=None, actor: str = "bizchat", **options) -> dict:
     """After a crash: recipients left ``sending`` become ``unknown`` (never resent), a
     broadcast whose freezing was interrupted is frozen, then the send continues."""
     current = clock.now(now)
@@ -118,7 +118,7 @@ def due(ws, now, *, simulated: bool) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def run_due(ws, *, now=None, transport=None, seed: int | None = None, progress: bool = False,
+def run_due(ws, *, now=None, transport=None, seed: int | None = None, progress: bool | object = False,
             actor: str = "bizchat", **options) -> list[dict]:
     """Send everything due at ``now``; see the module docstring. One dict per broadcast:
     the outbox's counts, or ``busy`` (another process is sending it) or ``error``."""

@@ -293,8 +293,11 @@ class Stats:
         rate come from the filtered history unless ``baseline_rate`` is given."""
         if metric not in ("open", "reply"):
             raise InvalidValue(f"Plan on 'open' or 'reply', not {metric!r}.", input=metric)
-        history = self.funnel(None, account=account, start=start, end=end, labels=labels,
-                              category=category).iloc[0]
+        # Delivery and open rates come from the per-broadcast totals (open_rates, the same
+        # numbers); only a reply baseline needs the full funnel, several times slower.
+        filters = dict(account=account, start=start, end=end, labels=labels, category=category)
+        history = (self.open_rates((), **filters) if metric == "open" else
+                   self.funnel(None, **filters)).iloc[0]
         delivery = history["delivery_rate"]
         delivery = float(delivery) if delivery == delivery and delivery > 0 else 1.0
         if baseline_rate is None:

@@ -152,18 +152,32 @@ def recipients(t: Tables, f: Filters, *, with_ref: bool = False,
     return rel
 
 
-def first_after(rel: ir.Table, events: ir.Table, at: str, window: timedelta, name: str) -> ir.Table:
-    """Add ``name``: the first of ``events`` (account_id, contact_id, ``at``) for the same
-    account and contact after the recipient's ``send_at`` and at most ``window`` later."""
-    ev = events.select("account_id", "contact_id", _at=events[at])
+def first_after(rel: ir.Table, events: dict[str, tuple[ir.Table, str, timedelta]]) -> ir.Table:
+    """Add one column per entry of ``events`` (name -> (table with account_id, contact_id,
+    its time column, window)): the first such event for the same account and contact after
+    the recipient's ``send_at`` and at most ``window`` later.
+
+    Why one range join for all kinds: each use of ``rel`` in the query re-joins every
+    recipient with its message status on the text message id, the expensive part of the
+    funnel. One join of the recipients with the union of the events, and a conditional
+    ``min`` per kind, reads that join once (the funnel ran 3-4x slower with one join per
+    kind, each nesting the previous one).
+    """
+    parts = [table.select("account_id", "contact_id", _at=table[at],
+                          _kind=ibis.literal(name))
+             for name, (table, at, _) in events.items()]
+    ev = ibis.union(*parts) if len(parts) > 1 else parts[0]
+    widest = max(window for _, _, window in events.values())
     # view(): a self-join; without it Ibis may resolve rel's columns to the copy's.
     hits = rel.view().select("broadcast_id", "contact_id", "account_id", "send_at")
     j = hits.join(ev, [hits.account_id == ev.account_id, hits.contact_id == ev.contact_id,
-                       ev._at > hits.send_at, ev._at <= hits.send_at + window])
-    firsts = j.group_by([hits.broadcast_id, hits.contact_id]).aggregate(**{name: ev._at.min()})
+                       ev._at > hits.send_at, ev._at <= hits.send_at + widest])
+    firsts = j.group_by([hits.broadcast_id, hits.contact_id]).aggregate(**{
+        name: ev._at.min(where=(ev._kind == name) & (ev._at <= hits.send_at + window))
+        for name, (_, _, window) in events.items()})
     out = rel.left_join(firsts, [rel.broadcast_id == firsts.broadcast_id,
                                  rel.contact_id == firsts.contact_id])
-    return out.select(rel, firsts[name])
+    return out.select(rel, *[firsts[name] for name in events])
 
 
 def with_responses(t: Tables, rel: ir.Table, *, reply_window: timedelta = REPLY_WINDOW,
@@ -172,10 +186,10 @@ def with_responses(t: Tables, rel: ir.Table, *, reply_window: timedelta = REPLY_
     (marketing opt-out within ``opt_out_window``) after each recipient's send_at."""
     m = t.messages
     inbound = m.filter(m.direction == "in", m.contact_id.notnull())
-    rel = first_after(rel, inbound, "created_at", reply_window, "first_reply_at")
     c = t.consent_events
     opt_outs = c.filter(c.purpose == "marketing", c.action == "opt_out")
-    return first_after(rel, opt_outs, "recorded_at", opt_out_window, "first_opt_out_at")
+    return first_after(rel, {"first_reply_at": (inbound, "created_at", reply_window),
+                             "first_opt_out_at": (opt_outs, "recorded_at", opt_out_window)})
 
 
 def with_labels(t: Tables, rel: ir.Table, f: Filters) -> ir.Table:

@@ -85,7 +85,7 @@ class _Run:
 
 
 def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
-         progress: bool = False, batch_size: int = 500, max_wait: float | None = None,
+         progress: bool | object = False, batch_size: int = 500, max_wait: float | None = None,
          horizon: float | None = None, max_attempts: int = 5, actor: str = "bizchat",
          now=None) -> dict:
     """Send the broadcast's queued recipients (and deferred ones now due); returns counts
@@ -246,10 +246,14 @@ def _run(ws, broadcast, account, transport, rate, seed, progress, batch_size, ma
                batch_size, wait, until, max_attempts, actor, next_slot=start,
                templates=templates, limits=lim, due_by=now if simulated else None)
     bar = None
-    if progress:
+    if progress is True:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=f"broadcast {broadcast_id}", unit="msg")
+    elif progress:   # the caller's own bar (a widget's): update(n) and close(), like tqdm
+        bar = progress
+        if hasattr(bar, "reset"):
+            bar.reset(total=total)
     try:
         if not simulated and start > clock.now():
             if start - clock.now() > wait:
