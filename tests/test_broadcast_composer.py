@@ -118,7 +118,12 @@ def test_schedule_at_a_time_and_cancel(ws, world):
     assert found["status"] == "scheduled" and "09:00 UTC" in c.status.text
     c.cancel_sending()
     assert ws.broadcasts.get(bid)["status"] == "cancelled"
-    assert set(ws.broadcasts.recipients(bid)["state"]) == {"skipped"}
+    # A broadcast is frozen at its send time (issue 16): cancelled before it, nobody was
+    # frozen, so nobody can be sent to later.
+    assert len(ws.broadcasts.recipients(bid)) == 0
+    due = ws.broadcasts.run_due(now="2099-01-05T10:05+01:00")
+    assert all(r.get("broadcast_id") != bid for r in due)
+    assert ws.broadcasts.get(bid)["status"] == "cancelled"
 
 
 def test_bad_input_is_one_inline_sentence_and_stores_nothing(ws, world):
