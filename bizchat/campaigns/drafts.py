@@ -21,7 +21,7 @@ from datetime import datetime
 import pandas as pd
 
 from ..errors import InvalidValue, TemplateError
-from ..messaging import render
+from ..messaging import placeholders, render
 from ..people.accounts import get_account
 from . import audiences as aud
 from . import planning
@@ -31,14 +31,10 @@ SAMPLES = 3
 
 
 def available_placeholders(con, account: dict, values: Mapping | None = None) -> list[str]:
-    """The placeholder names a message of ``account`` can use: first_name, name,
-    business_name, every contact attribute name in the account, and the fixed values."""
-    keys = [r[0] for r in con.execute("""
-        SELECT DISTINCT unnest(json_keys(attributes)) FROM contacts
-        WHERE account_id = ? AND attributes IS NOT NULL""", [account["account_id"]]).fetchall()]
-    names = {*render.STANDARD_PLACEHOLDERS, *(values or {})}
-    names.update(k for k in keys if isinstance(k, str) and render.NAME.fullmatch(k))
-    return sorted(names)
+    """The placeholder names a message of ``account`` can use: the account's names (one
+    list, messaging.placeholders.available) and the broadcast's fixed values."""
+    names = placeholders.available(con, account["account_id"])
+    return names + sorted(k for k in (values or {}) if k not in names)
 
 
 def check_text(text: str, available: list[str], *, part: str = "body") -> list[str]:
