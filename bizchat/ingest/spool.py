@@ -91,6 +91,24 @@ def spool_file(workspace_path: str | os.PathLike) -> Path:
     return Path(f"{workspace_path}.spool")
 
 
+def quarantine_file(workspace_path: str | os.PathLike) -> Path:
+    """Where the damaged lines of a workspace's spool are kept (it may not exist)."""
+    return Path(f"{workspace_path}.spool.quarantine")
+
+
+def received_at_of(line: bytes) -> datetime | None:
+    """When the receiver accepted the body of ``line`` (UTC), read without decoding the
+    line, so also from a damaged one; None when no readable time is in it."""
+    match = _RECEIVED.search(line[:256])
+    if not match:
+        return None
+    try:
+        at = datetime.fromisoformat(match[1].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 @dataclass
 class SpoolBatch:
     """What ``Spool.read`` found after the offset: give it back to ``Spool.commit``."""
@@ -107,7 +125,7 @@ class Spool:
         self.path = spool_file(workspace_path)
         self.offset_path = Path(f"{workspace_path}.spool.offset")
         self.lock_path = Path(f"{workspace_path}.spool.lock")
-        self.quarantine_path = Path(f"{workspace_path}.spool.quarantine")
+        self.quarantine_path = quarantine_file(workspace_path)
         self._thread_lock = threading.Lock()
         self._quarantine_count: tuple[tuple[int, int], int] | None = None
         self._fd: int | None = None                # kept open by the appender
@@ -290,14 +308,7 @@ class Spool:
         with open(self.path, "rb") as f:
             f.seek(start)
             head = f.read(256)
-        match = _RECEIVED.search(head.split(b"\n", 1)[0])
-        if not match:
-            return None
-        try:
-            at = datetime.fromisoformat(match[1].decode("ascii"))
-        except ValueError:
-            return None
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
+        return received_at_of(head.split(b"\n", 1)[0])
 
     # --- after a batch ----------------------------------------------------------------
 
