@@ -186,12 +186,14 @@ def _fill_spool(workspace_path: Path, lines: list[bytes]):
 
 # --- ours ------------------------------------------------------------------------------
 
-def drain(workspace_path: Path, spool, batch_bytes: int = 16 << 20) -> tuple[float, float, int]:
-    """Ingest the whole spool as the receiver's ingest process does;
+def drain(workspace_path: Path, spool, batch_bytes: int = 16 << 20, threads: int | None = 1
+          ) -> tuple[float, float, int]:
+    """Ingest the whole spool as the receiver's ingest process does (one DuckDB thread,
+    as ``ingester.main`` sets it; ``threads=None``: DuckDB's default, every core);
     (seconds, CPU seconds of this process, batches)."""
     from bizchat.receiver.ingester import Ingester
 
-    ingester = Ingester(workspace_path, spool, batch_bytes=batch_bytes)
+    ingester = Ingester(workspace_path, spool, batch_bytes=batch_bytes, threads=threads)
     start, cpu = time.perf_counter(), time.process_time()
     while spool.pending_bytes():
         if not ingester.run_once(timeout=30):
