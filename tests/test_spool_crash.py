@@ -140,8 +140,7 @@ SCENARIO = textwrap.dedent("""
     import bizchat
     from bizchat.receiver.ingester import Ingester
     from bizchat.privacy import Privacy
-    from bizchat.ingest.batches import ingest_isolated
-from bizchat.ingest.spool import Spool
+    from bizchat.ingest.spool import Spool
     from test_spool_crash import PERSON, body
 
     path = Path(sys.argv[1])
