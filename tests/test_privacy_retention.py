@@ -160,3 +160,46 @@ def test_identifier_patterns_come_in_chunks():
     assert len(ids.prefilters()) == 3 and len(ids.pattern().compiled) == 3
     text = "Olga Alt: +49 170 0000003, 0170 0000204 und 01700000999"
     assert ids.pattern().sub("[x]", text) == "[x]: [x], [x] und 01700000999"
+
+
+def test_purge_covers_the_spool_quarantine_by_the_age_of_its_lines(ws):
+    """Damaged spool lines are raw bodies too: the raw-body retention removes them by the
+    time they were received, and an undated line by the file's last change."""
+    import os
+
+    from bizchat.ingest.spool import Spool, encode_line
+
+    _shop(ws)
+    body = envelope("555", "4930901820", {"contacts": [], "messages": [], "statuses": [
+        {"id": "m-q", "status": "read", "timestamp": "1767250000", "recipient_id": "491709999999"}]})
+
+    def torn(days: int) -> bytes:   # a line cut short: its date can still be read
+        at = (NOW - timedelta(days=days)).isoformat()
+        return encode_line(payload_id(body) + str(days), at, body.decode())[:-8]
+
+    spool = Spool(ws.path)
+    spool.quarantine([(0, torn(200), "torn"), (0, torn(10), "torn"),
+                      (0, b'{"undated": "491709999999"', "edited by hand")])
+    spool.close()
+    path = spool.quarantine_path
+    month_ago = (NOW - timedelta(days=30)).timestamp()
+    os.utime(path, (month_ago, month_ago))
+
+    plan = ws.privacy.purge(dry_run=True).plan.set_index("what")
+    assert plan.loc["damaged spool lines (quarantine)", "rows"] == 1      # received 200 days ago
+    assert plan.loc["damaged spool lines (quarantine)", "days"] == 90
+    assert len(path.read_bytes().splitlines()) == 3                      # a dry run keeps them
+    result = ws.privacy.purge()
+    assert result.done["damaged spool lines (quarantine)"] == 1
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 2 and all(b"491709999999" in line for line in lines)
+    assert abs(path.stat().st_mtime - month_ago) < 1    # undated lines still count from then
+    assert "damaged spool lines" in result.summary()
+
+    ws.privacy.set_retention("raw_payloads", 7)   # the 10-day line and the month-old file
+    assert ws.privacy.purge().done["damaged spool lines (quarantine)"] == 2
+    assert path.read_bytes() == b""
+    ws.privacy.set_retention("raw_payloads", None)
+    ws.privacy.set_retention("message_bodies", None)
+    assert ws.privacy.purge(dry_run=True).plan.set_index("what").loc[
+        "damaged spool lines (quarantine)", "rows"] == 0

@@ -185,3 +185,91 @@ def test_a_spool_that_cannot_be_written_answers_503_and_keeps_every_200(workspac
     stored = workspace.sql("SELECT message_id FROM messages ORDER BY created_at")["message_id"].tolist()
     assert stored == [f"wamid.F{i}" for i in ok]
     assert not os.path.exists(f"{workspace.path}.spool.quarantine")
+
+
+@pytest.mark.slow
+def test_a_client_trickling_its_headers_is_cut_off_at_the_header_timeout(workspace):
+    """Slowloris: headers sent a byte at a time. uvicorn's keep-alive timer stops at the
+    first byte, so without the receiver's own head timer these connections stay open."""
+    import httpx
+
+    port = free_port()
+    proc, url = start_receiver(workspace.path, port, "--header-timeout", "1")
+    try:
+        head = _head(port, len(VALID), sign(VALID, SECRET))
+        socks = [_connect(port) for _ in range(20)]
+        started = time.monotonic()
+        closed_at: dict[int, float] = {}
+        for i in range(len(head)):           # one byte per socket every 0.1 s, for ~4 s
+            if time.monotonic() - started > 4 or len(closed_at) == len(socks):
+                break
+            for n, sock in enumerate(socks):
+                if n in closed_at:
+                    continue
+                try:
+                    sock.sendall(head[i:i + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    closed_at[n] = time.monotonic() - started
+            time.sleep(0.1)
+        for n, sock in enumerate(socks):
+            if n not in closed_at:
+                sock.settimeout(max(0.1, 4 - (time.monotonic() - started)))
+                data, closed = _answer(sock)
+                if closed:
+                    closed_at[n] = time.monotonic() - started
+                    assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:80]
+            sock.close()
+        assert len(closed_at) == len(socks), f"{len(socks) - len(closed_at)} connections still open"
+        assert max(closed_at.values()) < 3.5, closed_at
+        # A client that sends its request at once is served as before, keep-alive included.
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert post(client, VALID).status_code == 200
+            time.sleep(0.5)
+            assert client.get("/health").status_code == 200
+    finally:
+        code, log = stop(proc)
+    assert code == 0, log
+
+
+@pytest.mark.slow
+def test_forged_uploads_hold_no_more_memory_than_the_unverified_budget(workspace):
+    """A well-formed but wrong signature can only be told after the whole body: 40 such
+    3.9 MiB uploads left unfinished raised the receiver from 126 to 309 MiB and held it.
+    With an 8 MiB budget, two are read and the rest answered 503 at once; a real
+    delivery still fits beside them."""
+    import httpx
+
+    port = free_port()
+    proc, url = start_receiver(workspace.path, port, "--max-unverified-mb", "8",
+                               "--body-timeout", "4")
+    size = int(3.9 * 1024 * 1024)
+    forged = "sha256=" + "0" * 64
+    try:
+        before = _rss_kib(proc.pid)
+        uploads = []
+        for _ in range(40):
+            sock = _connect(port)
+            sock.sendall(_head(port, size, forged))
+            try:
+                sock.sendall(b"x" * (size - 1))     # all but the last byte
+            except (BrokenPipeError, ConnectionResetError):
+                pass                                # refused while sending
+            uploads.append(sock)
+        time.sleep(0.5)
+        grown = _rss_kib(proc.pid) - before
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert post(client, VALID).status_code == 200      # fits beside the two
+            info = client.get("/health").json()
+        assert info["unverified_refused"] >= 38
+        assert info["unverified_bytes"] <= 8 * 1024 * 1024
+        answers = [_answer(sock) for sock in uploads]
+        codes = [data[9:12] for data, _ in answers if data]
+        assert codes.count(b"503") >= 38, codes
+        assert set(codes) <= {b"503", b"408"}, codes
+        assert grown < 30 * 1024, f"the receiver grew by {grown / 1024:.0f} MiB"
+        for sock in uploads:
+            sock.close()
+        assert wait_for(lambda: workspace_has(workspace, 1), 30)
+    finally:
+        code, log = stop(proc)
+    assert code == 0, log

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from webhook_samples import PNID, dumps, text_message
 
 import bizchat
+from bizchat.ingest.batches import ingest_isolated
 from bizchat.ingest.spool import Spool
 from bizchat.privacy import Privacy
 from bizchat.receiver.ingester import Ingester
@@ -241,3 +243,39 @@ def test_kill_at_every_step_of_commit_and_erasure_loses_no_acknowledged_body(tmp
           f"{sum(f[2] for f in figures)} stored once each (a body being appended at the kill, "
           f"never acknowledged, may be among them), {sum(f[3] for f in figures)} messages "
           f"expected (the erased person's excepted), {sum(f[4] for f in figures)} lost")
+
+
+def test_a_spool_written_by_the_previous_version_ingests_after_an_upgrade(workspace):
+    """tests/fixtures/spool/written-by-505c7ec.spool was written by Spool.append of
+    commit 505c7ec (before the spool reading was rewritten): three compact message bodies,
+    a status body, a pretty-printed body (stored as a JSON string). Its offset says the
+    first two lines were ingested before the upgrade; the rest follow exactly once, and
+    reading it all again (offset lost) stores nothing twice."""
+    import shutil
+
+    fixture = TESTS / "fixtures" / "spool" / "written-by-505c7ec.spool"
+    data = fixture.read_bytes()
+    lines = data.split(b"\n")
+    generation = lines[0].split(b'"')[3].decode()
+    shutil.copy(fixture, f"{workspace.path}.spool")
+    read = Spool(workspace.path, repair=False).read()
+    assert len(read.records) == 5 and not read.damaged
+    assert read.records[4][2] == json.dumps(json.loads(read.records[4][2]), indent=2)
+    # The old receiver ingested the first two, then stopped; the new one starts.
+    with workspace.connect() as con:
+        ingest_isolated(con, read.records[:2])
+    offset = len(lines[0]) + 1 + len(lines[1]) + 1 + len(lines[2]) + 1
+    Path(f"{workspace.path}.spool.offset").write_text(f"{generation} {offset}")
+    assert drain(workspace.path) == 3
+    want = ["wamid.U1", "wamid.U2", "wamid.U3", "wamid.U4"]
+    assert stored(workspace) == want
+    assert workspace.sql("SELECT count(*) AS n FROM message_events")["n"][0] == 3
+    assert workspace.sql("SELECT count(*) AS n FROM raw_payloads WHERE state = 'ingested'")["n"][0] == 5
+    texts = workspace.sql("SELECT body FROM messages WHERE message_id = 'wamid.U1'")["body"]
+    assert texts[0] == "Vor dem Update 1 Grüße 👋"
+    # Offset lost: everything is read again and nothing is stored twice.
+    shutil.copy(fixture, f"{workspace.path}.spool")
+    Path(f"{workspace.path}.spool.offset").unlink(missing_ok=True)
+    assert drain(workspace.path) == 5
+    assert stored(workspace) == want
+    assert workspace.sql("SELECT count(*) AS n FROM raw_payloads")["n"][0] == 5

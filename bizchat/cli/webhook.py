@@ -23,9 +23,14 @@ def webhook() -> None:
               help="At shutdown, how long to wait for a busy workspace before giving up the flush.")
 @click.option("--body-timeout", default=20.0, show_default=True, metavar="SECONDS",
               help="A request body must arrive within this time (408 otherwise).")
+@click.option("--header-timeout", default=10.0, show_default=True, metavar="SECONDS",
+              help="A request's headers must arrive within this time (408 and closed otherwise).")
+@click.option("--max-unverified-mb", default=32, show_default=True, type=click.IntRange(4),
+              metavar="MIB", help="Memory all bodies whose signature is not checked yet may "
+                                  "hold together; past it a request gets 503 (Meta retries).")
 @workspace_option
 def serve(host: str, port: int, stall_after: float, flush_timeout: float,
-          body_timeout: float) -> None:
+          body_timeout: float, header_timeout: float, max_unverified_mb: int) -> None:
     """Run the receiver at /webhook (needs $BIZCHAT_APP_SECRET, $BIZCHAT_VERIFY_TOKEN).
 
     Accepted bodies are fsynced to a spool beside the workspace before the 200 and moved
@@ -36,7 +41,8 @@ def serve(host: str, port: int, stall_after: float, flush_timeout: float,
 
     state = cli_state()
     run(state.workspace, host=host, port=port, stall_after=stall_after,
-        flush_timeout=flush_timeout, body_timeout=body_timeout)
+        flush_timeout=flush_timeout, body_timeout=body_timeout, header_timeout=header_timeout,
+        max_unverified=max_unverified_mb * 1024 * 1024)
 
 
 @webhook.command()

@@ -51,6 +51,7 @@ log = logging.getLogger("bizchat.ingest.spool")
 # reading a batch). Bodies with line breaks (pretty-printed) are stored as a string.
 _RAW_LINE = re.compile(rb'\{"id":"([^"\\]*)","received_at":"([^"\\]*)","raw":')
 _HEADER = re.compile(rb'\{"spool":"([0-9a-f]{16})"\}\n')
+_BLANK = re.compile(rb"\s*")
 _RECEIVED = re.compile(rb'"received_at": ?"([^"\\]{1,64})"')
 
 
@@ -63,14 +64,15 @@ def encode_line(pid: str, received_at: str, body: str) -> bytes:
                        ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def decode_line(line: bytes) -> tuple[str, str, str]:
+def decode_line(line: bytes | memoryview) -> tuple[str, str, str]:
     """(payload id, received_at as written, body text) of one line without its newline.
     Raises ValueError (or KeyError/TypeError for JSON of another shape) on a bad line."""
     match = _RAW_LINE.match(line)
-    if match and line.endswith(b"}"):
+    if match and line[-1:] == b"}":
+        # str() of a memoryview slice: the body is decoded without a copy of its bytes
         return (match[1].decode("ascii"), match[2].decode("ascii"),
-                line[match.end():-1].decode("utf-8"))
-    item = json.loads(line)
+                str(memoryview(line)[match.end():-1], "utf-8"))
+    item = json.loads(bytes(line))
     fields = item["id"], item["received_at"], item["body"]
     if not all(isinstance(f, str) for f in fields):
         raise InvalidValue("id, received_at and body must be strings")
@@ -91,6 +93,24 @@ def spool_file(workspace_path: str | os.PathLike) -> Path:
     return Path(f"{workspace_path}.spool")
 
 
+def quarantine_file(workspace_path: str | os.PathLike) -> Path:
+    """Where the damaged lines of a workspace's spool are kept (it may not exist)."""
+    return Path(f"{workspace_path}.spool.quarantine")
+
+
+def received_at_of(line: bytes) -> datetime | None:
+    """When the receiver accepted the body of ``line`` (UTC), read without decoding the
+    line, so also from a damaged one; None when no readable time is in it."""
+    match = _RECEIVED.search(line[:256])
+    if not match:
+        return None
+    try:
+        at = datetime.fromisoformat(match[1].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 @dataclass
 class SpoolBatch:
     """What ``Spool.read`` found after the offset: give it back to ``Spool.commit``."""
@@ -107,7 +127,7 @@ class Spool:
         self.path = spool_file(workspace_path)
         self.offset_path = Path(f"{workspace_path}.spool.offset")
         self.lock_path = Path(f"{workspace_path}.spool.lock")
-        self.quarantine_path = Path(f"{workspace_path}.spool.quarantine")
+        self.quarantine_path = quarantine_file(workspace_path)
         self._thread_lock = threading.Lock()
         self._quarantine_count: tuple[tuple[int, int], int] | None = None
         self._fd: int | None = None                # kept open by the appender
@@ -273,15 +293,23 @@ class Spool:
                 data += f.readline()
         end = data.rfind(b"\n") + 1
         batch = SpoolBatch([], generation, start, start + end)
-        position = start
-        for line in data[:end].split(b"\n")[:-1]:
-            if line.strip():
+        position, view = start, memoryview(data)
+        parsed: dict[str, datetime] = {}      # a batch's lines share few distinct times
+        at = 0
+        while at < end:                       # line by line without copying the batch
+            stop = data.index(b"\n", at)
+            line = view[at:stop]
+            if not _BLANK.fullmatch(line):
                 try:
                     pid, received_at, body = decode_line(line)
-                    batch.records.append((pid, datetime.fromisoformat(received_at), body))
+                    when = parsed.get(received_at)
+                    if when is None:
+                        when = parsed[received_at] = datetime.fromisoformat(received_at)
+                    batch.records.append((pid, when, body))
                 except (ValueError, KeyError, TypeError) as exc:
-                    batch.damaged.append((position, line, f"{type(exc).__name__}: {exc}"))
-            position += len(line) + 1
+                    batch.damaged.append((position, line.tobytes(), f"{type(exc).__name__}: {exc}"))
+            position += stop - at + 1
+            at = stop + 1
         return batch
 
     def oldest_pending(self) -> datetime | None:
@@ -290,14 +318,7 @@ class Spool:
         with open(self.path, "rb") as f:
             f.seek(start)
             head = f.read(256)
-        match = _RECEIVED.search(head.split(b"\n", 1)[0])
-        if not match:
-            return None
-        try:
-            at = datetime.fromisoformat(match[1].decode("ascii"))
-        except ValueError:
-            return None
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
+        return received_at_of(head.split(b"\n", 1)[0])
 
     # --- after a batch ----------------------------------------------------------------
 

@@ -22,7 +22,17 @@ import pandas as pd
 from ..errors import BizchatError, CompactionPending
 from ..people import pseudonym
 from ..store import audit, faults
-from . import compaction, consent_proof, erasure, outputs, payloads, retention, subject, subjects
+from . import (
+    compaction,
+    consent_proof,
+    erasure,
+    outputs,
+    payloads,
+    quarantine,
+    retention,
+    subject,
+    subjects,
+)
 from .erasure import ErasureResult
 from .retention import PurgeResult
 from .spool_redact import redact_spool
@@ -209,7 +219,8 @@ class Privacy:
 
     def purge(self, *, dry_run: bool = False, as_of: datetime | None = None, actor: str = "bizchat",
               compact: bool = True) -> PurgeResult:
-        """Apply the retention policies (``dry_run``: only say what would go)."""
+        """Apply the retention policies (``dry_run``: only say what would go), to the
+        workspace and to the spool's quarantine file (damaged lines, raw bodies too)."""
         as_of = as_of or datetime.now(UTC)
         if not dry_run and as_of > datetime.now(UTC):
             raise BizchatError("A purge cannot run as of a future date (it would remove data "
@@ -217,15 +228,19 @@ class Privacy:
         if dry_run:  # only reads: also on a workspace opened read-only
             with self.ws.connect(read_only=True) as con:
                 the_plan, inactive = retention.plan(con, as_of)
+                the_plan = quarantine.with_quarantine(the_plan, self.ws.path, as_of)
                 return PurgeResult(dry_run=True, as_of=as_of, plan=the_plan, contacts=inactive)
         with self.ws.transaction() as con:
             the_plan, inactive = retention.plan(con, as_of)
+            the_plan = quarantine.with_quarantine(the_plan, self.ws.path, as_of)
             result = PurgeResult(dry_run=dry_run, as_of=as_of, plan=the_plan, contacts=inactive)
             result.done = retention.apply_bodies(con, the_plan)
             if len(inactive):
                 contacts = subjects.contacts_by_id(con, inactive["contact_id"])
                 result.erasure = self._erase(con, contacts, "retention", actor)
             changed = any(result.done.values()) or len(inactive) > 0
+            if (the_plan["what"] == quarantine.WHAT).any():   # a file: no compaction needed
+                result.done[quarantine.WHAT] = quarantine.purge(self.ws.path, the_plan)
             audit.record(con, actor, "privacy.purge", None, {
                 "as_of": as_of.isoformat(), **result.done, "inactive_contacts": len(inactive)})
             if changed:

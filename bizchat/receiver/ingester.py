@@ -38,6 +38,13 @@ log = logging.getLogger("bizchat.webhook")
 NICE = 10             # below the receiver: its answers come first when both want the CPU
 MAX_BACKOFF = 30.0    # longest wait between tries after a failed round
 LOG_EVERY = 10.0      # seconds between progress lines while batches keep coming
+CHECKPOINT_AT = "1MB" # a commit bigger than this is written to the file, not the WAL
+# Spool bytes per batch while a backlog lasts. Every batch ends in a checkpoint, and a
+# checkpoint rewrites the whole last row group of raw_payloads (up to 122,880 bodies), so
+# its cost grows with the bodies already stored: fewer, larger batches drain a backlog
+# faster (1M status events: 15 s instead of 22 s at 16 MiB), for about 160 MiB more
+# peak memory while one is read (about +390 MiB in all, measured).
+BATCH_BYTES = 64 << 20
 
 
 class Ingester:
@@ -50,7 +57,7 @@ class Ingester:
     """
 
     def __init__(self, workspace_path: Path, spool: Spool, *, interval: float = 0.2,
-                 busy_timeout: float = 0.5, batch_bytes: int = 16 << 20, hold: float = 1.0,
+                 busy_timeout: float = 0.5, batch_bytes: int = BATCH_BYTES, hold: float = 1.0,
                  threads: int | None = None):
         self.workspace_path = workspace_path
         self.spool = spool
@@ -96,6 +103,10 @@ class Ingester:
             with ws.connect() as con:
                 if self.threads:
                     con.execute(f"SET threads = {int(self.threads)}")
+                # A batch of megabytes goes straight into the file at its commit (DuckDB
+                # checkpoints instead of writing the WAL when a commit is over this size),
+                # rather than into the WAL first and again into the file at the close.
+                con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_AT}'")
                 if self.rejected_total is None:
                     self.rejected_total = con.execute(
                         "SELECT count(*) FROM raw_payloads WHERE state = 'rejected'").fetchall()[0][0]

@@ -7,8 +7,14 @@
   answers 200: a 200 is a promise that the body reaches the workspace (or is kept there as
   rejected). Concurrent requests share one fsync (group commit), so throughput does not
   stop at the disk's fsync rate. A body that is not UTF-8 JSON gets 400, never 500 (Meta
-  retries 500s for days); a body is read within ``body_timeout`` and its size checked as
-  it streams in; a spool that cannot be written (disk full) gets 503, which Meta retries.
+  retries 500s for days); a request head must arrive within ``header_timeout``
+  (slow_headers.py) and a body within ``body_timeout``, its size checked as it streams
+  in; a spool that cannot be written (disk full) gets 503, which Meta retries.
+- Memory: the signature covers the whole body, so a body must be held whole before it
+  can be told from a forgery. What bodies not yet verified may hold together is capped
+  (``max_unverified``, see UnverifiedBudget); a request that would pass the cap gets 503
+  at once (Meta retries it) instead of the receiver's memory growing with every forged
+  upload.
 - A separate ingest process moves spooled bodies into DuckDB (ingester.py, watched and
   restarted by ingest_process.py). While another process holds the workspace it waits
   and catches up, and the receiver keeps accepting meanwhile.
@@ -44,10 +50,12 @@ from ..errors import BizchatError, FlushFailed, NoWorkspace, WorkspaceBusy, Work
 from ..ingest.payloads import payload_id
 from ..ingest.spool import Spool, encode_line
 from .ingest_process import IngestProcess
+from .slow_headers import HEADER_TIMEOUT, header_timeout_protocol
 
 log = logging.getLogger("bizchat.webhook")
 
 MAX_BODY = 4 * 1024 * 1024  # Meta's batches reach about 3 MB
+MAX_UNVERIFIED = 32 * 1024 * 1024   # bytes all bodies not yet verified may hold together
 BODY_TIMEOUT = 20.0         # seconds to receive a whole body
 STALL_AFTER = 120.0         # seconds without progress while bodies wait: /health says 503
 
@@ -109,6 +117,30 @@ class SpoolWriter:
             self._thread.shutdown(wait=True)
 
 
+class UnverifiedBudget:
+    """Bytes held by request bodies whose signature cannot be checked yet (all of them
+    until their last byte). A body reserves its declared length before a byte is read,
+    or, sent chunked, each chunk as it comes; ``release`` gives it back once the body is
+    verified, refused or gone. One event loop, so no lock."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
+        self.refused = 0
+
+    def take(self, n: int) -> bool:
+        if self.held + n > self.limit:
+            self.refused += 1
+            return False
+        self.held += n
+        self.peak = max(self.peak, self.held)
+        return True
+
+    def release(self, n: int) -> None:
+        self.held -= n
+
+
 def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
     """Meta signs the raw body: ``X-Hub-Signature-256: sha256=<hex hmac>``."""
     if not header or not header.startswith("sha256="):
@@ -149,11 +181,22 @@ def _closing(status: int, text: str) -> Response:
     return PlainTextResponse(text, status_code=status, headers={"connection": "close"})
 
 
+def _unverified_full(budget: UnverifiedBudget) -> Response:
+    """503 (Meta retries it) when bodies not yet verified hold the whole budget."""
+    if budget.refused in (1, 10, 100) or budget.refused % 1000 == 0:
+        log.warning("refused a request with 503: bodies not yet verified hold %d of %d bytes "
+                    "(%d refused so far; forged uploads, or more concurrent deliveries than "
+                    "--max-unverified-mb allows)", budget.held, budget.limit, budget.refused)
+    return PlainTextResponse("too many unverified uploads at once; try again", status_code=503,
+                             headers={"connection": "close", "retry-after": "5"})
+
+
 def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | None = None,
                verify_token: str | None = None, max_body: int = MAX_BODY,
                interval: float = 0.2, body_timeout: float = BODY_TIMEOUT,
                stall_after: float = STALL_AFTER,
-               flush_timeout: float = store.DEFAULT_TIMEOUT, create: bool = True) -> Starlette:
+               flush_timeout: float = store.DEFAULT_TIMEOUT, create: bool = True,
+               max_unverified: int = MAX_UNVERIFIED) -> Starlette:
     """The receiver app for the workspace at ``workspace``.
 
     Secrets default to ``$BIZCHAT_APP_SECRET`` and ``$BIZCHAT_VERIFY_TOKEN``; they are
@@ -171,6 +214,7 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
     spool = Spool(path)
     writer = SpoolWriter(spool)
     ingester = IngestProcess(path, interval, flush_timeout=flush_timeout)
+    budget = UnverifiedBudget(max_unverified)
     started = time.time()
 
     async def verify(request: Request) -> Response:
@@ -180,6 +224,31 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
             return PlainTextResponse(q.get("hub.challenge", ""))
         return PlainTextResponse("verification failed", status_code=403)
 
+    async def _read_body(request: Request, reserved: int) -> bytes | Response:
+        """The whole body within ``body_timeout`` and ``max_body``; bytes past the
+        ``reserved`` ones (a chunked body, a short Content-Length) take budget as they come
+        and are released here."""
+        chunks, size, extra = [], 0, 0
+        try:
+            async with asyncio.timeout(body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body:
+                        return _closing(413, "payload too large")
+                    if size > reserved + extra:
+                        more = size - reserved - extra
+                        if not budget.take(more):
+                            return _unverified_full(budget)
+                        extra += more
+                    chunks.append(chunk)
+        except TimeoutError:
+            return _closing(408, "body not received in time")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        finally:
+            budget.release(extra)
+        return b"".join(chunks)
+
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
@@ -187,20 +256,15 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
         signature = request.headers.get("x-hub-signature-256")
         if not signature or not _SIGNATURE.fullmatch(signature):
             return _closing(401, "invalid signature")     # no body read for a request unsigned
-        chunks, size = [], 0
+        reserved = int(declared) if declared and declared.isdigit() else 0
+        if not budget.take(reserved):
+            return _unverified_full(budget)
         try:
-            async with asyncio.timeout(body_timeout):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > max_body:
-                        return _closing(413, "payload too large")
-                    chunks.append(chunk)
-        except TimeoutError:
-            return _closing(408, "body not received in time")
-        except ClientDisconnect:
-            return Response(status_code=400)
-        body = b"".join(chunks)
-        del chunks
+            body = await _read_body(request, reserved)
+        finally:
+            budget.release(reserved)
+        if isinstance(body, Response):
+            return body
         if not verify_signature(body, signature, app_secret):
             return PlainTextResponse("invalid signature", status_code=401)
         try:
@@ -253,6 +317,8 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
             "last_error": info["last_error"],
             "last_error_at": (datetime.fromtimestamp(error_at, UTC).isoformat(timespec="seconds")
                               if error_at else None),
+            "unverified_bytes": budget.held,
+            "unverified_refused": budget.refused,
             "uptime_s": round(now - started, 1),
         }, status_code=503 if stalled else 200)
 
@@ -276,12 +342,15 @@ def create_app(workspace: str | os.PathLike | None = None, *, app_secret: str | 
         Route("/health", health, methods=["GET"]),
     ], lifespan=lifespan)
     app.state.spool, app.state.ingester, app.state.writer = spool, ingester, writer
+    app.state.budget = budget
     return app
 
 
-def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080, **options) -> None:
+def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080, *,
+          header_timeout: float = HEADER_TIMEOUT, **options) -> None:
     """Run the receiver until SIGTERM/SIGINT; a requested stop exits with status 0, and
     raises FlushFailed (status 1) if bodies could not be flushed into the workspace.
+    A request head must arrive within ``header_timeout`` seconds (slow_headers.py).
     ``options`` go to ``create_app`` (stall_after, flush_timeout, body_timeout, ...)."""
     import uvicorn
 
@@ -295,7 +364,7 @@ def serve(workspace=None, host: str = "127.0.0.1", port: int = 8080, **options) 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(workspace, **{"create": False, **options})  # like every command but init
     server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                   access_log=False))
+                                   access_log=False, http=header_timeout_protocol(header_timeout)))
     server.run()
     if not server.started:
         raise BizchatError(f"The webhook receiver could not start on {host}:{port} "
