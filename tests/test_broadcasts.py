@@ -331,13 +331,19 @@ def test_cli_send_a_draft_through_the_simulated_transport(ws, shop):
     assert result.exit_code == 0 and "unknown: 0" in result.output
 
 
-def test_cli_cloud_send_waits_for_the_scheduled_time(ws, shop):
+def test_cli_send_waits_for_the_scheduled_time_and_freezes_then(ws, shop):
     acc, _ = shop
     bc = service(ws)
     bc.set_limits(acc["account_id"], quiet_hours=None)
     made = bc.create(acc["account_id"], "Später", body="Hallo")
     bc.schedule(made["broadcast_id"], datetime.now(UTC) + timedelta(days=1))
-    result = run(ws.path, "broadcast", "send", str(made["broadcast_id"]), "--transport", "cloud")
-    assert result.exit_code == 1 and "scheduled for" in result.output
+    for transport in ("cloud", "simulated"):
+        result = run(ws.path, "broadcast", "send", str(made["broadcast_id"]),
+                     "--transport", transport)
+        assert result.exit_code == 1 and "scheduled for" in result.output
+    # A draft is frozen at its send time, not before.
+    assert bc.recipients(made["broadcast_id"]).empty
+    later = datetime.now(UTC) + timedelta(days=1, minutes=1)
+    bc.run_due(now=later)
     assert bc.recipients(made["broadcast_id"])["state"].value_counts().to_dict() == {
-        "queued": 4, "skipped": 1}
+        "sent": 4, "skipped": 1}

@@ -96,7 +96,8 @@ def test_render_for_a_contact(ws, shop):
 
 
 def test_render_names_an_unknown_or_missing_placeholder(ws, shop):
-    ws.replies.add(SHOP, "/bestellung", "Ihre Bestellung {order_no} ist da, {first_name}.")
+    ws.replies.add(SHOP, "/bestellung", "Ihre Bestellung {order_no} ist da, {first_name}.",
+                   extra_placeholders=["order_no"])
     with pytest.raises(TemplateError) as err:
         ws.replies.render("/bestellung", shop["anna"])
     assert err.value.placeholder == "order_no" and "/bestellung" in str(err.value)

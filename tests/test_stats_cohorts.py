@@ -54,7 +54,7 @@ def table(df):
 
 
 def test_cohorts_in_utc(stats):
-    df = stats.cohorts()
+    df = stats.cohorts("UTC")
     assert table(df) == {
         ("2025-01", 0): (2, 1, 1, 1),   # X to 1
         ("2025-01", 1): (2, 2, 2, 1),   # Y to 1 (unread) and 2 (read)

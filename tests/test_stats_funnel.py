@@ -140,7 +140,8 @@ def test_bad_filters_say_what_to_do(stats):
 def test_month_day_hour_weekday_buckets_follow_the_time_zone(stats):
     # Broadcast 1 went out at 23:30 UTC on Friday 31 January = 00:30 on Saturday 1 February
     # in Berlin.
-    utc = stats.open_rates(["month", "day", "hour", "weekday"], account=1, category="marketing")
+    utc = stats.open_rates(["month", "day", "hour", "weekday"], account=1, category="marketing",
+                           tz="UTC")
     assert len(utc) == 1
     r = utc.iloc[0]
     assert (r["month"], r["day"], r["hour"], r["weekday"], r["weekday_name"]) == (
@@ -154,10 +155,10 @@ def test_month_day_hour_weekday_buckets_follow_the_time_zone(stats):
     assert weeks["week"].tolist() == [pd.Timestamp("2025-01-27"), pd.Timestamp("2025-03-10")]
 
 
-def test_unsent_recipients_fall_into_the_broadcasts_bucket(stats):
-    # 106 (skipped) has no send time: it counts at the broadcast's scheduled time.
-    df = stats.open_rates("hour", broadcasts=1)
-    assert df[["hour", "recipients", "skipped"]].values.tolist() == [[23, 8, 1]]
+def test_time_buckets_count_only_sent_messages(stats):
+    # 106 (skipped) was never sent anything: it has no send time and no hour (issue 16).
+    df = stats.open_rates("hour", broadcasts=1, tz="UTC")
+    assert df[["hour", "recipients", "skipped"]].values.tolist() == [[23, 7, 0]]
 
 
 def test_variant_and_template_grouping(ws):
@@ -255,5 +256,6 @@ def test_null_variant_and_null_schedule(ws):
     # Reference time = first send, T1 + 1 h: in [T1 + 1 h, ...) but not in [T1 + 2 h, ...).
     assert len(stats.open_rates(start=T1 + pd.Timedelta(hours=1))) == 1
     assert stats.open_rates(start=T1 + pd.Timedelta(hours=2)).empty
-    # The skipped recipient counts at the reference time, the others at their sends.
-    assert stats.open_rates("hour")[["hour", "recipients"]].values.tolist() == [[0, 2], [1, 1]]
+    # Only the two sent recipients have a send time (the skipped one has no hour).
+    assert stats.open_rates("hour", tz="UTC")[["hour", "recipients"]].values.tolist() == [
+        [0, 1], [1, 1]]

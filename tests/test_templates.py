@@ -31,7 +31,7 @@ def test_create_get_list(templates, acc):
         acc["account_id"], "sommer_aktion", "Hallo {first_name}, {angebot} bis {datum}.",
         header="Sommer bei {business_name}", footer="Abmelden: STOP",
         buttons=[{"type": "url", "text": "Zum Shop", "url": "https://linde.example/s/{code}"},
-                 "Keine Werbung"])
+                 "Keine Werbung"], extra_placeholders=["angebot", "datum", "code"])
     assert made["name"] == "sommer_aktion" and made["language"] == "de"
     assert made["category"] == "marketing"
     assert made["buttons"] == [
@@ -125,7 +125,8 @@ def test_preview_for_a_contact_uses_name_attributes_and_business(ws, templates, 
 
 def test_preview_missing_value_names_it_and_fallback_fills_it(ws, templates, acc):
     person = contact(ws, acc, 2, name=None)
-    templates.create(acc["account_id"], "hallo", "Hallo {first_name}, {{Aktion}} {code}!")
+    templates.create(acc["account_id"], "hallo", "Hallo {first_name}, {{Aktion}} {code}!",
+                     extra_placeholders=["code"])
     with pytest.raises(TemplateError) as err:
         templates.preview(acc["account_id"], "hallo", person["contact_id"], values={"code": "A1"})
     assert err.value.placeholder == "first_name"
@@ -140,7 +141,8 @@ def test_preview_missing_value_names_it_and_fallback_fills_it(ws, templates, acc
 def test_buttons_and_header_in_the_preview(templates, acc):
     templates.create(acc["account_id"], "knopf", "Neu: {titel}", header="Für {first_name}",
                      buttons=[{"type": "url", "text": "Ansehen", "url": "https://l.example/b/{isbn}"},
-                              {"type": "quick_reply", "text": "Stopp"}])
+                              {"type": "quick_reply", "text": "Stopp"}],
+                     extra_placeholders=["titel", "isbn"])
     shown = templates.preview(acc["account_id"], "knopf",
                               values={"first_name": "Ida", "titel": "Momo", "isbn": "978"})
     assert shown.text == "Für Ida\n\nNeu: Momo\n\n[Ansehen: https://l.example/b/978] [Stopp]"

@@ -12,7 +12,8 @@ customer's last message, ``chats.last_inbound_at``), behaviour in past broadcast
    ``no_consent`` as ``consent.may_send`` decides (the one consent rule: marketing needs a
    current opt-in, utility only respects a service opt-out), ``frequency_cap`` (marketing:
    the account's cap of N messages per contact per D days), ``quiet_hours`` (the send
-   time falls into the account's quiet hours in the recipient's time zone);
+   time falls into the account's quiet hours in the recipient's time zone: counted
+   here, decided by the outbox at hand-off, see ``outbox.time_rules``);
 3. a seeded random sample of the remaining contacts, if asked for (those not drawn are
    no recipients at all);
 4. a seeded split into the hold-out control group (skipped, reason ``control``) and the
@@ -464,15 +465,39 @@ def evaluate(con, account: dict, broadcast: Mapping, at: datetime, *, contact_id
         counts = frame["contact_id"].map(dict(zip(recent["contact_id"], recent["recent"],
                                                   strict=True))).fillna(0)
         reason = reason.where(reason.notna() | (counts < lim.marketing_cap_count), "frequency_cap")
+    # Quiet hours are not an exclusion: the outbox decides them at hand-off time and
+    # defers (or skips, if the broadcast says so). Here they are only counted.
     zones = frame["timezone"].astype(object).where(frame["timezone"].notna(), lim.timezone)
     quiet = {z: lim.quiet_at(at, z) for z in pd.unique(zones)}
-    reason = reason.where(reason.notna() | ~zones.map(quiet).astype(bool), "quiet_hours")
+    frame["quiet_now"] = zones.map(quiet).astype(bool)
     last = pd.to_datetime(frame["last_inbound_at"], utc=True)
     stamp = pd.Timestamp(at)
     frame["in_window"] = ((last <= stamp) & (last + timedelta(hours=24) > stamp)).fillna(False)
     frame["skip_reason"] = reason
     frame["variant"] = None
+    frame["template"] = None
+    frame["body"] = None
+    frame["params"] = None
+    use_fallbacks = broadcast.get("missing_placeholder") == "fallback"
+    fallbacks = dict(broadcast.get("fallbacks") or {}) if use_fallbacks else None
+    attributes = frame[[f"attr_{n}" for n in names]].rename(columns=lambda c: c[5:])
+    # Every variant is rendered for every eligible contact before the split, so a missing
+    # placeholder value excludes a contact from treatment and control alike (eligibility
+    # decided identically for both, before assignment: lift and A/B stay unbiased).
     eligible = frame.index[reason.isna()]
+    texts = {}
+    for variant in variants:
+        if len(eligible) == 0:
+            break
+        template = variant["template"]
+        values = tpl.value_frame(frame.loc[eligible], account, tpl.placeholders(template),
+                                 attributes.loc[eligible], variant.get("values"))
+        rendered = tpl.render_template(template, values, fallbacks)
+        rendered.index = eligible
+        texts[variant["variant"]] = rendered
+        lacking = eligible[rendered["text"].isna().to_numpy()]
+        frame.loc[lacking, "skip_reason"] = "missing_placeholder"
+    eligible = frame.index[frame["skip_reason"].isna()]
     kept = sample(len(eligible), broadcast.get("seed") or 0,
                   audience.sample) if choose else np.ones(len(eligible), dtype=bool)
     dropped = eligible[~kept]
@@ -485,25 +510,14 @@ def evaluate(con, account: dict, broadcast: Mapping, at: datetime, *, contact_id
     else:
         frame.loc[eligible, "variant"] = variants[0]["variant"]
     frame.loc[frame["variant"] == "control", "skip_reason"] = "control"
-    frame["template"] = None
-    frame["body"] = None
-    frame["params"] = None
-    use_fallbacks = broadcast.get("missing_placeholder") == "fallback"
-    fallbacks = dict(broadcast.get("fallbacks") or {}) if use_fallbacks else None
-    attributes = frame[[f"attr_{n}" for n in names]].rename(columns=lambda c: c[5:])
     for variant in variants:
         rows = frame.index[(frame["variant"] == variant["variant"]) & frame["skip_reason"].isna()]
         if len(rows) == 0:
             continue
-        template = variant["template"]
-        values = tpl.value_frame(frame.loc[rows], account, tpl.placeholders(template),
-                                 attributes.loc[rows], variant.get("values"))
-        rendered = tpl.render_template(template, values, fallbacks)
-        frame.loc[rows, "template"] = template["name"]
-        frame.loc[rows, "body"] = rendered["text"]
-        frame.loc[rows, "params"] = rendered["params"]
-        lacking = rows[rendered["text"].isna().to_numpy()]
-        frame.loc[lacking, "skip_reason"] = "missing_placeholder"
+        rendered = texts[variant["variant"]].loc[rows]
+        frame.loc[rows, "template"] = variant["template"]["name"]
+        frame.loc[rows, "body"] = rendered["text"].to_numpy()
+        frame.loc[rows, "params"] = rendered["params"].to_numpy()
     frame["state"] = np.where(frame["skip_reason"].isna(), "queued", "skipped")
     out = frame[["contact_id", "state", "skip_reason", "variant", "wa_address", "phone_e164",
                  "template", "body", "params", "in_window"]].rename(
@@ -511,7 +525,9 @@ def evaluate(con, account: dict, broadcast: Mapping, at: datetime, *, contact_id
     for column in ("skip_reason", "variant", "template", "body", "params", "wa_id", "phone_e164"):
         out[column] = tpl.as_objects(out[column])
     out["in_window"] = out["in_window"].astype(bool)
-    out.attrs.update(candidates=n_candidates, not_sampled=len(dropped), at=at)
+    quiet_queued = int((frame["quiet_now"] & (frame["state"] == "queued")).sum())
+    out.attrs.update(candidates=n_candidates, not_sampled=len(dropped), at=at,
+                     quiet_hours=quiet_queued)
     return out
 
 
@@ -526,6 +542,8 @@ def summary(frame: pd.DataFrame) -> dict:
         "queued": len(queued),
         "by_variant": {str(k): int(v) for k, v in queued["variant"].value_counts().sort_index().items()},
         "skipped": {str(k): int(v) for k, v in skipped["skip_reason"].value_counts().sort_index().items()},
+        # queued recipients inside their quiet hours at that time: the outbox defers them
+        "quiet_hours": int(frame.attrs.get("quiet_hours", 0)),
     }
 
 

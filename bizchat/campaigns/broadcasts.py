@@ -2,13 +2,17 @@
 (``ws.broadcasts``).
 
 Life of a broadcast: ``create`` makes a draft (its template, audience, A/B variants and
-hold-out control group, seed, and what to do when a placeholder has no value);
-``preview`` shows the exact text any contact would get, ``plan`` the audience size,
-expected outcomes and cost; ``schedule`` freezes the recipients for a send time
-(``broadcast_recipients``: queued, or skipped with the reason) and moves the draft to
-``scheduled``; the sender (``bizchat.campaigns.outbox``) works through the queue; ``cancel`` stops
-it, turning whoever is still queued into ``skipped`` / ``cancelled``; ``show`` and
-``funnel`` follow it. Who is in and why not is decided in ``bizchat.campaigns.audiences``; consent
+hold-out control group, seed, what to do when a placeholder has no value, what to do
+outside the recipients' hours and a deadline); ``preview`` shows the exact text any
+contact would get, ``plan`` the audience size, expected outcomes and cost; ``schedule``
+sets the send time and moves the draft to ``scheduled``: a draft is frozen at its send
+time, not before (``broadcast_recipients``: queued, or skipped with the reason), so
+``schedule`` for now freezes at once and ``schedule`` for later leaves the freezing to
+``send`` / ``run_due`` when the time has come; ``reschedule``, ``pause`` and ``unpause``
+change that until it starts sending; the sender (``bizchat.campaigns.outbox``) works
+through the queue and decides quiet hours and the frequency cap at hand-off; ``cancel``
+stops it, turning whoever is still queued into ``skipped`` / ``cancelled``; ``show`` and
+``funnel`` follow it. Times without a zone are read in the account's time zone. Who is in and why not is decided in ``bizchat.campaigns.audiences``; consent
 only by ``bizchat.people.consent.may_send``.
 
 A draft's variants are stored in ``broadcasts.variants`` as
@@ -18,11 +22,12 @@ A draft's variants are stored in ``broadcasts.variants`` as
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import string
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pandas as pd
@@ -32,32 +37,33 @@ from .. import store
 from ..errors import Conflict, InvalidValue, NotFound
 from ..messaging.chats import SERVICE_WINDOW
 from ..people.accounts import get_account
+from ..store import faults
 from . import audiences as aud
-from . import planning
+from . import clock, planning
 from . import templates as tpl
 
+# A broadcast due within this much of now counts as due (cron runs a little early).
+DUE_EARLY = timedelta(minutes=5)
 CATEGORIES = ("marketing", "utility")
 MISSING = ("skip", "fallback")
+OUTSIDE_HOURS = ("defer", "skip")
 STATES = ("queued", "sending", "sent", "unknown", "failed", "skipped")
 _COLUMNS = ("broadcast_id, account_id, name, template, template_id, category, language, "
             "audience, variants, control_fraction, seed, missing_placeholder, fallbacks, "
-            "status, scheduled_for, created_at, finished_at")
+            "status, scheduled_for, created_at, finished_at, outside_hours, expires_at, "
+            "frozen_at")
 
 
-def _utc(at) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
-    if isinstance(at, str):
-        try:
-            at = datetime.fromisoformat(at.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidValue(f"{at!r} is not a time; write ISO 8601, e.g. "
-                               "2025-06-01T18:00+02:00.", input=at) from exc
-    if isinstance(at, pd.Timestamp):
-        at = at.to_pydatetime()
-    if not isinstance(at, datetime):
-        raise InvalidValue(f"{at!r} is not a time.", input=at)
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+def _utc(at, tz: str | None = None) -> datetime:
+    """``at`` as UTC (a time without a zone is read in ``tz``); None is the campaign now."""
+    return clock.now(at, tz)
+
+
+def _outside_hours(value) -> str:
+    if value not in OUTSIDE_HOURS:
+        raise InvalidValue(f"outside_hours is 'defer' (send when the recipient's quiet hours "
+                           f"end) or 'skip', got {value!r}.", input=value)
+    return value
 
 
 def _audit(con, action: str, details: dict, actor: str) -> None:
@@ -117,7 +123,7 @@ class Broadcasts:
                labels_all=None, labels_none=None, variants=None, control: float = 0.0,
                seed: int | None = None, missing: str | None = None,
                fallbacks: Mapping | None = None, values: Mapping | None = None,
-               actor: str = "bizchat") -> dict:
+               outside_hours: str = "defer", expires=None, actor: str = "bizchat") -> dict:
         """A draft broadcast; returns it (``broadcast_id`` ...).
 
         Give the message as ``body`` (a template named after the broadcast is registered,
@@ -127,6 +133,10 @@ class Broadcasts:
         hold-out fraction that receives nothing. ``missing``: ``skip`` recipients lacking a
         placeholder value, or ``fallback`` to ``fallbacks`` (default: fallback when
         fallbacks are given). ``values`` are fixed placeholder values for everyone.
+        ``outside_hours``: a recipient inside their quiet hours when the message would go
+        is ``"defer"``red to the end of them (default) or ``"skip"``ped. ``expires``: a
+        time (ISO, read in the account's zone when it has none) after which deferred
+        recipients are skipped with reason ``expired``.
         """
         if not isinstance(name, str) or not name.strip():
             raise InvalidValue("A broadcast needs a name, e.g. 'Sommeraktion 2025'.", input=name)
@@ -152,12 +162,14 @@ class Broadcasts:
                                "fallbacks={'first_name': 'liebe Kundin, lieber Kunde'}.")
         audience = aud.Audience.parse(audience, labels_any=labels_any, labels_all=labels_all,
                                       labels_none=labels_none)
+        outside_hours = _outside_hours(outside_hours)
         seed = int(seed) if seed is not None else secrets.randbelow(2**31)
         if seed < 0:
             raise InvalidValue(f"seed must be 0 or more, got {seed}.", input=seed)
         with self.ws.transaction() as con:
             acc = get_account(con, account)
             self._check_audience(con, acc, audience)
+            expires_at = None if expires is None else _utc(expires, acc.get("timezone"))
             entries = [{"body": body, "template": template, "header": header, "footer": footer,
                         "buttons": buttons}]
             entries += [self._variant_entry(v) for v in (variants or [])]
@@ -171,12 +183,14 @@ class Broadcasts:
                 else:
                     # B, C ... take A's header, footer and buttons unless they bring their own.
                     suffix = "" if letter == "A" else "_" + letter.lower()
+                    supplied = [*fixed, *fallbacks, *tpl.check_values(entry.get("values"))]
                     found = tpl.create_template(
                         con, acc, tpl.free_name(con, acc["account_id"], base + suffix,
                                                  _lang(language)),
                         entry["body"], language=language, category=chosen or "marketing",
                         header=entry.get("header", header), footer=entry.get("footer", footer),
-                        buttons=entry.get("buttons", buttons), actor=actor)
+                        buttons=entry.get("buttons", buttons), extra_placeholders=supplied,
+                        actor=actor)
                 chosen = chosen or found["category"]
                 if chosen not in CATEGORIES:
                     raise InvalidValue(f"A broadcast is marketing or utility, got {chosen!r}.",
@@ -198,14 +212,15 @@ class Broadcasts:
             con.execute("""
                 INSERT INTO broadcasts (broadcast_id, account_id, name, template, template_id,
                     category, language, audience, variants, control_fraction, seed,
-                    missing_placeholder, fallbacks, status, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?)""",
+                    missing_placeholder, fallbacks, status, created_at, outside_hours,
+                    expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?)""",
                         [broadcast_id, acc["account_id"], name, first["name"],
                          first["template_id"], chosen, first["language"],
                          json.dumps(audience.to_dict(), ensure_ascii=False),
                          json.dumps(stored, ensure_ascii=False), control, seed, missing,
                          json.dumps(fallbacks, ensure_ascii=False) if fallbacks else None,
-                         datetime.now(UTC)])
+                         datetime.now(UTC), outside_hours, expires_at])
             _audit(con, "broadcast.create", {"broadcast_id": broadcast_id,
                                              "account_id": acc["account_id"],
                                              "category": chosen, "variants": len(stored)}, actor)
@@ -246,9 +261,11 @@ class Broadcasts:
     def update(self, broadcast_id, *, name: str | None = None, audience=None,
                control: float | None = None, seed: int | None = None,
                missing: str | None = None, fallbacks: Mapping | None = None,
-               values: Mapping | None = None, actor: str = "bizchat") -> dict:
+               values: Mapping | None = None, outside_hours: str | None = None,
+               expires=None, actor: str = "bizchat") -> dict:
         """Change a draft: its name, audience, control fraction, seed, missing-value rule,
-        fallbacks or fixed values (given ones replace the stored ones)."""
+        fallbacks, fixed values, ``outside_hours`` or ``expires`` (given ones replace the
+        stored ones; ``expires="none"`` removes the deadline)."""
         with self.ws.transaction() as con:
             found = _load(con, broadcast_id)
             _state_check(found, ("draft",), "changed")
@@ -279,6 +296,11 @@ class Broadcasts:
                     raise InvalidValue(f"missing is 'skip' or 'fallback', got {missing!r}.",
                                        input=missing)
                 changes["missing_placeholder"] = missing
+            if outside_hours is not None:
+                changes["outside_hours"] = _outside_hours(outside_hours)
+            if expires is not None:
+                changes["expires_at"] = (None if str(expires).lower() == "none"
+                                         else _utc(expires, acc.get("timezone")))
             if values is not None:
                 fixed = tpl.check_values(values)
                 changes["variants"] = json.dumps([{**v, "values": fixed}
@@ -424,30 +446,131 @@ class Broadcasts:
 
     # -- freezing and stopping -------------------------------------------------------------
 
-    def schedule(self, broadcast_id, at=None, *, actor: str = "bizchat") -> dict:
-        """Freeze the recipients for sending at ``at`` (default now) and mark the broadcast
-        scheduled. Returns the counts (queued, by variant, skipped by reason). Only a draft
-        can be scheduled; to change a scheduled one, cancel it and create a new one."""
-        when = _utc(at)
+    def schedule(self, broadcast_id, at=None, *, now=None, freeze_now: bool = True,
+                 actor: str = "bizchat") -> dict:
+        """Set the send time of a draft (default now; a time without a zone is in the
+        account's time zone) and mark it scheduled. A draft is frozen at its send time,
+        not before: due now, its recipients are frozen at once; later, ``send`` or
+        ``run_due`` freezes them when the time has come. Returns the counts (queued, by
+        variant, skipped by reason, ``quiet_hours``: queued inside their quiet hours at
+        that time, which the outbox defers), ``frozen`` (whether they are frozen yet),
+        ``scheduled_for`` (UTC) and ``scheduled_local`` (the time in the account's zone,
+        with the zone). To change a scheduled one: ``reschedule``, ``pause``, ``cancel``.
+        ``freeze_now=False`` only sets the time (``send`` freezes in a transaction of its own,
+        so a kill while freezing is continued by ``resume``)."""
+        current = clock.now(now)
         with self.ws.transaction() as con:
             found = _load(con, broadcast_id)
             _state_check(found, ("draft",), "scheduled")
             acc = get_account(con, found["account_id"])
+            when = current if at is None else _utc(at, acc.get("timezone"))
             frame = aud.evaluate(con, acc, _resolved(con, acc, found), when)
-            freeze(con, found["broadcast_id"], frame)
-            con.execute("UPDATE broadcasts SET status = 'scheduled', scheduled_for = ? "
-                        "WHERE broadcast_id = ?", [when, found["broadcast_id"]])
+            frozen = freeze_now and when <= current + DUE_EARLY
+            if frozen:
+                freeze(con, found["broadcast_id"], frame)
+            con.execute("UPDATE broadcasts SET status = 'scheduled', scheduled_for = ?, "
+                        "frozen_at = ? WHERE broadcast_id = ?",
+                        [when, current if frozen else None, found["broadcast_id"]])
             counts = aud.summary(frame)
             _audit(con, "broadcast.schedule", {"broadcast_id": found["broadcast_id"],
-                                               "scheduled_for": when.isoformat(), **counts}, actor)
-        return {"broadcast_id": found["broadcast_id"], "scheduled_for": when, **counts}
+                                               "scheduled_for": when.isoformat(),
+                                               "frozen": frozen, **counts}, actor)
+        return {"broadcast_id": found["broadcast_id"], "scheduled_for": when,
+                "scheduled_local": clock.local(when, acc.get("timezone")), "frozen": frozen,
+                **counts}
+
+    def freeze_due(self, broadcast_id, *, now=None, actor: str = "bizchat") -> dict | None:
+        """Freeze a scheduled broadcast whose time has come (evaluated at its send time);
+        returns the freeze counts, or None when there was nothing to freeze (already
+        frozen, not scheduled, or not due yet)."""
+        current = clock.now(now)
+        with self.ws.transaction() as con:
+            found = _load(con, broadcast_id)
+            if (found["status"] != "scheduled" or found["frozen_at"] is not None
+                    or found["scheduled_for"] is None
+                    or found["scheduled_for"] > current + DUE_EARLY):
+                return None
+            acc = get_account(con, found["account_id"])
+            frame = aud.evaluate(con, acc, _resolved(con, acc, found), found["scheduled_for"])
+            freeze(con, found["broadcast_id"], frame)
+            con.execute("UPDATE broadcasts SET frozen_at = ? WHERE broadcast_id = ?",
+                        [current, found["broadcast_id"]])
+            counts = aud.summary(frame)
+            _audit(con, "broadcast.freeze", {"broadcast_id": found["broadcast_id"],
+                                             **counts}, actor)
+        return {"broadcast_id": found["broadcast_id"], "scheduled_for": found["scheduled_for"],
+                **counts}
+
+    def reschedule(self, broadcast_id, at, *, now=None, actor: str = "bizchat") -> dict:
+        """Move a scheduled (or paused) broadcast that has not started sending to ``at``
+        (a time without a zone is in the account's zone). Recipients frozen for the old
+        time are let go; they are frozen again at the new time. Returns ``broadcast_id``,
+        ``scheduled_for``, ``scheduled_local`` and ``previous``."""
+        with self.ws.transaction() as con:
+            found = _load(con, broadcast_id)
+            _state_check(found, ("scheduled", "paused"), "rescheduled")
+            self._not_started(con, found, "rescheduled")
+            acc = get_account(con, found["account_id"])
+            when = _utc(at, acc.get("timezone"))
+            con.execute("DELETE FROM broadcast_recipients WHERE broadcast_id = ?",
+                        [found["broadcast_id"]])
+            con.execute("UPDATE broadcasts SET scheduled_for = ?, frozen_at = NULL, "
+                        "status = 'scheduled' WHERE broadcast_id = ?",
+                        [when, found["broadcast_id"]])
+            _audit(con, "broadcast.reschedule", {"broadcast_id": found["broadcast_id"],
+                                                 "previous": str(found["scheduled_for"]),
+                                                 "scheduled_for": when.isoformat()}, actor)
+        return {"broadcast_id": found["broadcast_id"], "scheduled_for": when,
+                "scheduled_local": clock.local(when, acc.get("timezone")),
+                "previous": found["scheduled_for"]}
+
+    def pause(self, broadcast_id, *, actor: str = "bizchat") -> dict:
+        """Hold a scheduled or sending broadcast: ``run_due`` and ``send`` leave it alone
+        (a running sender stops after its current batch) until ``unpause``."""
+        with self.ws.transaction() as con:
+            found = _load(con, broadcast_id)
+            _state_check(found, ("scheduled", "sending"), "paused")
+            con.execute("UPDATE broadcasts SET status = 'paused' WHERE broadcast_id = ?",
+                        [found["broadcast_id"]])
+            _audit(con, "broadcast.pause", {"broadcast_id": found["broadcast_id"],
+                                            "previous_status": found["status"]}, actor)
+        return {"broadcast_id": found["broadcast_id"], "status": "paused",
+                "previous_status": found["status"]}
+
+    def unpause(self, broadcast_id, *, actor: str = "bizchat") -> dict:
+        """Release a paused broadcast: back to ``sending`` if it had started, else
+        ``scheduled`` (it goes out at its time, or at the next ``run_due`` if that passed)."""
+        with self.ws.transaction() as con:
+            found = _load(con, broadcast_id)
+            _state_check(found, ("paused",), "unpaused")
+            started = con.execute("""
+                SELECT count(*) FROM broadcast_recipients
+                WHERE broadcast_id = ? AND (state NOT IN ('queued', 'skipped') OR attempts > 0)""",
+                                  [found["broadcast_id"]]).fetchall()[0][0]
+            status = "sending" if started else "scheduled"
+            con.execute("UPDATE broadcasts SET status = ? WHERE broadcast_id = ?",
+                        [status, found["broadcast_id"]])
+            _audit(con, "broadcast.unpause", {"broadcast_id": found["broadcast_id"],
+                                              "status": status}, actor)
+        return {"broadcast_id": found["broadcast_id"], "status": status}
+
+    @staticmethod
+    def _not_started(con, found: dict, doing: str) -> None:
+        started = con.execute("""
+            SELECT count(*) FROM broadcast_recipients
+            WHERE broadcast_id = ? AND (state NOT IN ('queued', 'skipped') OR attempts > 0)""",
+                              [found["broadcast_id"]]).fetchall()[0][0]
+        if started:
+            raise Conflict(f"Broadcast {found['broadcast_id']} has started sending ({started} "
+                           f"recipients handed over); it can no longer be {doing}. Pause or "
+                           "cancel it instead.", input=found["broadcast_id"])
 
     def cancel(self, broadcast_id, *, actor: str = "bizchat") -> dict:
         """Stop a broadcast: whoever is still queued becomes skipped / cancelled. Messages
         already handed to the platform (sending, sent, unknown) stay as they are."""
         with self.ws.transaction() as con:
             found = _load(con, broadcast_id)
-            _state_check(found, ("draft", "scheduled", "sending"), "cancelled")
+            _state_check(found, ("draft", "scheduled", "sending", "paused"), "cancelled")
             now = datetime.now(UTC)
             cancelled = con.execute("""
                 UPDATE broadcast_recipients SET state = 'skipped', skip_reason = 'cancelled',
@@ -465,24 +588,38 @@ class Broadcasts:
     # -- sending (the rules in campaigns/sending.py; issue 16's run_due goes there too) ----
 
     def send(self, broadcast_id, *, transport=None, seed: int | None = None,
-             progress: bool = False, actor: str = "bizchat", **options) -> dict:
-        """Send the broadcast through the crash-safe outbox: a draft is frozen for now
-        first, a Cloud API send before its scheduled time is refused. ``transport``:
-        ``"simulated"`` (default, with ``seed``), ``"cloud"`` or a Transport. Returns the
-        counts by state (``frozen``: what freezing a draft found)."""
+             progress: bool = False, now=None, actor: str = "bizchat", **options) -> dict:
+        """Send the broadcast through the crash-safe outbox: a draft is scheduled for now
+        and frozen first; a broadcast scheduled for later is refused until its time
+        (``run_due`` sends it then). ``transport``: ``"simulated"`` (default, with
+        ``seed``), ``"cloud"`` or a Transport. ``now``: the campaign clock (default
+        ``$BIZCHAT_NOW``, else the wall clock). Returns the counts by state, ``deferred``
+        and ``next_due`` (``frozen``: what freezing found)."""
         from . import sending
 
         return sending.send(self.ws, broadcast_id, transport=transport, seed=seed,
-                            progress=progress, actor=actor, **options)
+                            progress=progress, now=now, actor=actor, **options)
 
     def resume(self, broadcast_id, *, transport=None, seed: int | None = None,
-               progress: bool = False, actor: str = "bizchat", **options) -> dict:
-        """Continue an interrupted send; recipients caught mid-call become ``unknown`` and
-        are never resent blindly."""
+               progress: bool = False, now=None, actor: str = "bizchat", **options) -> dict:
+        """Continue an interrupted send, also one killed while it froze the recipients;
+        recipients caught mid-call become ``unknown`` and are never resent blindly."""
         from . import sending
 
         return sending.resume(self.ws, broadcast_id, transport=transport, seed=seed,
-                              progress=progress, actor=actor, **options)
+                              progress=progress, now=now, actor=actor, **options)
+
+    def run_due(self, now=None, *, transport=None, seed: int | None = None,
+                progress: bool = False, actor: str = "bizchat", **options) -> builtins.list[dict]:
+        """Send everything whose time has come: every scheduled broadcast that is due
+        (frozen then), every deferred recipient now due, and (simulated transport) the
+        receipts that have come due meanwhile. Safe to run from cron every minute and
+        from two processes at once (one sender per broadcast; the other steps aside).
+        Returns one dict per broadcast looked at: its counts, or ``error`` / ``busy``."""
+        from . import sending
+
+        return sending.run_due(self.ws, now=now, transport=transport, seed=seed,
+                               progress=progress, actor=actor, **options)
 
     def resolve(self, broadcast_id, decision: str, *, keys: Sequence[str] | None = None,
                 actor: str = "bizchat") -> dict:
@@ -492,11 +629,13 @@ class Broadcasts:
 
         return sending.resolve(self.ws, broadcast_id, decision, keys=keys, actor=actor)
 
-    def counts(self, broadcast_id) -> dict:
-        """Recipients of the broadcast by state (plus ``deferred``)."""
+    def counts(self, broadcast_id, *, now=None) -> dict:
+        """Recipients of the broadcast by state, plus ``deferred`` (queued with a later
+        ``not_before``), ``next_due`` and ``deferred_until`` (the first and last of those
+        times) as of ``now`` (the campaign clock)."""
         from . import outbox
 
-        return outbox.counts(self.ws, broadcast_id)
+        return outbox.counts(self.ws, broadcast_id, now=now)
 
     # -- following ---------------------------------------------------------------------------
 
@@ -514,16 +653,20 @@ class Broadcasts:
         return {k: (int(v) if k in ("sent", "delivered", "read", "failed", "replied")
                     else (None if pd.isna(v) else float(v))) for k, v in row.items()}
 
-    def show(self, broadcast_id) -> dict:
+    def show(self, broadcast_id, *, now=None) -> dict:
         """Everything about one broadcast: its row, recipients by state and skip reason,
-        the funnel overall and per variant."""
+        the deferral counts (``counts``), the funnel overall and per variant, and the
+        account's time zone (``timezone``) for showing times."""
         with self.ws.connect(read_only=True) as con:
             found = _load(con, broadcast_id)
+            zone = get_account(con, found["account_id"]).get("timezone")
             states = con.execute("""
                 SELECT state, skip_reason, count(*) AS recipients FROM broadcast_recipients
                 WHERE broadcast_id = ? GROUP BY ALL ORDER BY state, skip_reason NULLS FIRST""",
                                  [found["broadcast_id"]]).df()
-        return {"broadcast": found, "states": states, "funnel": self.funnel(broadcast_id),
+        return {"broadcast": found, "states": states, "timezone": zone,
+                "counts": self.counts(broadcast_id, now=now),
+                "funnel": self.funnel(broadcast_id),
                 "by_variant": self.funnel(broadcast_id, by_variant=True),
                 "audience": aud.Audience.parse(found["audience"]).describe()}
 
@@ -598,6 +741,7 @@ def freeze(con: duckdb.DuckDBPyConnection, broadcast_id: int, frame: pd.DataFram
             FROM _freeze""", [broadcast_id, nonce, broadcast_id, datetime.now(UTC)])
     finally:
         con.unregister("_freeze")
+    faults.point("broadcast.freeze")     # crash tests: killed while freezing
     return len(rows)
 
 

@@ -4,7 +4,11 @@ Registered with ``ingest.hooks`` (so ingestion never touches campaign tables its
 
 * a receipt carrying an outbox idempotency key (``biz_opaque_callback_data``) settles a
   recipient whose send a crash hid (``sending``/``unknown`` becomes ``sent`` with the
-  message id);
+  message id). The platform's word wins over an operator's guess: a recipient given up
+  on (``resolve --decision give_up``: failed, no message id) whose receipt arrives after
+  all becomes ``sent`` too, and the trail keeps both the decision and the settlement
+  (``outbox_log`` event ``settled.by_receipt``), so per-broadcast totals and
+  per-recipient tables never contradict each other;
 * a message's latest status row (``message_status``) gets the broadcast it belongs to:
   the recipient whose message it is, or whose unrecorded send carried the receipt's key.
 
@@ -27,12 +31,24 @@ def settle(con: duckdb.DuckDBPyConnection, events: pa.Table) -> None:
     batch = events.select(["message_id", "callback_data"])
     with registered(con, "_receipts", batch):
         con.execute("""
+            INSERT INTO outbox_log (broadcast_id, idempotency_key, event, "at", detail)
+            SELECT r.broadcast_id, r.idempotency_key, 'settled.by_receipt', now(),
+                   json_object('message_id', k.message_id, 'was', 'resolved.give_up')
+            FROM broadcast_recipients r
+            JOIN (SELECT callback_data, first(message_id) AS message_id FROM _receipts
+                  WHERE callback_data IS NOT NULL GROUP BY callback_data) AS k
+              ON r.idempotency_key = k.callback_data
+            WHERE r.state = 'failed' AND r.message_id IS NULL AND r.error_code IS NULL""")
+        con.execute("""
             UPDATE broadcast_recipients SET state = 'sent', message_id = k.message_id,
-                   updated_at = now()
+                   error_title = NULL, updated_at = now()
             FROM (SELECT callback_data, first(message_id) AS message_id FROM _receipts
                   WHERE callback_data IS NOT NULL GROUP BY callback_data) AS k
             WHERE broadcast_recipients.idempotency_key = k.callback_data
-              AND broadcast_recipients.state IN ('sending', 'unknown')""")
+              AND (broadcast_recipients.state IN ('sending', 'unknown')
+                   OR (broadcast_recipients.state = 'failed'
+                       AND broadcast_recipients.message_id IS NULL
+                       AND broadcast_recipients.error_code IS NULL))""")
         con.execute("""
             UPDATE message_status SET broadcast_id = k.broadcast_id
             FROM (SELECT e.message_id, coalesce(

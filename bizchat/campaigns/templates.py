@@ -30,6 +30,7 @@ import pandas as pd
 
 from .. import store
 from ..errors import Conflict, InvalidValue, NotFound, TemplateError
+from ..messaging import placeholders as placeholder_names
 from ..messaging import render
 from ..people.accounts import get_account
 from ..people.contacts import check_language
@@ -289,12 +290,17 @@ def get_template(con, account: dict, ref, language: str | None = None) -> dict:
 
 def create_template(con, account: dict, name: str, body: str, *, language: str = "de",
             category: str = "marketing", header=None, footer=None, buttons=None,
-            actor: str = "bizchat") -> dict:
-    """Insert a checked template inside the caller's transaction."""
+            extra_placeholders=(), actor: str = "bizchat") -> dict:
+    """Insert a checked template inside the caller's transaction: every placeholder must
+    be one the account can fill (``messaging.placeholders``) or in ``extra_placeholders``
+    (names the caller supplies itself, e.g. a broadcast's fixed values or fallbacks)."""
     name = check_name(name)
     language = check_language(language) or "de"
     category = check_category(category)
     parts = check_parts(body, header, footer, buttons)
+    placeholder_names.check(con, account["account_id"], parts["header"], parts["body"],
+                            *[b.get("url") for b in parts["buttons"] or []],
+                            extra=extra_placeholders, what=f"template {name!r}")
     if _find(con, account["account_id"], name, language) is not None:
         raise Conflict(f"Account {account['phone_e164']} already has a template {name!r} in "
                        f"{language}. Pick another name or use the existing one.", input=name)
@@ -353,13 +359,24 @@ class Templates:
 
     def create(self, account, name: str, body: str, *, language: str = "de",
                category: str = "marketing", header: str | None = None,
-               footer: str | None = None, buttons=None, actor: str = "bizchat") -> dict:
-        """Register a template. Unsafe placeholder syntax raises TemplateError, a name the
-        account uses already in this language Conflict."""
+               footer: str | None = None, buttons=None, extra_placeholders=(),
+               actor: str = "bizchat") -> dict:
+        """Register a template. Unsafe placeholder syntax, or a placeholder that no contact
+        field, account field or attribute of the account provides (and that is not in
+        ``extra_placeholders``, names the sender will supply), raises TemplateError
+        naming it, its position and the available names; a name the account uses
+        already in this language Conflict."""
         with self.ws.transaction() as con:
             return create_template(con, get_account(con, account), name, body, language=language,
                            category=category, header=header, footer=footer, buttons=buttons,
-                           actor=actor)
+                           extra_placeholders=extra_placeholders, actor=actor)
+
+    def available_placeholders(self, account) -> list[str]:
+        """The placeholder names the account's texts may use: contact fields
+        (first_name, name), account fields (business_name) and the attribute keys present
+        on its contacts. The composer's placeholder buttons and every check on save use it."""
+        with self.ws.connect() as con:
+            return placeholder_names.available(con, get_account(con, account)["account_id"])
 
     def get(self, account, ref, *, language: str | None = None) -> dict:
         """A template by template_id or name (optionally in ``language``)."""
@@ -414,6 +431,7 @@ class Templates:
             acc = get_account(con, account)
             template = get_template(con, acc, ref, check_language(language))
             person = get_contact(con, acc, contact) if contact is not None else {"name": None}
+            offered = placeholder_names.available(con, acc["account_id"])
         names = placeholders(template)
         attrs = person.get("attributes") or {}
         attributes = pd.DataFrame({n: [json.dumps(attrs[n]) if n in attrs else None]
@@ -422,12 +440,22 @@ class Templates:
                             attributes, fixed)
         result = render_template(template, frame, fallbacks).iloc[0]
         if result["text"] is None:
-            # Let the one renderer word the error (position, available names).
+            # Let the one renderer word the error (position); the names on offer are the
+            # account's, not only those this contact happens to have.
             row = {k: v for k, v in frame.iloc[0].items() if v is not None}
             for text in (template.get("header"), template["body"],
                          *[b.get("url") for b in template.get("buttons") or []]):
                 if text:
-                    render.render(text, row, missing=fallbacks or "error")
+                    try:
+                        render.render(text, row, missing=fallbacks or "error")
+                    except TemplateError as exc:
+                        offer = ", ".join("{" + n + "}" for n in offered)
+                        raise TemplateError(
+                            exc.message.split(" Available here:")[0]
+                            + f" for this contact. Available in this account: {offer}. Give a "
+                            "value or a fallback for it.",
+                            placeholder=exc.fields.get("placeholder"),
+                            available=offered) from exc
             raise TemplateError(f"A placeholder of {template['name']!r} has no value "
                                 f"({result['missing']}).", placeholder=result["missing"])
         return Rendered(text=result["text"], params=json.loads(result["params"]),

@@ -90,6 +90,13 @@ def pass_workspace(func=None, *, read_only: bool = False):
     return workspace_option(workspace_mode("read" if read_only else "write")(wrapper))
 
 
+def local_time(at, zone) -> str:
+    """A UTC time as the account reads it, with its zone."""
+    from ..campaigns.clock import local
+
+    return local(at, zone)
+
+
 def echo_frame(df: pd.DataFrame, csv: bool = False) -> None:
     """Print a DataFrame as an aligned table, or as CSV for other tools.
 

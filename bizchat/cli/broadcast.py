@@ -5,15 +5,17 @@ Life of a broadcast from the command line:
     bizchat broadcast create --account +4930123 --name "Sommer" --body "Hallo {first_name} ..."
     bizchat broadcast plan 7            # audience, expected outcomes, cost
     bizchat broadcast preview 7 --contact 0170 1234567
-    bizchat broadcast schedule 7 --at 2025-06-02T18:00+02:00   # freeze for that time
-    bizchat broadcast send 7            # a draft is frozen for now first, then sent
+    bizchat broadcast schedule 7 --at 2026-12-08T10:00   # the account's time zone
+    bizchat broadcast send 7            # a draft is scheduled for now and frozen, then sent
+    bizchat broadcast run-due           # from cron: everything whose time has come
     bizchat broadcast show 7
 
 ``create`` registers the template from --body (named after the broadcast) and prints only
-the new id, for scripts. ``send`` of a draft freezes it for the current time. With the
-Cloud API a broadcast scheduled for later is refused until its time has come (run ``send``
-from cron then), because quiet hours and the frequency cap were checked for that time;
-the simulated transport runs on its own clock from the scheduled time.
+the new id, for scripts. A broadcast is frozen at its send time; one scheduled for later
+goes out through ``run-due`` (cron, every minute) and can be rescheduled or paused until
+then. Quiet hours and the frequency cap are decided when each message is handed over.
+``--now`` (or ``$BIZCHAT_NOW``) sets the campaign clock, for rehearsals with the
+simulated transport.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pandas as pd
 from ._common import (
     current_workspace,
     echo_frame,
+    local_time,
     pass_workspace,
     workspace_mode,
     workspace_option,
@@ -119,11 +122,17 @@ def broadcast_group() -> None:
               help="Text for a placeholder a contact has no value for (else they are skipped).")
 @click.option("--value", "values", multiple=True, metavar="NAME=TEXT",
               help="A fixed placeholder value for everyone, e.g. angebot='20 %'.")
+@click.option("--outside-hours", type=click.Choice(["defer", "skip"]), default="defer",
+              show_default=True,
+              help="A recipient inside their quiet hours: defer to the end of them, or skip.")
+@click.option("--expires", default=None, metavar="ISO",
+              help="Deferred recipients not sent by then are skipped (account's time zone "
+                   "unless the time has one).")
 @pass_workspace
 def create(ws, account, name, category, body, language, header, footer, buttons, labels_any,
            labels_all, labels_none, audience_language, attributes, active_within, inactive_for,
            received, read, not_read, sample, variant_bodies, control, seed, fallbacks,
-           values) -> None:
+           values, outside_hours, expires) -> None:
     """Create a draft broadcast and print its id."""
     audience = {"labels_any": _names(labels_any), "labels_all": _names(labels_all),
                 "labels_none": _names(labels_none), "language": _names(audience_language),
@@ -137,7 +146,8 @@ def create(ws, account, name, category, body, language, header, footer, buttons,
         audience={k: v for k, v in audience.items() if v is not None},
         variants=list(variant_bodies) or None, control=control, seed=seed,
         fallbacks=_pairs(fallbacks, "--fallback") or None,
-        values=_pairs(values, "--value") or None, actor="cli")
+        values=_pairs(values, "--value") or None, outside_hours=outside_hours,
+        expires=expires, actor="cli")
     click.echo(found["broadcast_id"])
 
 
@@ -164,20 +174,37 @@ def _funnel_line(f: dict) -> str:
             f"{pct(f['open_rate'])}, reply {pct(f['reply_rate'])})")
 
 
+def _now_option(func):
+    return click.option("--now", default=None, metavar="ISO",
+                        help="The campaign clock (default $BIZCHAT_NOW, else the wall clock).")(func)
+
+
 @broadcast_group.command(name="show")
 @click.argument("broadcast_id", type=int)
+@_now_option
 @pass_workspace(read_only=True)
-def show(ws, broadcast_id) -> None:
-    """Show a broadcast: recipients by state and skip reason, and the funnel so far."""
-    info = ws.broadcasts.show(broadcast_id)
+def show(ws, broadcast_id, now) -> None:
+    """Show a broadcast: recipients by state and skip reason, deferrals, the funnel so far."""
+    info = ws.broadcasts.show(broadcast_id, now=now)
     b = info["broadcast"]
+    zone = info["timezone"]
     click.echo(f"Broadcast {b['broadcast_id']}: {b['name']!r} ({b['category']}, {b['status']})")
-    when = b["scheduled_for"]
-    click.echo(f"Scheduled for: {when:%Y-%m-%d %H:%M %Z}" if when else "Scheduled for: -")
+    click.echo(f"Scheduled for: {local_time(b['scheduled_for'], zone)}")
+    if b.get("finished_at") is not None:
+        click.echo(f"Finished: {local_time(b['finished_at'], zone)}")
+    click.echo(f"Outside quiet hours: {b['outside_hours']}"
+               + (f"; expires {local_time(b['expires_at'], zone)}" if b.get("expires_at") else ""))
+    counts = info["counts"]
+    if counts["deferred"]:
+        click.echo(f"Deferred: {counts['deferred']} (quiet hours or platform limits), due from "
+                   f"{local_time(counts['next_due'], zone)} until "
+                   f"{local_time(counts['deferred_until'], zone)}")
     variants = b["variants"] or []
     click.echo("Template: " + ", ".join(f"{v['variant']}={v['template']}" for v in variants)
                + (f"; control {b['control_fraction']:g}" if b["control_fraction"] else ""))
     click.echo(f"Audience: {info['audience']}")
+    if b.get("frozen_at") is None and b["status"] in ("scheduled", "paused"):
+        click.echo("Recipients are frozen at the send time.")
     states = info["states"]
     click.echo("Recipients:")
     if states.empty:
@@ -228,13 +255,47 @@ def preview(ws, broadcast_id, contact, variant) -> None:
 @broadcast_group.command(name="schedule")
 @click.argument("broadcast_id", type=int)
 @click.option("--at", default=None, metavar="ISO",
-              help="Send time, e.g. 2025-06-02T18:00+02:00 (default: now).")
+              help="Send time, e.g. 2026-12-08T10:00 (the account's time zone unless it has "
+                   "one; default: now).")
+@_now_option
 @pass_workspace
-def schedule(ws, broadcast_id, at) -> None:
-    """Freeze the recipients of a draft for its send time."""
-    result = ws.broadcasts.schedule(broadcast_id, at, actor="cli")
-    click.echo(f"Broadcast {broadcast_id} scheduled for {result['scheduled_for']:%Y-%m-%d %H:%M} "
-               f"UTC: {_counts(result)}.")
+def schedule(ws, broadcast_id, at, now) -> None:
+    """Set a draft's send time; its recipients are frozen then (at once when due now)."""
+    result = ws.broadcasts.schedule(broadcast_id, at, now=now, actor="cli")
+    state = "frozen" if result["frozen"] else "if frozen now"
+    quiet = (f"; {result['quiet_hours']} inside their quiet hours then (deferred)"
+             if result.get("quiet_hours") else "")
+    click.echo(f"Broadcast {broadcast_id} scheduled for {result['scheduled_local']} "
+               f"({state}: {_counts(result)}{quiet}).")
+
+
+@broadcast_group.command(name="reschedule")
+@click.argument("broadcast_id", type=int)
+@click.option("--at", required=True, metavar="ISO",
+              help="The new send time (the account's time zone unless it has one).")
+@pass_workspace
+def reschedule(ws, broadcast_id, at) -> None:
+    """Move a scheduled broadcast that has not started sending."""
+    result = ws.broadcasts.reschedule(broadcast_id, at, actor="cli")
+    click.echo(f"Broadcast {broadcast_id} rescheduled to {result['scheduled_local']}.")
+
+
+@broadcast_group.command(name="pause")
+@click.argument("broadcast_id", type=int)
+@pass_workspace
+def pause(ws, broadcast_id) -> None:
+    """Hold a scheduled or sending broadcast until unpause."""
+    result = ws.broadcasts.pause(broadcast_id, actor="cli")
+    click.echo(f"Broadcast {broadcast_id} paused (was {result['previous_status']}).")
+
+
+@broadcast_group.command(name="unpause")
+@click.argument("broadcast_id", type=int)
+@pass_workspace
+def unpause(ws, broadcast_id) -> None:
+    """Release a paused broadcast (it goes out at its time, or at the next run-due)."""
+    result = ws.broadcasts.unpause(broadcast_id, actor="cli")
+    click.echo(f"Broadcast {broadcast_id} is {result['status']} again.")
 
 
 def _transport_options(func):
@@ -258,11 +319,12 @@ def _print_outcome(result) -> None:
 @broadcast_group.command(name="send")
 @click.argument("broadcast_id", type=int)
 @_transport_options
+@_now_option
 @pass_workspace
-def send(ws, broadcast_id, transport, seed, progress) -> None:
-    """Send a broadcast (a draft is frozen for now first)."""
+def send(ws, broadcast_id, transport, seed, progress, now) -> None:
+    """Send a broadcast now (a draft is scheduled for now and frozen first)."""
     result = ws.broadcasts.send(broadcast_id, transport=transport, seed=seed,
-                                progress=progress, actor="cli")
+                                progress=progress, now=now, actor="cli")
     if "frozen" in result:
         click.echo(f"Frozen: {_counts(result.pop('frozen'))}.", err=True)
     _print_outcome(result)
@@ -271,11 +333,29 @@ def send(ws, broadcast_id, transport, seed, progress) -> None:
 @broadcast_group.command(name="resume")
 @click.argument("broadcast_id", type=int)
 @_transport_options
+@_now_option
 @pass_workspace
-def resume(ws, broadcast_id, transport, seed, progress) -> None:
+def resume(ws, broadcast_id, transport, seed, progress, now) -> None:
     """Continue a send that was interrupted; sends caught mid-call become 'unknown', never resent."""
     _print_outcome(ws.broadcasts.resume(broadcast_id, transport=transport, seed=seed,
-                                        progress=progress, actor="cli"))
+                                        progress=progress, now=now, actor="cli"))
+
+
+@broadcast_group.command(name="run-due")
+@_transport_options
+@_now_option
+@pass_workspace
+def run_due(ws, transport, seed, progress, now) -> None:
+    """Send every broadcast and deferred recipient whose time has come (for cron)."""
+    results = ws.broadcasts.run_due(now=now, transport=transport, seed=seed,
+                                    progress=progress, actor="cli")
+    if not results:
+        click.echo("Nothing is due.")
+    for result in results:
+        bid = result.pop("broadcast_id")
+        click.echo(f"Broadcast {bid}: " + ", ".join(f"{k}: {v}" for k, v in result.items()))
+    if any("error" in r for r in results):
+        raise SystemExit(1)
 
 
 @broadcast_group.command(name="resolve")

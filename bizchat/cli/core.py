@@ -75,6 +75,7 @@ def demo(contacts: int, seed: int, replace: bool) -> None:
     summary = demo_module.build(state.workspace, contacts=contacts, seed=seed, replace=replace,
                                 progress=True)
     click.echo(demo_module.format_summary(summary))
+    click.echo("\n" + demo_module.next_steps(summary), err=True)
 
 
 COMMANDS = [init, info, sql, demo]

@@ -27,10 +27,12 @@ def list_(ws, account: str, as_csv: bool) -> None:
 @click.argument("shortcut")
 @click.argument("text")
 @account_option
+@click.option("--placeholder", "extra", multiple=True, metavar="NAME",
+              help="A placeholder you fill in when sending (e.g. order_no). Repeatable.")
 @pass_workspace
-def add(ws, shortcut: str, text: str, account: str) -> None:
+def add(ws, shortcut: str, text: str, account: str, extra: tuple[str, ...]) -> None:
     """Save TEXT under SHORTCUT (e.g. /danke 'Danke, {first_name}!')."""
-    reply = ws.replies.add(account, shortcut, text)
+    reply = ws.replies.add(account, shortcut, text, extra_placeholders=list(extra))
     click.echo(f"Saved quick reply {reply['shortcut']}.")
 
 

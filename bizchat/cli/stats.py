@@ -41,8 +41,9 @@ def filter_options(func):
 
 
 csv_option = click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
-tz_option = click.option("--tz", default="UTC", show_default=True, metavar="ZONE",
-                         help="Time zone of days, weeks, months, hours and weekdays.")
+tz_option = click.option("--tz", default=None, metavar="ZONE",
+                         help="Time zone of days, weeks, months, hours and weekdays "
+                              "(default: the account's).")
 
 
 PERCENT = ("share", "cum_share", "rate", "ci_low", "ci_high", "diff", "diff_ci_low",
@@ -138,8 +139,8 @@ def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
 
 
 @stats_group.command(name="send-time")
-@click.option("--tz", default="Europe/Berlin", show_default=True, metavar="ZONE",
-              help="Time zone of weekday and hour.")
+@click.option("--tz", default=None, metavar="ZONE",
+              help="Time zone of weekday and hour (default: the account's).")
 @click.option("--min-delivered", default=100, show_default=True,
               help="Slots with fewer delivered messages are not recommended.")
 @filter_options

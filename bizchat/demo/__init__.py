@@ -5,6 +5,6 @@ time and Berlin's hours), ``content`` (the words), ``campaigns`` and ``chats`` (
 happened), ``write`` (Arrow tables into the workspace).
 """
 
-from .build import LIVE_CAMPAIGNS, STAGES, build, format_summary
+from .build import LIVE_CAMPAIGNS, STAGES, build, format_summary, next_steps
 
-__all__ = ["LIVE_CAMPAIGNS", "STAGES", "build", "format_summary"]
+__all__ = ["LIVE_CAMPAIGNS", "STAGES", "build", "format_summary", "next_steps"]

@@ -18,8 +18,9 @@ from __future__ import annotations
 import base64
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -84,10 +85,15 @@ def build(path=None, *, contacts: int = 20000, seed: int = 7, replace: bool = Fa
         bar.set_description_str("demo: live campaigns")
         live_started = time.perf_counter()
         _live_campaigns(ws, seed)
+        # The analyst views carry pseudonymous keys from the start.
+        ws.privacy.refresh_keys()
         scenario.stage_seconds["live campaigns"] = round(time.perf_counter() - live_started, 2)
         bar.update(1)
         with ws.connect() as con:
             summary = _summarise(con, path)
+            found = con.execute("SELECT max(broadcast_id) FROM broadcasts WHERE name = ?",
+                                [LIVE_CAMPAIGNS[0]["name"]]).fetchall()
+            summary["lift_broadcast"] = found[0][0] if found else None
     finally:
         bar.close()
     summary["seconds"] = round(time.perf_counter() - started, 2)
@@ -96,21 +102,20 @@ def build(path=None, *, contacts: int = 20000, seed: int = 7, replace: bool = Fa
 
 
 def _live_campaigns(ws, seed: int) -> None:
-    """Compose, schedule and send the latest campaigns like a marketer would."""
+    """Compose and schedule the latest campaigns like a marketer would, then let them go
+    out through ``run_due`` on the demo's clock, the way cron sends them."""
     import logging
-
-    from ..campaigns import outbox
 
     # The demo shows one progress bar; the outbox's per-batch lines would bury it.
     quiet = logging.getLogger("bizchat.campaigns.outbox")
     level, quiet.level = quiet.level, max(quiet.getEffectiveLevel(), logging.WARNING)
     try:
-        _send_live(ws, seed, outbox)
+        _send_live(ws, seed)
     finally:
         quiet.setLevel(level)
 
 
-def _send_live(ws, seed: int, outbox) -> None:
+def _send_live(ws, seed: int) -> None:
     accounts = ws.sql("SELECT account_id FROM accounts ORDER BY account_id")["account_id"].tolist()
     for i, spec in enumerate(LIVE_CAMPAIGNS):
         created = ws.broadcasts.create(
@@ -118,8 +123,15 @@ def _send_live(ws, seed: int, outbox) -> None:
             labels_any=spec["labels_any"], variants=spec["variants"] or None,
             control=spec["control"], seed=seed + i, missing="fallback",
             fallbacks={"first_name": "liebe Leserin, lieber Leser"}, actor="demo")
-        ws.broadcasts.schedule(created["broadcast_id"], at=spec["at"], actor="demo")
-        outbox.send(ws, created["broadcast_id"], transport="simulated", seed=seed + i, actor="demo")
+        # Scheduled the day before; frozen at the send time, not before.
+        at = cast(datetime, spec["at"])
+        ws.broadcasts.schedule(created["broadcast_id"], at=at, now=at - timedelta(days=1),
+                               actor="demo")
+    # Cron's run-due at each send time, and once more at the demo's "now": quiet hours
+    # and the frequency cap are decided at hand-off, receipts arrive up to that clock.
+    for when in sorted(cast(datetime, spec["at"]) for spec in LIVE_CAMPAIGNS):
+        ws.broadcasts.run_due(now=when, transport="simulated", actor="demo")
+    ws.broadcasts.run_due(now=clock.NOW, transport="simulated", actor="demo")
 
 
 def format_summary(summary: dict) -> str:
@@ -137,6 +149,17 @@ def format_summary(summary: dict) -> str:
     ]
     width = max(len(k) for k, _ in lines) + 2
     return "\n".join(f"{k:<{width}}{v}" for k, v in lines)
+
+
+def next_steps(summary: dict) -> str:
+    """What to try after building the demo (printed by ``bizchat demo``)."""
+    path = summary["path"]
+    lift = summary.get("lift_broadcast") or "ID"
+    return ("Try next:\n"
+            "  make lab        JupyterLab on notebooks/ with this workspace\n"
+            f"  bizchat --workspace {path} stats open-rates --by hour\n"
+            f"  bizchat --workspace {path} broadcast show {lift}\n"
+            f"  bizchat --workspace {path} stats lift {lift}")
 
 
 def _make_room(path: Path, replace: bool) -> None:

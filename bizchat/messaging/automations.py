@@ -41,6 +41,7 @@ from .. import store
 from ..errors import InvalidValue, NotFound
 from ..people.accounts import WEEKDAYS, get_account, parse_hours
 from ..people.labels import label_ids
+from . import placeholders
 from . import render as renderer
 
 KINDS = ("greeting", "away")
@@ -375,6 +376,20 @@ class Automations:
         with self.ws.connect(read_only=True) as con:
             return self._rule(con, get_account(con, account), rule)
 
+    def preview(self, account, rule, contact) -> dict:
+        """The exact text the rule (its kind or id) would send ``contact`` (any reference
+        within the account), as ``apply`` renders it: ``text``, ``missing`` (placeholders
+        this contact has no value for, left out of the text) and ``available``."""
+        from ..people.contacts import get_contact
+
+        with self.ws.connect() as con:
+            acc = get_account(con, account)
+            found = self._rule(con, acc, rule)
+            person = get_contact(con, acc, contact)
+            names = placeholders.available(con, acc["account_id"])
+        body, missing = _body(found["text"], {**acc, **person})
+        return {"kind": found["kind"], "text": body, "missing": missing, "available": names}
+
     def set_greeting(self, account, text: str, *, scope: str = "everyone", labels=None,
                      silence_days: int = 14, enabled: bool = True) -> dict:
         """Create or replace the account's greeting message; returns the rule."""
@@ -477,6 +492,7 @@ class Automations:
                                input=labels)
         with self.ws.transaction() as con:
             acc = get_account(con, account)
+            placeholders.check(con, acc["account_id"], text, what=f"{kind} message")
             if fields.get("schedule") == "outside_hours" and not acc.get("business_hours"):
                 raise InvalidValue(
                     f"Account {acc['phone_e164']} has no business hours, so it is never outside "

@@ -90,14 +90,27 @@ def record_status_events(con: duckdb.DuckDBPyConnection, events: pd.DataFrame | 
             ) AS i
             LEFT JOIN message_status AS s USING (message_id)
             WHERE s.message_id IS NULL
-               OR (i.status = 'sent' AND s.sent_at IS NULL)
-               OR (i.status = 'delivered' AND s.delivered_at IS NULL)
-               OR (i.status = 'read' AND s.read_at IS NULL)
-               OR (i.status = 'played' AND s.played_at IS NULL)
-               OR (i.status = 'failed' AND s.failed_at IS NULL)
+               OR (i.status = 'sent' AND (s.sent_at IS NULL OR i."at" < s.sent_at))
+               OR (i.status = 'delivered' AND (s.delivered_at IS NULL OR i."at" < s.delivered_at))
+               OR (i.status = 'read' AND (s.read_at IS NULL OR i."at" < s.read_at))
+               OR (i.status = 'played' AND (s.played_at IS NULL OR i."at" < s.played_at))
+               OR (i.status = 'failed' AND (s.failed_at IS NULL OR i."at" < s.failed_at))
         """)
         new = con.execute("SELECT count(*) FROM _new_events").fetchall()[0][0]
         if new:
+            # Of two copies of one receipt the earlier event time is kept, whatever the
+            # arrival order: a copy that arrives later but happened earlier replaces it.
+            replacing = con.execute("""
+                SELECT count(*) FROM _new_events n JOIN message_status s USING (message_id)
+                WHERE (n.status = 'sent' AND s.sent_at IS NOT NULL)
+                   OR (n.status = 'delivered' AND s.delivered_at IS NOT NULL)
+                   OR (n.status = 'read' AND s.read_at IS NOT NULL)
+                   OR (n.status = 'played' AND s.played_at IS NOT NULL)
+                   OR (n.status = 'failed' AND s.failed_at IS NOT NULL)""").fetchall()[0][0]
+            if replacing:
+                con.execute("""
+                    DELETE FROM message_events e USING _new_events n
+                    WHERE e.message_id = n.message_id AND e.status = n.status""")
             con.execute("INSERT INTO message_events SELECT * FROM _new_events")
             # Merge per message: update the rows that exist, append the others. (A plain
             # append plus an UPDATE beats INSERT ... ON CONFLICT, which needs a primary

@@ -18,6 +18,7 @@ from .. import store
 from ..errors import Conflict, InvalidValue, LimitExceeded, NotFound, TemplateError
 from ..people.accounts import get_account
 from ..people.contacts import get_contact
+from . import placeholders
 from . import render as renderer
 
 SHORTCUT = re.compile(r"/[A-Za-z0-9_-]+")
@@ -89,17 +90,28 @@ class QuickReplies:
         frame.insert(2, "placeholders", [renderer.placeholders(t) for t in frame["text"]])
         return frame
 
+    def available_placeholders(self, account) -> list[str]:
+        """The placeholder names this account's texts may use (contact fields, account
+        fields, attribute keys present on its contacts); what saving checks against."""
+        with self.ws.connect() as con:
+            return placeholders.available(con, get_account(con, account)["account_id"])
+
     def get(self, account, shortcut) -> dict:
         """One quick reply by its shortcut (with or without the slash, any case)."""
         with self.ws.connect(read_only=True) as con:
             return _get(con, get_account(con, account), shortcut)
 
-    def add(self, account, shortcut: str, text: str) -> dict:
+    def add(self, account, shortcut: str, text: str, *, extra_placeholders=()) -> dict:
         """Save a new quick reply. Raises InvalidValue / TemplateError for a bad shortcut or
-        text, Conflict if the shortcut exists (any case), LimitExceeded beyond the limit."""
+        text (also a placeholder the account cannot fill: see ``available_placeholders``;
+        ``extra_placeholders`` names those the agent fills in when sending, e.g.
+        order_no), Conflict if the shortcut exists (any case), LimitExceeded beyond the
+        limit."""
         shortcut, text = check_shortcut(shortcut), check_text(text)
         with self.ws.transaction() as con:
             acc = get_account(con, account)
+            placeholders.check(con, acc["account_id"], text, extra=extra_placeholders,
+                               what="quick reply")
             clash = _find(con, acc, shortcut)
             if clash:
                 raise Conflict(
@@ -119,12 +131,14 @@ class QuickReplies:
                                                 datetime.now(UTC)])
             return _get(con, acc, shortcut)
 
-    def update(self, account, shortcut, text: str) -> dict:
-        """Replace the text of an existing quick reply."""
+    def update(self, account, shortcut, text: str, *, extra_placeholders=()) -> dict:
+        """Replace the text of an existing quick reply (checked as ``add`` checks it)."""
         text = check_text(text)
         with self.ws.transaction() as con:
             acc = get_account(con, account)
             found = _get(con, acc, shortcut)
+            placeholders.check(con, acc["account_id"], text, extra=extra_placeholders,
+                               what="quick reply")
             con.execute("UPDATE quick_replies SET text = ? WHERE account_id = ? AND shortcut = ?",
                         [text, acc["account_id"], found["shortcut"]])
             return {**found, "text": text}

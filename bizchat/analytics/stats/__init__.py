@@ -11,7 +11,9 @@ closes again. Common keyword filters:
 - ``labels``: a label name or list; keeps contacts carrying any of them (current labels)
 - ``category``: the broadcast's template category, ``marketing`` or ``utility``
 - ``broadcasts``: a broadcast id or list of ids
-- ``tz``: the IANA time zone of day/week/month/hour/weekday buckets (default UTC)
+- ``tz``: the IANA time zone of day/week/month/hour/weekday buckets (default: the
+  account's time zone: the filtered account's, else the one all accounts share, else UTC;
+  a German shop reads its 9 o'clock as 9 o'clock)
 
 Rates are NaN where the denominator is 0. Open (read) rates are lower bounds: users can
 switch read receipts off. Outputs carry no phone numbers or names; the one contact-level
@@ -28,7 +30,7 @@ import pandas as pd
 from ...errors import InvalidValue
 from . import chats, cohorts, experiments, funnel, timing
 from .experiments import ABPlan, ABTest, ControlLift
-from .outcomes import add_weekday_names, grouped_recipients, key_columns, parse_by
+from .outcomes import TIME_KEYS, add_weekday_names, grouped_recipients, key_columns, parse_by
 from .proportions import detectable_effect, sample_size
 from .pseudonym import pseudonym, pseudonym_key, pseudonymize
 from .tables import check_tz, now_utc, resolve_filters, session
@@ -61,7 +63,7 @@ class Stats:
 
     def open_rates(self, by: str | Sequence[str] = "broadcast", *, account=None, start=None,
                    end=None, labels=None, category=None, broadcasts=None,
-                   tz: str = "UTC") -> pd.DataFrame:
+                   tz: str | None = None) -> pd.DataFrame:
         """The campaign open-rate table grouped ``by`` broadcast, variant, account,
         category, template, label, day, week, month, hour or weekday (or a list).
 
@@ -70,26 +72,29 @@ class Stats:
         first_sent_at (earliest sent receipt), delivery_rate (delivered / sent), open_rate
         (read / delivered; a lower bound).
         """
-        keys, tz = parse_by(by), check_tz(tz)
+        keys = parse_by(by)
+        tz = self._zone(tz, account) if TIME_KEYS.intersection(keys) else check_tz(tz)
         return self._frame(lambda t, f: funnel.open_rates(t, f, keys, tz),
                            self._filters(account, start, end, labels, category, broadcasts))
 
     def funnel(self, by: str | Sequence[str] | None = "broadcast", *, account=None, start=None,
                end=None, labels=None, category=None, broadcasts=None,
-               tz: str = "UTC") -> pd.DataFrame:
+               tz: str | None = None) -> pd.DataFrame:
         """``open_rates`` plus control (hold-out recipients), replied (delivered recipients
         who wrote back within 72 h), opted_out (marketing opt-out within 7 days),
         reply_rate and opt_out_rate (both per delivered)."""
-        keys, tz = parse_by(by), check_tz(tz)
+        keys = parse_by(by)
+        tz = self._zone(tz, account) if TIME_KEYS.intersection(keys) else check_tz(tz)
         return self._frame(lambda t, f: funnel.funnel(t, f, keys, tz),
                            self._filters(account, start, end, labels, category, broadcasts))
 
     def failures(self, by: str | Sequence[str] | None = "broadcast", *, account=None,
                  start=None, end=None, labels=None, category=None, broadcasts=None,
-                 tz: str = "UTC") -> pd.DataFrame:
+                 tz: str | None = None) -> pd.DataFrame:
         """Failed messages by error code: keys, error_code, error_title, failed,
         share_of_failed, share_of_sent."""
-        keys, tz = parse_by(by), check_tz(tz)
+        keys = parse_by(by)
+        tz = self._zone(tz, account) if TIME_KEYS.intersection(keys) else check_tz(tz)
         return self._frame(lambda t, f: funnel.failures(t, f, keys, tz),
                            self._filters(account, start, end, labels, category, broadcasts))
 
@@ -97,19 +102,21 @@ class Stats:
 
     def time_to_read(self, by: str | Sequence[str] | None = "broadcast", *, account=None,
                      start=None, end=None, labels=None, category=None, broadcasts=None,
-                     tz: str = "UTC") -> pd.DataFrame:
+                     tz: str | None = None) -> pd.DataFrame:
         """Minutes from send to read: keys, read, median_min, p90_min, read_1h_share,
         read_24h_share."""
-        keys, tz = parse_by(by), check_tz(tz)
+        keys = parse_by(by)
+        tz = self._zone(tz, account) if TIME_KEYS.intersection(keys) else check_tz(tz)
         return self._frame(lambda t, f: timing.time_to_read(t, f, keys, tz),
                            self._filters(account, start, end, labels, category, broadcasts))
 
     def read_distribution(self, by: str | Sequence[str] | None = None, *, account=None,
                           start=None, end=None, labels=None, category=None, broadcasts=None,
-                          tz: str = "UTC") -> pd.DataFrame:
+                          tz: str | None = None) -> pd.DataFrame:
         """How long reads took, in bins (< 5 min ... > 3 days): keys, bin_label,
         upper_min, read, share, cum_share, delivered, cum_open_rate."""
-        keys, tz = parse_by(by), check_tz(tz)
+        keys = parse_by(by)
+        tz = self._zone(tz, account) if TIME_KEYS.intersection(keys) else check_tz(tz)
         with session(self.ws) as t:
             f = resolve_filters(t.backend.con, **self._filters(
                 account, start, end, labels, category, broadcasts))
@@ -117,34 +124,35 @@ class Stats:
             reads, delivered = t.execute(reads), t.execute(delivered)
         return timing.read_distribution(reads, delivered, key_columns(keys))
 
-    def send_times(self, tz: str = "UTC", *, account=None, start=None, end=None, labels=None,
+    def send_times(self, tz: str | None = None, *, account=None, start=None, end=None, labels=None,
                    category=None, broadcasts=None, alpha: float = 0.05) -> pd.DataFrame:
         """Open rate per local weekday x hour of the send (all 168 slots): weekday
         (0 = Monday), weekday_name, hour, delivered, read, open_rate, ci_low, ci_high."""
-        tz = check_tz(tz)
+        tz = self._zone(tz, account)
         with session(self.ws) as t:
             f = resolve_filters(t.backend.con, **self._filters(
                 account, start, end, labels, category, broadcasts))
             slots = t.execute(timing.send_slots(t, f, tz))
         return timing.send_time_grid(slots, alpha)
 
-    def best_send_time(self, tz: str = "UTC", *, min_delivered: int = 100, account=None,
+    def best_send_time(self, tz: str | None = None, *, min_delivered: int = 100, account=None,
                        start=None, end=None, labels=None, category=None, broadcasts=None,
                        alpha: float = 0.05) -> SendTimeAdvice:
         """The weekday and hour with the best open rate at the low end of its confidence
         interval, among slots with at least ``min_delivered`` deliveries."""
+        tz = self._zone(tz, account)
         grid = self.send_times(tz, account=account, start=start, end=end, labels=labels,
                                category=category, broadcasts=broadcasts, alpha=alpha)
-        return timing.recommend(grid, check_tz(tz), min_delivered=min_delivered, alpha=alpha)
+        return timing.recommend(grid, tz, min_delivered=min_delivered, alpha=alpha)
 
     # --- cohorts ------------------------------------------------------------------------
 
-    def cohorts(self, tz: str = "UTC", *, months: int = 12, account=None, start=None,
+    def cohorts(self, tz: str | None = None, *, months: int = 12, account=None, start=None,
                 end=None, labels=None, category=None) -> pd.DataFrame:
         """Contacts by month of first marketing opt-in and their open rate in the months
         after: cohort, months_since, cohort_contacts, contacts_delivered, delivered, read,
         open_rate."""
-        tz = check_tz(tz)
+        tz = self._zone(tz, account)
         return self._frame(lambda t, f: cohorts.cohorts(t, f, tz, months),
                            self._filters(account, start, end, labels, category))
 
@@ -162,21 +170,21 @@ class Stats:
                                f"{', '.join(wrong)}.", input=by)
         return keys
 
-    def inbound_volume(self, by: str | Sequence[str] = ("weekday", "hour"), *, tz: str = "UTC",
+    def inbound_volume(self, by: str | Sequence[str] = ("weekday", "hour"), *, tz: str | None = None,
                        account=None, start=None, end=None, labels=None,
                        category=None) -> pd.DataFrame:
         """Inbound messages per group (default local weekday and hour): messages, chats."""
-        keys, tz = self._chat_by(by, category), check_tz(tz)
+        keys, tz = self._chat_by(by, category), self._zone(tz, account)
         return self._frame(lambda t, f: chats.inbound_volume(t, f, keys, tz),
                            self._filters(account, start, end, labels, None))
 
-    def response_times(self, by: str | Sequence[str] | None = "account", *, tz: str = "UTC",
+    def response_times(self, by: str | Sequence[str] | None = "account", *, tz: str | None = None,
                        account=None, start=None, end=None, labels=None, category=None,
                        as_of: datetime | None = None) -> pd.DataFrame:
         """The business's first response time and the share of customer turns answered
         within the 24-hour window: turns, answered, pending, answered_24h,
         answered_24h_share, median_response_min, p90_response_min."""
-        keys, tz = self._chat_by(by, category), check_tz(tz)
+        keys, tz = self._chat_by(by, category), self._zone(tz, account)
         when = as_of or now_utc()
         return self._frame(lambda t, f: chats.response_times(t, f, keys, tz, when),
                            self._filters(account, start, end, labels, None))
@@ -190,11 +198,48 @@ class Stats:
 
     # --- experiments --------------------------------------------------------------------
 
+    def _zone(self, tz: str | None, account=None) -> str:
+        """``tz``, else the account's time zone (the filtered account's, else the one every
+        account shares), else UTC."""
+        if tz is not None:
+            return check_tz(tz)
+        with session(self.ws) as t:
+            con = t.backend.con
+            if account is not None:
+                f = resolve_filters(con, account=account)
+                rows = con.execute("SELECT timezone FROM accounts WHERE account_id = ?",
+                                   [f.account_id]).fetchall()
+            else:
+                rows = con.execute("SELECT DISTINCT timezone FROM accounts").fetchall()
+        zones = {r[0] for r in rows if r[0]}
+        return check_tz(zones.pop()) if len(zones) == 1 else "UTC"
+
     def _arms(self, broadcast_id: int) -> tuple[pd.DataFrame, pd.Series]:
         with session(self.ws) as t:
             resolve_filters(t.backend.con, broadcasts=broadcast_id)
             counts, info = experiments.arm_counts(t, broadcast_id)
-            return t.execute(counts), t.execute(info).iloc[0]
+            info = t.execute(info).iloc[0]
+            reach = t.execute(experiments.data_reach(t, int(info["account_id"]))).iloc[0, 0]
+            info["data_reach"] = None if reach is None or pd.isna(reach) else pd.Timestamp(reach)
+            return t.execute(counts), info
+
+    @staticmethod
+    def _observed(as_of, reach) -> pd.Timestamp:
+        """The moment up to which a result may be judged: ``as_of`` (default now), but never
+        past how far the account's data reaches."""
+        when = pd.Timestamp(as_of if as_of is not None else now_utc())
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        if reach is None:
+            return pd.Timestamp.min.tz_localize("UTC")
+        return min(when, pd.Timestamp(reach).tz_convert("UTC"))
+
+    def data_reach(self, account) -> datetime | None:
+        """How far an account's data reaches: its latest ingested receipt or inbound
+        message (None without data). Results are final only up to here."""
+        with session(self.ws) as t:
+            f = resolve_filters(t.backend.con, account=account)
+            reach = t.execute(experiments.data_reach(t, int(f.account_id or 0))).iloc[0, 0]
+        return None if reach is None or pd.isna(reach) else pd.Timestamp(reach).to_pydatetime()
 
     def ab_test(self, broadcast_id: int, metric: str = "open", *, baseline: str | None = None,
                 alpha: float = 0.05, mde: float | None = None, power: float = 0.8,
@@ -202,24 +247,42 @@ class Stats:
         """Compare the variants of a broadcast on ``metric`` (open, reply or opt_out), at
         a fixed horizon, with a plain-language verdict (``.verdict``) and the numbers
         (``.table``: variant, is_baseline, assigned, delivered, outcome, rate, ci_low,
-        ci_high, diff, diff_ci_low, diff_ci_high, z, p_value, p_adjusted, significant)."""
+        ci_high, diff, diff_ci_low, diff_ci_high, z, p_value, p_adjusted (Holm over every
+        variant and metric), significant). Final only when the account's data reaches
+        past the window (``data_reach``), whatever ``as_of`` (default now) says."""
         counts, info = self._arms(broadcast_id)
+        counts = counts[counts["variant"].notna()]     # never randomised: no arm
         shares = experiments.planned_shares(info["variants"], float(info["control_fraction"]),
                                             list(counts["variant"]))
         return experiments.evaluate_ab(counts, metric=metric, baseline=baseline, alpha=alpha,
-                                       mde=mde, power=power, shares=shares, as_of=as_of,
+                                       mde=mde, power=power, shares=shares,
+                                       as_of=self._observed(as_of, info["data_reach"]),
                                        broadcast_id=int(broadcast_id))
 
     def control_lift(self, broadcast_id: int, *, cost_per_delivered: float | None = None,
                      alpha: float = 0.05, power: float = 0.8, by_variant: bool = False,
                      as_of: datetime | None = None) -> ControlLift:
         """Lift over the hold-out control group on replies (72 h, 7 days) and opt-outs
-        (7 days), never reads; with ``cost_per_delivered`` the cost per incremental
-        reply. ``.table`` has one row per arm and outcome."""
-        counts, _ = self._arms(broadcast_id)
+        (7 days), never reads, among the randomised recipients only (contacts excluded
+        before assignment are in ``.excluded`` by reason); both arms' windows start at the
+        broadcast's first send. With ``cost_per_delivered`` the cost per incremental
+        reply. ``.table`` has one row per arm and outcome (``p_adjusted``: Holm over all
+        of them). Final only when the account's data reaches past the windows."""
+        with session(self.ws) as t:
+            resolve_filters(t.backend.con, broadcasts=broadcast_id)
+            counts, excluded = experiments.lift_counts(t, broadcast_id)
+            b = t.broadcasts
+            account_id = t.execute(b.filter(b.broadcast_id == int(broadcast_id))
+                                   .select("account_id")).iloc[0, 0]
+            reach = t.execute(experiments.data_reach(t, int(account_id))).iloc[0, 0]
+            counts, excluded = t.execute(counts), t.execute(excluded)
+        reach = None if reach is None or pd.isna(reach) else pd.Timestamp(reach)
+        gone = {("unknown" if pd.isna(r) else str(r)): int(n)
+                for r, n in zip(excluded["skip_reason"], excluded["recipients"], strict=True)}
         return experiments.evaluate_lift(counts, cost_per_delivered=cost_per_delivered,
                                          alpha=alpha, power=power, by_variant=by_variant,
-                                         as_of=as_of, broadcast_id=int(broadcast_id))
+                                         as_of=self._observed(as_of, reach),
+                                         broadcast_id=int(broadcast_id), excluded=gone)
 
     def plan_ab(self, mde: float, *, metric: str = "open", audience: int | None = None,
                 variants: int = 2, control_fraction: float = 0.0,

@@ -2,16 +2,25 @@
 
 - Fixed horizon: an outcome counts only inside its window after the send (open and reply:
   72 h, opt-out: 7 days), and a result is final once the window after the *last* send
-  has passed. Before that the verdict says when to come back: looking early and stopping
-  on a good day turns chance into "significance".
+  has passed *in the data*: the workspace's data must reach that far (the latest
+  ingested receipt or inbound message of the account, ``data_reach``), so a workspace
+  whose data stops early (an export, a paused receiver, the demo) never calls a
+  half-observed window final. Before that the verdict says when to come back: looking
+  early and stopping on a good day turns chance into "significance".
 - Variants are compared with each other on delivered messages (open = read within 72 h /
   delivered, reply = replied within 72 h / delivered); each against the baseline with a
-  two-proportion z-test and Newcombe's interval of the difference, Holm-adjusted when
-  there are more than two variants.
+  two-proportion z-test and Newcombe's interval of the difference. Holm's correction
+  covers every test behind one verdict: every variant against the baseline on every
+  metric (open, reply, opt-out), so two variants are still corrected for three metrics.
 - A sample-ratio check (chi-square against the planned split) flags broken assignment.
 - Against the control group, whose members get no message, only outcomes both arms can
-  have are compared, over everyone assigned (intention to treat): replies within 72 h and
+  have are compared, over everyone *randomised* (intention to treat: a recipient assigned
+  to an arm counts there even if excluded later). Contacts excluded before assignment
+  (no consent, opted out, frequency cap ...: no variant) are no part of either arm; they
+  are reported apart (``ControlLift.excluded``). Both arms' windows start at the same
+  moment, the broadcast's first send (else its scheduled time): replies within 72 h and
   7 days, opt-outs within 7 days. Never reads: the control group cannot read anything.
+  Holm's correction covers every arm and outcome of the verdict.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import ibis
 import numpy as np
 import pandas as pd
 
@@ -61,8 +71,43 @@ def arm_counts(t: Tables, broadcast_id: int) -> tuple:
         last_ref_at=rel.send_at.max(), last_send_at=rel.send_at.max(where=rel.sent))
     b = t.broadcasts
     info = b.filter(b.broadcast_id == int(broadcast_id)).select(
-        "broadcast_id", "name", "variants", "control_fraction")
+        "broadcast_id", "name", "variants", "control_fraction", "account_id")
     return agg.order_by("variant"), info
+
+
+def lift_counts(t: Tables, broadcast_id: int) -> tuple:
+    """Per arm of one broadcast's randomised recipients (a variant or control): assigned,
+    delivered, replied_all (72 h), replied_7d, opted_out_all (7 days), last_ref_at; every
+    window starting at one moment for both arms (the broadcast's first send, else its
+    scheduled time). And the recipients excluded before assignment, by skip reason."""
+    f = Filters(broadcast_ids=(int(broadcast_id),))
+    rel = recipients(t, f, with_ref=True)
+    randomised = rel.variant.notnull()
+    gone = rel.filter(~randomised)
+    excluded = gone.group_by("skip_reason").aggregate(recipients=gone.count()).order_by(
+        "skip_reason")
+    arms = rel.filter(randomised)
+    arms = arms.mutate(send_at=arms.start_at)
+    arms = with_responses(t, arms, reply_window=OPT_OUT_WINDOW)
+    agg = arms.group_by("variant").aggregate(
+        assigned=arms.count(), delivered=arms.count(where=arms.delivered),
+        replied_all=arms.count(where=arms.first_reply_at <= arms.send_at + REPLY_WINDOW),
+        replied_7d=arms.count(where=arms.first_reply_at.notnull()),
+        opted_out_all=arms.count(where=arms.first_opt_out_at.notnull()),
+        last_ref_at=arms.send_at.max())
+    return agg.order_by("variant"), excluded
+
+
+def data_reach(t: Tables, account_id: int):
+    """How far an account's data reaches: its latest ingested receipt or inbound message
+    (a one-row table with ``at``; NULL for an account without data)."""
+    s, m = t.message_status, t.messages
+    mine = m.filter(m.account_id == int(account_id))
+    receipts = s.join(mine, s.message_id == mine.message_id).select(
+        at=ibis.greatest(s.sent_at, s.delivered_at, s.read_at, s.played_at, s.failed_at))
+    inbound = mine.filter(mine.direction == "in").select(at=mine.created_at)
+    both = receipts.union(inbound)
+    return both.aggregate(at=both["at"].max())
 
 
 def planned_shares(variants_json, control_fraction: float, observed: list[str]) -> dict:
@@ -145,6 +190,29 @@ def _fmt_points(x: float) -> str:
     return f"{x * 100:+.1f} points"
 
 
+def family_adjusted(arms: pd.DataFrame, names: list, b: int, metric: str) -> np.ndarray:
+    """Holm-adjusted p-values of ``metric``'s comparisons, adjusted within the family of
+    every comparison behind an A/B verdict: each variant against the baseline on every
+    metric the counts hold (open, reply, opt-out)."""
+    n = arms["delivered"].astype(int).to_numpy()
+    family: list[float] = []
+    mine: list[int] = []
+    for name, (column, _) in METRICS.items():
+        if column not in arms:
+            continue
+        k = arms[column].astype(int).to_numpy()
+        for i in range(len(names)):
+            if i == b:
+                continue
+            if name == metric:
+                mine.append(len(family))
+            family.append(P.two_proportion_z(k[b], n[b], k[i], n[i])[1])
+    adjusted = np.asarray(P.holm(pd.Series(family, dtype=float)), dtype=float)
+    out = np.full(len(names), np.nan)
+    out[[i for i in range(len(names)) if i != b]] = adjusted[mine]
+    return out
+
+
 def evaluate_ab(counts: pd.DataFrame, *, metric: str = "open", baseline: str | None = None,
                 alpha: float = 0.05, mde: float | None = None, power: float = 0.8,
                 shares: dict | None = None, as_of: datetime | None = None,
@@ -186,7 +254,7 @@ def evaluate_ab(counts: pd.DataFrame, *, metric: str = "open", baseline: str | N
         dl, dh = P.diff_interval(k[b], n[b], k[i], n[i], alpha)
         rows.append((rate[i] - rate[b], dl, dh, z, p))
     cmp = pd.DataFrame(rows, columns=["diff", "diff_ci_low", "diff_ci_high", "z", "p_value"])
-    cmp["p_adjusted"] = P.holm(cmp["p_value"])
+    cmp["p_adjusted"] = family_adjusted(arms, names, b, metric)
     table = pd.DataFrame({"variant": names, "is_baseline": [v == baseline for v in names],
                           "assigned": arms["assigned"].astype(int), "delivered": n,
                           "outcome": k, "rate": rate, "ci_low": low, "ci_high": high})
@@ -252,8 +320,8 @@ def _ab_verdict(table, metric, baseline, final, final_at, required, mde, alpha, 
         else:
             sentences.append(f"No clear difference between {v} and {baseline}: {detail}; a "
                              f"{mde * 100:.1f}-point difference would very likely have shown.")
-    if len(table) > 2:
-        sentences.append("p-values are Holm-adjusted for the several comparisons.")
+    sentences.append("p-values are Holm-adjusted for every comparison behind this verdict "
+                     "(each variant against the baseline on open, reply and opt-out rates).")
     if metric == "open":
         sentences.append("Open rates are lower bounds: read receipts can be switched off.")
     return " ".join(sentences)
@@ -267,6 +335,7 @@ class ControlLift:
     table: pd.DataFrame
     final: bool
     verdict: str
+    excluded: dict = field(default_factory=dict)   # skip reason -> contacts never randomised
 
     def __str__(self) -> str:
         return self.verdict
@@ -274,11 +343,15 @@ class ControlLift:
 
 def evaluate_lift(counts: pd.DataFrame, *, cost_per_delivered: float | None = None,
                   alpha: float = 0.05, power: float = 0.8, by_variant: bool = False,
-                  as_of: datetime | None = None, broadcast_id: int = 0) -> ControlLift:
-    """Lift of the treated arm(s) over the control group from per-variant counts (assigned,
-    delivered, replied_all, replied_7d, opted_out_all, last_ref_at). Reads are never used."""
+                  as_of: datetime | None = None, broadcast_id: int = 0,
+                  excluded: dict | None = None) -> ControlLift:
+    """Lift of the treated arm(s) over the control group from per-arm counts of the
+    randomised recipients (assigned, delivered, replied_all, replied_7d, opted_out_all,
+    last_ref_at; rows without a variant are ignored). Reads are never used.
+    ``excluded``: contacts excluded before assignment, by reason (reported apart)."""
     counts = counts.copy()
     counts["variant"] = counts["variant"].astype(object)
+    counts = counts[counts["variant"].notna()]
     is_control = counts["variant"].eq("control")
     if not is_control.any() or int(counts.loc[is_control, "assigned"].sum()) == 0:
         raise InvalidValue(f"Broadcast {broadcast_id} has no control group, so there is no lift "
@@ -317,8 +390,15 @@ def evaluate_lift(counts: pd.DataFrame, *, cost_per_delivered: float | None = No
                 incremental=incremental, cost=cost, cost_per_incremental_reply=per_reply,
                 final=bool(not pd.isna(last) and as_of >= last + window)))
     table = pd.DataFrame(rows)
-    return ControlLift(broadcast_id, table, bool(table["final"].all()),
-                       _lift_verdict(table, alpha, power, last))
+    # One verdict, one family: every arm and outcome it rests on.
+    table["p_adjusted"] = np.asarray(P.holm(table["p_value"].astype(float)), dtype=float)
+    excluded = {str(k): int(v) for k, v in (excluded or {}).items()}
+    verdict = _lift_verdict(table, alpha, power, last)
+    if excluded:
+        verdict += (" Not in either arm (excluded before assignment): "
+                    + ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in excluded.items())
+                    + ".")
+    return ControlLift(broadcast_id, table, bool(table["final"].all()), verdict, excluded)
 
 
 def _lift_verdict(table: pd.DataFrame, alpha: float, power: float, last) -> str:
@@ -334,10 +414,10 @@ def _lift_verdict(table: pd.DataFrame, alpha: float, power: float, last) -> str:
         detail = (f"{row['treated_rate']:.1%} of recipients replied within 72 h vs "
                   f"{row['control_rate']:.1%} of the control group, "
                   f"{_fmt_points(row['lift'])} ({1 - alpha:.0%} CI {row['lift_ci_low'] * 100:+.1f} "
-                  f"to {row['lift_ci_high'] * 100:+.1f}; p = {row['p_value']:.3g})")
+                  f"to {row['lift_ci_high'] * 100:+.1f}; adjusted p = {row['p_adjusted']:.3g})")
         if not math.isnan(row["relative_lift"]):
             detail += f", a relative lift of {row['relative_lift']:+.0%}"
-        p = row["p_value"]
+        p = row["p_adjusted"]
         if not math.isnan(p) and p < alpha:
             sentence = f"{who.capitalize()} {'brought extra' if row['lift'] > 0 else 'cost'} replies: {detail}."
             if not math.isnan(row["cost_per_incremental_reply"]):
@@ -355,10 +435,12 @@ def _lift_verdict(table: pd.DataFrame, alpha: float, power: float, last) -> str:
                 sentence = f"No measurable effect of {who} on replies: {detail}."
         sentences.append(sentence)
     for _, row in table[table["outcome"] == "opt_out_7d"].iterrows():
-        flag = " (significant)" if row["p_value"] < alpha else ""
+        flag = " (significant)" if row["p_adjusted"] < alpha else ""
         who = "" if row["arm"] == "all" else f" of variant {row['arm']}"
         sentences.append(f"Opt-outs within 7 days{who}: {row['treated_rate']:.1%} vs "
                          f"{row['control_rate']:.1%} in the control group{flag}.")
+    if len(sentences):
+        sentences.append("p-values are Holm-adjusted for every arm and outcome above.")
     return " ".join(sentences)
 
 
@@ -402,5 +484,6 @@ def plan(baseline_rate: float, mde: float, *, delivery_rate: float = 1.0, varian
     return ABPlan(baseline_rate, delivery_rate, diff, need, per_variant, audience, effect, verdict)
 
 
-__all__ = ["ABPlan", "ABTest", "ControlLift", "SampleRatio", "arm_counts", "evaluate_ab",
-           "evaluate_lift", "plan", "planned_shares"]
+__all__ = ["ABPlan", "ABTest", "ControlLift", "SampleRatio", "arm_counts", "data_reach",
+           "evaluate_ab", "evaluate_lift", "family_adjusted", "lift_counts", "plan",
+           "planned_shares"]

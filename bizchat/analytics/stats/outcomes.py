@@ -47,7 +47,7 @@ GROUPINGS = {
     "hour": ("hour",),
     "weekday": ("weekday",),
 }
-TIME_KEYS = ("day", "week", "month", "hour", "weekday")
+TIME_KEYS = frozenset(("day", "week", "month", "hour", "weekday"))
 
 
 def parse_by(by: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -100,8 +100,10 @@ def recipients(t: Tables, f: Filters, *, with_ref: bool = False,
     Columns: broadcast_id, account_id, category, contact_id, variant ('control' for the
     hold-out group), state, skip_reason, control, sent, delivered, read, failed,
     error_code, sent_at, delivered_at, read_at; with ``with_ref`` also ref_at (the
-    broadcast's) and send_at (this recipient's reference time); with ``template`` the
-    template name of the message (else the broadcast's).
+    broadcast's), send_at (this recipient's reference time: the sent receipt, else the
+    platform's acceptance, else the broadcast's) and start_at (the broadcast's first
+    send, else ref_at); with ``template`` the template name of the message (else the
+    broadcast's).
     """
     r = t.broadcast_recipients
     if f.broadcast_ids:  # filter before the join, so only these recipients are joined
@@ -136,7 +138,10 @@ def recipients(t: Tables, f: Filters, *, with_ref: bool = False,
         template=b.template,
     )
     if with_ref:
-        cols.update(ref_at=b.ref_at, send_at=ibis.coalesce(s.sent_at, b.ref_at))
+        # A sent message's time is its sent receipt, else when the platform accepted it;
+        # start_at is one moment for the whole broadcast (first send, else scheduled).
+        cols.update(ref_at=b.ref_at, send_at=ibis.coalesce(s.sent_at, r.sent_at, b.ref_at),
+                    start_at=ibis.coalesce(b.first_send_at, b.ref_at))
     rel = j.select(**cols)
     if template:
         m = t.messages.filter(t.messages.direction == "out")
@@ -202,9 +207,14 @@ def with_time_keys(rel: ir.Table, by: Sequence[str], tz: str, column: str = "sen
 
 def grouped_recipients(t: Tables, f: Filters, by: Sequence[str], tz: str, *,
                        responses: bool = False, with_ref: bool = False) -> ir.Table:
-    """The recipients with everything ``by`` needs to group on."""
-    need_ref = with_ref or responses or any(k in TIME_KEYS for k in by)
+    """The recipients with everything ``by`` needs to group on. Grouped by a time of
+    sending (day, hour ...), only recipients whose send was attempted count (sent, or
+    failed): one who was skipped has no send time to fall into."""
+    timed = any(k in TIME_KEYS for k in by)
+    need_ref = with_ref or responses or timed
     rel = recipients(t, f, with_ref=need_ref, template="template" in by)
+    if timed:
+        rel = rel.filter(rel.sent | rel.failed)
     if responses:
         rel = with_responses(t, rel)
     if "label" in by:

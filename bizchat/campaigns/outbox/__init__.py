@@ -4,7 +4,9 @@ Per batch there are two transactions around the transport call:
 
 1. pick the queued recipients that are due, check consent again (``consent.may_send``:
    whoever opted out since scheduling is skipped), place each message on the pacing
-   schedule, and write ``sending`` (attempts + 1) for the batch;
+   schedule, decide the time rules at that paced hand-off time (``time_rules``: quiet
+   hours in the recipient's zone defer or skip, the frequency cap skips, a deadline
+   expires), and write ``sending`` (attempts + 1) for the batch;
 2. call the transport (no connection held);
 3. write what came back: ``sent`` with message id and send time, ``failed`` with code
    and message, back to ``queued`` with ``not_before`` for back-offs and deferrals, or
@@ -25,8 +27,16 @@ recipient after ``retry_after``; 131056 (pair rate) retries that recipient after
 back-off; 131049 (per-user marketing limit) defers the recipient by 24 h; 131050 (user
 stopped marketing) fails the recipient and records a marketing opt-out.
 
-The parts: ``pacing`` (send times), ``outbox_messages`` (the outbound batch),
-``outbox_record`` (outcomes, late answers, the trail); this module runs the loop.
+"Now" is the campaign clock (``campaigns.clock``: ``now=``, ``$BIZCHAT_NOW`` or the wall
+clock). The simulated clock never runs past it: what is due later stays queued for the
+next run (``run_due``), and the simulated platform produces no receipt later than it.
+One process sends a broadcast at a time: the sender takes a lease on the broadcast
+(``broadcasts.sender``, renewed per batch), so two ``run-due`` processes never work one
+queue and ``resume`` never calls a live sender's messages unknown.
+
+The parts: ``pacing`` (send times), ``time_rules`` (quiet hours, cap, deadline),
+``messages`` (the outbound batch), ``record`` (outcomes, late answers, the trail),
+``lease`` (one sender per broadcast); this module runs the loop.
 """
 
 from __future__ import annotations
@@ -43,9 +53,10 @@ from ... import store
 from ...errors import InvalidValue, NotFound, SendRefused
 from ...ingest import webhooks
 from ...people import consent
-from .. import settlement
+from .. import audiences, settlement
+from .. import clock as campaign_clock
 from ..transports import Transport, make
-from . import messages, pacing, record
+from . import lease, messages, pacing, record, time_rules
 
 log = logging.getLogger("bizchat.campaigns.outbox")
 
@@ -68,12 +79,15 @@ class _Run:
     actor: str
     next_slot: datetime
     templates: dict
+    limits: audiences.Limits
+    due_by: datetime | None = None     # simulated: pick nothing due later than this
     batches: int = 0
 
 
 def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
          progress: bool = False, batch_size: int = 500, max_wait: float | None = None,
-         horizon: float | None = None, max_attempts: int = 5, actor: str = "bizchat") -> dict:
+         horizon: float | None = None, max_attempts: int = 5, actor: str = "bizchat",
+         now=None) -> dict:
     """Send the broadcast's queued recipients (and deferred ones now due); returns counts
     by state (plus ``deferred``: queued with a later ``not_before``).
 
@@ -82,10 +96,12 @@ def send(ws, broadcast_id: int, *, transport=None, seed: int | None = None,
     (seconds) for due recipients before returning with the rest still queued (simulated
     clock: 2 days, so deferrals play out; wall clock: 120 s). ``horizon``: the longest the
     whole run may span on the transport's clock (simulated: 14 days; wall: unlimited).
-    Recipients left ``sending`` by a crash are not touched here: use ``resume``.
+    ``now``: the campaign clock (default ``$BIZCHAT_NOW``, else the wall clock); the
+    simulated clock never passes it. Recipients left ``sending`` by a crash are not
+    touched here: use ``resume``.
     """
     return _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, horizon,
-                 max_attempts, actor, resume=False)
+                 max_attempts, actor, resume=False, now=now)
 
 
 def resume(ws, broadcast_id: int, **options) -> dict:
@@ -95,7 +111,7 @@ def resume(ws, broadcast_id: int, **options) -> dict:
                  options.pop("progress", False), options.pop("batch_size", 500),
                  options.pop("max_wait", None), options.pop("horizon", None),
                  options.pop("max_attempts", 5), options.pop("actor", "bizchat"), resume=True,
-                 **options)
+                 now=options.pop("now", None), **options)
 
 
 def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: Sequence[str] | None = None,
@@ -114,7 +130,7 @@ def resolve_unknown(ws, broadcast_id: int, decision: str, *, keys: Sequence[str]
         if keys is not None:
             where += " AND list_contains(?, idempotency_key)"
             params.append(list(keys))
-        chosen = con.execute(f"SELECT idempotency_key FROM broadcast_recipients WHERE {where}",
+        chosen = con.execute(f"SELECT idempotency_key AS key FROM broadcast_recipients WHERE {where}",
                              params).df()
         if decision == "resend":
             con.execute(f"UPDATE broadcast_recipients SET state = 'queued', not_before = NULL, "
@@ -142,33 +158,52 @@ def ingest_receipts(con, transport) -> int:
     return new
 
 
-def counts(ws, broadcast_id: int) -> dict:
-    """Recipients of the broadcast by state."""
+def counts(ws, broadcast_id: int, now=None) -> dict:
+    """Recipients of the broadcast by state, with ``deferred``, ``next_due`` and
+    ``deferred_until`` as of ``now`` (the campaign clock)."""
     with ws.connect(read_only=True) as con:
         _broadcast(con, broadcast_id)
-        return _counts(con, broadcast_id, datetime.now(UTC))
+        return _counts(con, broadcast_id, campaign_clock.now(now))
 
 
 # --- the run -----------------------------------------------------------------------------
 
 def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, horizon,
-          max_attempts, actor, *, resume: bool) -> dict:
+          max_attempts, actor, *, resume: bool, now=None) -> dict:
     if batch_size < 1:
         raise InvalidValue("batch_size must be at least 1.")
+    now = campaign_clock.now(now)
     with ws.connect() as con:
         broadcast = _broadcast(con, broadcast_id)
         account = _account(con, broadcast["account_id"])
-    if broadcast["status"] in ("draft", "cancelled"):
+    if broadcast["status"] in ("draft", "cancelled", "paused") or (
+            broadcast["status"] == "scheduled" and broadcast.get("frozen_at") is None):
         raise SendRefused(
-            f"Broadcast {broadcast_id} is {broadcast['status']}: "
-            + ("schedule it first (ws.broadcasts.schedule), which freezes its recipients."
-               if broadcast["status"] == "draft" else "a cancelled broadcast is not sent."),
+            f"Broadcast {broadcast_id} is {broadcast['status']}: " + {
+                "draft": "schedule it first (ws.broadcasts.schedule), which freezes its "
+                         "recipients.",
+                "cancelled": "a cancelled broadcast is not sent.",
+                "paused": "unpause it first (bizchat broadcast unpause).",
+            }.get(broadcast["status"], "its recipients are frozen at its send time; send it "
+                                       "with ws.broadcasts.send or run_due."),
             broadcast_id=broadcast_id, status=broadcast["status"])
     seed = broadcast.get("seed") if seed is None else seed
     transport = make(transport, seed=seed)
     rate = float(account.get("send_rate") or 80)
     # Checks the transport's configuration before anything is marked as sending.
     transport.attach(ws, account=account, rate=rate)
+    clock = transport.clock
+    simulated = getattr(clock, "simulated", False)
+    if simulated:
+        transport.horizon = now     # no receipt later than the campaign clock
+    with lease.held(ws, broadcast_id):
+        return _run(ws, broadcast, account, transport, rate, seed, progress, batch_size,
+                    max_wait, horizon, max_attempts, actor, resume=resume, now=now)
+
+
+def _run(ws, broadcast, account, transport, rate, seed, progress, batch_size, max_wait,
+         horizon, max_attempts, actor, *, resume: bool, now: datetime) -> dict:
+    broadcast_id = broadcast["broadcast_id"]
     clock = transport.clock
     simulated = getattr(clock, "simulated", False)
     with ws.transaction() as con:
@@ -189,7 +224,8 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
         settlement.link_broadcast(con, broadcast_id)
         start = _start_time(con, broadcast, clock.now() if not simulated else None, rate)
         if simulated:
-            clock.start_at(start)
+            clock.start_at(min(start, now))
+        lim = audiences.limits(con, account["account_id"])
         con.execute("UPDATE broadcasts SET status = 'sending' WHERE broadcast_id = ? "
                     "AND status IN ('scheduled', 'done') AND EXISTS (SELECT 1 FROM "
                     "broadcast_recipients WHERE broadcast_id = ? AND state = 'queued')",
@@ -197,12 +233,18 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
         templates = messages.templates(con, broadcast) if transport.needs_params else {}
         total = con.execute("SELECT count(*) FROM broadcast_recipients WHERE broadcast_id = ? "
                             "AND state = 'queued'", [broadcast_id]).fetchall()[0][0]
+    if simulated and start > now:
+        log.info("broadcast %s is due at %s; not sending yet", broadcast_id, start)
+        return counts(ws, broadcast_id)
     wait = timedelta(seconds=max_wait) if max_wait is not None else (
         timedelta(days=2) if simulated else timedelta(seconds=120))
     span = horizon if horizon is not None else (14 * 86400 if simulated else None)
+    until = start + timedelta(seconds=span) if span else None
+    # The simulated clock takes nothing due after the campaign clock; it runs past it only
+    # as far as pacing what was due takes (840 messages at 80/s: 10.5 s).
     run = _Run(broadcast, account, transport, rate, consent.PURPOSE_OF[broadcast["category"]],
-               batch_size, wait, start + timedelta(seconds=span) if span else None,
-               max_attempts, actor, next_slot=start, templates=templates)
+               batch_size, wait, until, max_attempts, actor, next_slot=start,
+               templates=templates, limits=lim, due_by=now if simulated else None)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -215,12 +257,13 @@ def _send(ws, broadcast_id, transport, seed, progress, batch_size, max_wait, hor
                 return counts(ws, broadcast_id)
             clock.sleep_until(start)
         while _batch(ws, run, bar):
-            pass
+            lease.renew(ws, broadcast_id)
     finally:
         if bar is not None:
             bar.close()
         transport.close()
     with ws.transaction() as con:
+        ingest_receipts(con, transport)
         record.backfill_messages(con, broadcast, transport.name)
         settlement.link_broadcast(con, broadcast_id)
         result = _counts(con, broadcast_id, clock.now())
@@ -245,7 +288,7 @@ def _batch(ws, run: _Run, bar) -> bool:
     with ws.transaction() as con:
         status = con.execute("SELECT status FROM broadcasts WHERE broadcast_id = ?",
                              [bid]).fetchall()[0][0]
-        if status == "cancelled":
+        if status in ("cancelled", "paused"):
             return False
         # On the simulated clock waiting costs nothing, so recipients due later (back-offs,
         # deferrals spread over a day) join this batch, paced to their not_before, instead
@@ -253,6 +296,8 @@ def _batch(ws, run: _Run, bar) -> bool:
         cutoff = now
         if clock.simulated:
             cutoff = now + run.max_wait if run.until is None else min(now + run.max_wait, run.until)
+            if run.due_by is not None:
+                cutoff = min(cutoff, run.due_by)
         picked = _pick(con, run, cutoff)
         if picked.empty:
             due = con.execute("SELECT min(not_before) FROM broadcast_recipients WHERE "
@@ -266,7 +311,16 @@ def _batch(ws, run: _Run, bar) -> bool:
         go = picked[pd.isna(reason)]
         go, free_at = pacing.tier_budget(con, run, go, now)
         go = pacing.pace(con, run, go, now)
+        # The time rules, at the paced hand-off time of each message (the one place).
+        go, deferred, held = time_rules.decide(con, run, go, run.limits)
+        skip = pd.concat([skip[["key", "reason"]], held], ignore_index=True)
         go = go.assign(labels=messages.labels_of(con, run, go))
+        record.write(con, """
+            UPDATE broadcast_recipients SET not_before = x.not_before, updated_at = ?
+            FROM _x AS x
+            WHERE broadcast_id = ? AND idempotency_key = x.key AND state = 'queued'""",
+               deferred, [datetime.now(UTC), bid])
+        record.trail(con, bid, deferred.assign(event="deferred", at=now))
         record.write(con, """
             UPDATE broadcast_recipients SET state = 'skipped', skip_reason = x.reason,
                    updated_at = ? FROM _x AS x
@@ -275,13 +329,13 @@ def _batch(ws, run: _Run, bar) -> bool:
         record.trail(con, bid, skip.assign(event="skipped", at=now))
         record.write(con, """
             UPDATE broadcast_recipients SET state = 'sending', attempts = attempts + 1,
-                   updated_at = ? FROM _x AS x
+                   not_before = x.send_at, updated_at = ? FROM _x AS x
             WHERE broadcast_id = ? AND idempotency_key = x.key AND state = 'queued'""",
-               go[["key"]], [datetime.now(UTC), bid])
+               go[["key", "send_at"]], [datetime.now(UTC), bid])
     if go.empty:
         if bar is not None:
             bar.update(len(skip))
-        return bool(len(skip)) or _wait_for(run, now, free_at)
+        return bool(len(skip)) or bool(len(deferred)) or _wait_for(run, now, free_at)
 
     outbound = messages.outbound(run, go)
     results = run.transport.send_frame(outbound)
@@ -311,7 +365,8 @@ def _wait_for(run: _Run, now: datetime, due) -> bool:
     if due is None or pd.isna(due):
         return False
     due = pd.Timestamp(due).to_pydatetime()
-    if due - now > run.max_wait or (run.until is not None and due > run.until):
+    if (due - now > run.max_wait or (run.until is not None and due > run.until)
+            or (run.due_by is not None and due > run.due_by)):
         return False
     run.transport.clock.sleep_until(due)
     run.next_slot = max(run.next_slot, due)
@@ -323,7 +378,7 @@ def _pick(con, run: _Run, now: datetime) -> pd.DataFrame:
         SELECT p.idempotency_key AS key, p.contact_id, p.variant, p.attempts + 1 AS attempt,
                p.body, CAST(p.params AS VARCHAR) AS params,
                coalesce(p.wa_id, c.wa_id, ltrim(c.phone_e164, '+'), c.user_id) AS "to",
-               p.not_before
+               p.not_before, c.timezone AS zone
         FROM (SELECT * FROM broadcast_recipients
               WHERE broadcast_id = ? AND state = 'queued'
                 AND (not_before IS NULL OR not_before <= ?)
@@ -366,14 +421,18 @@ def _start_time(con, broadcast: dict, wall_now: datetime | None, rate: float) ->
 
 def _counts(con, broadcast_id: int, now: datetime) -> dict:
     rows = con.execute("""
-        SELECT state, count(*), count(*) FILTER (WHERE not_before > ?)
+        SELECT state, count(*), count(*) FILTER (WHERE not_before > ?),
+               min(not_before) FILTER (WHERE not_before > ?),
+               max(not_before) FILTER (WHERE not_before > ?)
         FROM broadcast_recipients WHERE broadcast_id = ? GROUP BY state""",
-        [now, broadcast_id]).fetchall()
-    result = {"broadcast_id": int(broadcast_id), **{s: 0 for s in STATES}, "deferred": 0}
-    for state, n, later in rows:
+        [now, now, now, broadcast_id]).fetchall()
+    result = {"broadcast_id": int(broadcast_id), **{s: 0 for s in STATES}, "deferred": 0,
+              "next_due": None, "deferred_until": None}
+    for state, n, later, first, last in rows:
         result[state] = int(n)
         if state == "queued":
             result["deferred"] = int(later)
+            result["next_due"], result["deferred_until"] = first, last
     result["status"] = con.execute("SELECT status FROM broadcasts WHERE broadcast_id = ?",
                                    [broadcast_id]).fetchall()[0][0]
     return result

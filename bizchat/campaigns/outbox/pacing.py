@@ -59,11 +59,14 @@ def pace(con, run, go: pd.DataFrame, now: datetime) -> pd.DataFrame:
     earliest = us(go["not_before"])
     con.register("_pace_ids", go[["contact_id"]])
     try:
+        # Only messages up to the batch's start: a message stamped later (a rehearsal on
+        # the simulated clock in a workspace whose data runs further) has not happened
+        # yet, and letting it push the whole batch would carry it into the night.
         last = con.execute("""
             SELECT m.contact_id, max(m.created_at) AS last_at FROM messages m
-            WHERE m.account_id = ? AND m.direction = 'out'
+            WHERE m.account_id = ? AND m.direction = 'out' AND m.created_at <= ?
               AND m.contact_id IN (SELECT contact_id FROM _pace_ids) GROUP BY m.contact_id""",
-            [run.account["account_id"]]).df()
+            [run.account["account_id"], max(now, run.next_slot)]).df()
     finally:
         con.unregister("_pace_ids")
     if len(last):

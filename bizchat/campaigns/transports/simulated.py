@@ -23,7 +23,10 @@ It stands in for the Cloud API in tests, ``make demo`` and campaign rehearsals:
   ``receipts.record_status_events`` for million-message runs, where building and parsing
   JSON would dominate.
 * **Simulated clock.** Times come from the ``send_at`` the outbox paced; nothing sleeps
-  (except ``batch_delay``, a real pause for crash tests).
+  (except ``batch_delay``, a real pause for crash tests). The platform never produces an
+  event later than its clock's ``horizon`` (the campaign "now" the outbox sets): later
+  receipts are drawn again, identically, by ``recover`` on a later run once their time
+  has come.
 """
 
 from __future__ import annotations
@@ -179,6 +182,7 @@ class SimulatedTransport(Transport):
         self.batch_delay = float(batch_delay)
         self.after_send = after_send
         self.clock = SimClock(start or datetime.now(UTC))
+        self.horizon: datetime | None = None     # no event later than this
         self._pending: list[pd.DataFrame] = []
         self._last_to = pd.Series(dtype="float64")     # to -> last accepted send (s)
         self._recent = np.empty(0)                     # accepted send times of the last second
@@ -419,6 +423,10 @@ class SimulatedTransport(Transport):
             return [], None
         events = pa.concat_tables(self._pending)
         self._pending = []
+        if self.horizon is not None and events.num_rows:
+            # Later receipts do not exist yet; recover() draws them again when due.
+            limit = pa.scalar(pd.Timestamp(self.horizon).to_pydatetime(), _TS)
+            events = events.filter(pc.less_equal(events.column("at"), limit))
         if events.num_rows == 0:
             return [], None
         if self.ingest == "bulk":
@@ -426,7 +434,20 @@ class SimulatedTransport(Transport):
         return self.webhook_bodies(events.to_pandas()), None
 
     def recover(self, con, broadcast_id: int) -> int:
-        """Receipts of messages in the ledger that have none yet (a crash lost them)."""
+        """Receipts of messages in the ledger that have none yet (a crash lost them, or
+        their time had not come) or that may still come (not yet read or failed, accepted
+        within the longest receipt delay before the last release); drawn with the seed
+        that sent them. Ingestion keeps only what is new. With a horizon, the release is
+        noted in the ledger (``simulated.receipts``), so the next run knows where to
+        continue."""
+        horizon = self.horizon
+        released = con.execute("""
+            SELECT max("at") FROM outbox_log
+            WHERE broadcast_id = ? AND event = 'simulated.receipts'""",
+                               [broadcast_id]).fetchall()[0][0]
+        if horizon is not None:
+            con.execute("""INSERT INTO outbox_log (broadcast_id, idempotency_key, event, "at")
+                           VALUES (?, NULL, 'simulated.receipts', ?)""", [broadcast_id, horizon])
         lost = con.execute("""
             SELECT l.idempotency_key, any_value(l.broadcast_id) AS broadcast_id, min(l."at") AS "at",
                    any_value(l.detail->>'message_id') AS message_id,
@@ -434,20 +455,35 @@ class SimulatedTransport(Transport):
                    any_value(l.detail->>'category') AS category,
                    any_value(l.detail->>'variant') AS variant,
                    any_value(CAST(l.detail->'labels' AS VARCHAR[])) AS labels,
-                   any_value(r.wa_id) AS "to"
+                   any_value(r.wa_id) AS "to",
+                   any_value(l.detail->>'seed') AS seed
             FROM outbox_log l
             LEFT JOIN broadcast_recipients r
                    ON r.broadcast_id = l.broadcast_id AND r.idempotency_key = l.idempotency_key
             WHERE l.broadcast_id = ? AND l.event = 'simulated.accept'
-              AND NOT EXISTS (SELECT 1 FROM message_status s
-                              WHERE s.message_id = l.detail->>'message_id')
-            GROUP BY l.idempotency_key""", [broadcast_id]).df()
+              AND (NOT EXISTS (SELECT 1 FROM message_status s
+                               WHERE s.message_id = l.detail->>'message_id')
+                   OR (?::TIMESTAMPTZ IS NOT NULL
+                       AND (?::TIMESTAMPTZ IS NULL OR l."at" > ?::TIMESTAMPTZ - INTERVAL 6 DAYS)
+                       AND EXISTS (SELECT 1 FROM message_status s
+                                   WHERE s.message_id = l.detail->>'message_id'
+                                     AND s.status NOT IN ('read', 'failed'))))
+            GROUP BY l.idempotency_key""", [broadcast_id, horizon, released, released]).df()
         if lost.empty:
             return 0
         lost["labels"] = lost["labels"].map(lambda v: list(v) if isinstance(v, (list, tuple, np.ndarray)) else None)
-        again = self._receipts(lost)
-        self._pending.append(again)   # handed back by the next take_receipts
-        return again.num_rows
+        rows = 0
+        seeds = pd.to_numeric(lost["seed"], errors="coerce").fillna(self.seed).astype("int64")
+        mine = self.seed
+        try:
+            for seed, part in lost.groupby(seeds.to_numpy()):
+                self.seed = int(seed)
+                again = self._receipts(part.drop(columns="seed"))
+                self._pending.append(again)   # handed back by the next take_receipts
+                rows += again.num_rows
+        finally:
+            self.seed = mine
+        return rows
 
     def webhook_bodies(self, events: pd.DataFrame) -> list[tuple[str, datetime, str]]:
         """Cloud API status webhooks carrying ``events``: ``[(payload_id, received_at,
