@@ -28,8 +28,12 @@ test-fast: $(STAMP)
 $(DEMO): | $(STAMP)
 	$(BIN)/bizchat demo --workspace $(DEMO)
 
+# JupyterLab on notebooks/ against the demo workspace; PORT=8899 to choose the port, and
+# --allow-root when run as root (containers, CI), where jupyter lab refuses to start otherwise.
+PORT ?= 8888
 lab: $(STAMP) $(DEMO)
-	BIZCHAT_WORKSPACE=$(abspath $(DEMO)) $(BIN)/jupyter lab notebooks/
+	BIZCHAT_WORKSPACE=$(abspath $(DEMO)) $(BIN)/jupyter lab notebooks/ --port=$(PORT) \
+		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

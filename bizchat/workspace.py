@@ -37,6 +37,7 @@ from .errors import (
 if TYPE_CHECKING:   # the services' classes, for annotations only (imported per use)
     from .analytics.stats import Stats
     from .campaigns.broadcasts import Broadcasts
+    from .campaigns.conversation import Conversations
     from .campaigns.templates import Templates
     from .ingest.services import Imports, Webhooks
     from .messaging.automations import Automations
@@ -309,6 +310,12 @@ class Workspace:
         """Compose, plan, freeze, send (through the crash-safe outbox) and follow broadcasts."""
         from .campaigns.broadcasts import Broadcasts
         return Broadcasts(self)
+
+    @cached_property
+    def conversations(self) -> Conversations:
+        """Replies from the inbox: free text inside the 24-hour window, templates outside."""
+        from .campaigns.conversation import Conversations
+        return Conversations(self)
 
     @cached_property
     def webhooks(self) -> Webhooks:

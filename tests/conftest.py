@@ -38,3 +38,68 @@ def demo_ws(demo_template, tmp_path):
     for extra in demo_template.parent.glob(demo_template.name + ".*"):
         shutil.copy(extra, tmp_path / extra.name)
     return bizchat.open(path)
+
+
+def copy_workspace(source: Path, folder: Path) -> Path:
+    """A copy of a workspace file with its key file (``<name>.key``) beside it."""
+    import shutil
+
+    path = folder / source.name
+    shutil.copy(source, path)
+    for extra in source.parent.glob(source.name + ".*"):
+        shutil.copy(extra, folder / extra.name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_template(tmp_path_factory):
+    """widget_helpers.tiny_world, built once per session (per xdist worker)."""
+    from widget_helpers import tiny_world
+
+    path = tmp_path_factory.mktemp("tiny_template") / "tiny.duckdb"
+    world = tiny_world(bizchat.open(path))
+    return path, world
+
+
+@pytest.fixture
+def tiny(tiny_template, tmp_path):
+    """(ws, world): a copy of the tiny world to change freely; a 1 s busy timeout, so a
+    test of a held workspace is quick."""
+    path, world = tiny_template
+    return bizchat.open(copy_workspace(path, tmp_path), timeout=1.0), world
+
+
+# --- the real browser: one JupyterLab server and one chromium per test session ------------
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A JupyterLab server (tests/browser.py) serving a temporary folder; tests copy the
+    notebooks they open into it with ``lab.add_notebook(path, workspace=...)``."""
+    from browser import LabServer, need_chromium
+
+    need_chromium()
+    home = tmp_path_factory.mktemp("lab")
+    (home / "root").mkdir()
+    server = LabServer(home / "root", home).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_browser(lab):
+    from browser import chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = chromium(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def lab_page(chromium_browser):
+    """A fresh tall page (Lab scrolls inside a panel) for one test."""
+    context = chromium_browser.new_context(viewport={"width": 1400, "height": 2000})
+    page = context.new_page()
+    yield page
+    context.close()

@@ -27,6 +27,7 @@ RANKS = {
     "reports": 5,   # runs report notebooks: a service (ws.reports); the notebooks are the surface
     "demo": 7,
     "receiver": 8,
+    "widgets": 8,   # the workbench: ipywidgets over Workspace methods
     "cli": 9,   # `bizchat webhook serve` starts the receiver
     "__init__": 10,
 }

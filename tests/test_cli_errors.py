@@ -53,6 +53,12 @@ CASES = [
     ("import", "export", "{tmp}/not_an_export.txt", "--account", ACC),
     ("labels", "rename", "Nope", "Neu", "--account", ACC),
     ("labels", "contacts", "--account", ACC, "--any", "Nope"),
+    ("labels", "assign", "Nope", "--account", ACC, "--from-csv", "{tmp}/missing.csv"),
+    ("contacts", "set", "+49 170 7654321", "--account", ACC, "--name", "X"),
+    ("contacts", "set", CUSTOMER, "--account", ACC, "--timezone", "Mars/Base"),
+    ("consent", "record", "+49 170 7654321", "--account", ACC, "--action", "opt_in",
+     "--source", "phone"),
+    ("consent", "record", CUSTOMER, "--account", ACC, "--action", "opt_in", "--source", " "),
     ("replies", "add", "danke", "Hallo {", "--account", ACC),
     ("replies", "render", "nope", "--contact", CUSTOMER, "--account", ACC),
     ("automations", "set-greeting", "Hallo {kunde.name}", "--account", ACC),
@@ -97,6 +103,8 @@ USAGE = [
     ("broadcast", "create", "--account", ACC, "--name", "N", "--category", "marketing",
      "--body", "Hallo", "--control", "1.5"),
     ("privacy", "retention", "set", "messages", "30"),
+    ("consent", "record", CUSTOMER, "--account", ACC, "--action", "maybe", "--source", "x"),
+    ("labels", "assign", "VIP", "--account", ACC),
 ]
 
 

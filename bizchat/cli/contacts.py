@@ -36,6 +36,52 @@ def add(ws, phone: str, account: str, name: str | None, language: str | None) ->
     click.echo(f"Added contact {contact['contact_id']}: {contact['phone_e164']}")
 
 
+def _attribute_pairs(pairs: tuple[str, ...]) -> dict:
+    """KEY=VALUE options as a dict (an empty VALUE removes the attribute)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE.", param_hint="--attr")
+        out[key.strip()] = value if value != "" else None
+    return out
+
+
+@contacts_group.command(name="set")
+@click.argument("phone")
+@account_option
+@click.option("--name", default=None, help="The contact's name.")
+@click.option("--language", default=None, help="Language tag, e.g. de or de-AT.")
+@click.option("--timezone", default=None, help="Time zone, e.g. Europe/Vienna.")
+@click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE",
+              help="Set an attribute (an empty VALUE removes it). Repeat for more.")
+@click.option("--attributes", default=None, metavar="JSON",
+              help='Attributes as a JSON object, merged into the stored ones, e.g. {"city": "Graz"}.')
+@pass_workspace
+def set_(ws, phone: str, account: str, name, language, timezone, attrs, attributes) -> None:
+    """Change a contact's name, language, time zone or attributes."""
+    fields = {k: v for k, v in (("name", name), ("language", language),
+                                ("timezone", timezone)) if v is not None}
+    if attributes is not None or attrs:
+        fields["attributes"] = attributes if not attrs else {
+            **({} if attributes is None else _json_object(attributes)), **_attribute_pairs(attrs)}
+    if not fields:
+        raise click.UsageError("Name something to change: --name, --language, --timezone, "
+                               "--attr or --attributes.")
+    contact = ws.contacts.update(account, phone, **fields)
+    click.echo(f"Updated contact {contact['contact_id']} ({contact['phone_e164'] or contact['name']}).")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise click.BadParameter("not a JSON object", param_hint="--attributes") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("not a JSON object", param_hint="--attributes")
+    return value
+
+
 @contacts_group.command(name="show")
 @click.argument("phone")
 @account_option

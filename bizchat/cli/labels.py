@@ -92,20 +92,49 @@ def _assignment_command(add: bool):
                        "Repeat for more.")
     @click.option("--chat", "chats", multiple=True, type=int, metavar="CHAT_ID",
                   help="A chat id. Repeat for more.")
+    @click.option("--any", "any_of", multiple=True, metavar="LABEL",
+                  help="Every contact with any of these labels.")
+    @click.option("--all", "all_of", multiple=True, metavar="LABEL",
+                  help="Every contact with all of these labels.")
+    @click.option("--none", "none_of", multiple=True, metavar="LABEL",
+                  help="Every contact with none of these labels.")
+    @click.option("--language", "languages", multiple=True, metavar="TAG",
+                  help="Every contact with this language (de also matches de-AT).")
+    @click.option("--search", "query", default=None, metavar="TEXT",
+                  help="Every contact whose name contains TEXT or whose number matches it.")
     @pass_workspace
     def command(ws, name: str, account: str, contacts: tuple[str, ...],
-                chats: tuple[int, ...]) -> None:
-        if not contacts and not chats:
-            raise click.UsageError("Name at least one --contact or --chat.")
+                chats: tuple[int, ...], any_of, all_of, none_of, languages, query,
+                from_csv: str | None = None) -> None:
+        flt = {k: list(v) for k, v in (("any_of", any_of), ("all_of", all_of),
+                                        ("none_of", none_of), ("language", languages)) if v}
+        if query:
+            flt["query"] = query
+        chosen = [bool(contacts or chats), bool(flt), bool(from_csv)]
+        if sum(chosen) != 1:
+            raise click.UsageError("Name the contacts one way: --contact/--chat, a filter "
+                                   "(--any, --all, --none, --language, --search)"
+                                   + (", or --from-csv FILE." if add else "."))
         method = ws.labels.assign if add else ws.labels.unassign
-        result = method(account, name, list(contacts) if contacts else None,
-                        chats=list(chats) if chats else None)
+        if from_csv:
+            result = ws.labels.assign_from_csv(account, name, from_csv)
+        elif flt:
+            result = method(account, name, flt)
+        else:
+            result = method(account, name, list(contacts) if contacts else None,
+                            chats=list(chats) if chats else None)
         done = "Labelled" if add else "Unlabelled"
         click.echo(f"{done} {result['contacts']} contacts and {result['chats']} chats with "
                    f"{result['label']!r}.")
 
-    command.__doc__ = ("Put the label NAME on contacts and chats (already labelled ones are kept)."
-                       if add else "Take the label NAME off contacts and chats.")
+    if add:
+        command = click.option(
+            "--from-csv", "from_csv", type=click.Path(dir_okay=False), metavar="FILE",
+            help="A CSV file listing the contacts (a phone column, else the first).")(command)
+    command.__doc__ = ("Put the label NAME on contacts and chats (already labelled ones are kept):"
+                       " listed, selected by a filter, or from a CSV file."
+                       if add else "Take the label NAME off contacts and chats, listed or "
+                                   "selected by a filter.")
     return labels_group.command(name=verb)(command)
 
 

@@ -8,6 +8,7 @@ chat's ``last_inbound_at`` current, which opens the 24-hour customer-service win
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -15,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import store
-from ..errors import NotFound
+from ..errors import InvalidValue, NotFound
 
 SERVICE_WINDOW = timedelta(hours=24)
 
@@ -138,6 +139,23 @@ def service_windows(con: duckdb.DuckDBPyConnection, account_id: int,
         FROM chats WHERE account_id = ? ORDER BY chat_id""", [at, at, account_id]).df()
 
 
+INBOX_LIMIT = 500
+CONVERSATION_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class ChatView:
+    """One chat as the inbox shows it: ``chat`` (chat_id, account_id, contact_id, name,
+    phone_e164, language, read_at, unread, labels, window_open, window_until) and its latest
+    ``messages`` (oldest first: message_id, created_at, direction, kind, body, media_mime,
+    template_name, automatic, status), at most ``limit`` of them; ``more`` when older ones
+    were left out."""
+
+    chat: dict
+    messages: pd.DataFrame
+    more: bool
+
+
 class Chats:
     """Chats of an account, their messages and their customer-service window."""
 
@@ -161,6 +179,134 @@ class Chats:
                 FROM chats c LEFT JOIN contacts k USING (contact_id)
                 WHERE c.account_id = ? ORDER BY c.last_message_at DESC NULLS LAST""",
                 [account_id]).df()
+
+    def inbox(self, account, *, search: str | None = None, limit: int = 200,
+              at: datetime | None = None) -> pd.DataFrame:
+        """The account's chats as an inbox lists them: unread first, then the latest.
+
+        Per chat: chat_id, contact_id, name, phone_e164, unread (inbound messages after
+        ``read_at``), last_at, last_direction, last_kind, last_body, window_open and
+        window_until (the 24-hour window at ``at``, default now) and the chat's label
+        names. ``search`` matches a contact's name or number (as the contact finder) or
+        the text of any message in the chat.
+        """
+        from ..people.accounts import get_account
+        from ..people.contact_search import query_predicate
+
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= INBOX_LIMIT:
+            raise InvalidValue(f"The inbox lists 1 to {INBOX_LIMIT} chats at a time, not "
+                               f"{limit!r}.", input=limit)
+        at = at or datetime.now(UTC)
+        with self.ws.connect(read_only=True) as con:
+            acc = get_account(con, account)
+            where, params = "TRUE", []   # type: tuple[str, list]
+            if search and str(search).strip():
+                who, params = query_predicate(acc, search)
+                where = (f"({who} OR EXISTS (SELECT 1 FROM messages s WHERE s.chat_id = h.chat_id "
+                         "AND contains(lower(s.body), lower(?))))")
+                params = [*params, str(search).strip()]
+            aid = acc["account_id"]
+            # Order the chats by what chats keeps current (last_message_at) and the unread
+            # counts, cut to ``limit``, and only then read the last message of those:
+            # picking every chat's last message body first would aggregate all messages.
+            return con.execute(f"""
+                WITH unread AS (
+                    SELECT m.chat_id, count(*) AS unread FROM messages m JOIN chats h USING (chat_id)
+                    WHERE m.account_id = ? AND h.account_id = ? AND m.direction = 'in'
+                      AND (h.read_at IS NULL OR m.created_at > h.read_at)
+                    GROUP BY m.chat_id),
+                top AS (
+                    SELECT h.chat_id, h.contact_id, c.name, c.phone_e164,
+                           coalesce(u.unread, 0) AS unread, h.last_message_at AS last_at,
+                           coalesce(h.last_inbound_at + INTERVAL 24 HOURS > ?::TIMESTAMPTZ
+                                    AND h.last_inbound_at <= ?::TIMESTAMPTZ, false) AS window_open,
+                           h.last_inbound_at + INTERVAL 24 HOURS AS window_until
+                    FROM chats h LEFT JOIN contacts c ON c.contact_id = h.contact_id
+                    LEFT JOIN unread u ON u.chat_id = h.chat_id
+                    WHERE h.account_id = ? AND {where}
+                    ORDER BY coalesce(u.unread, 0) > 0 DESC, h.last_message_at DESC NULLS LAST,
+                             h.chat_id
+                    LIMIT ?),
+                last AS (
+                    SELECT m.chat_id,
+                           arg_max(m.direction, m.message_id) AS last_direction,
+                           arg_max(m.kind, m.message_id) AS last_kind,
+                           arg_max(m.body, m.message_id) AS last_body
+                    FROM messages m JOIN top t ON m.chat_id = t.chat_id AND m.created_at = t.last_at
+                    GROUP BY m.chat_id)
+                SELECT t.chat_id, t.contact_id, t.name, t.phone_e164, t.unread, t.last_at,
+                       l.last_direction, l.last_kind, l.last_body, t.window_open, t.window_until,
+                       coalesce((SELECT list(b.name ORDER BY b.name) FROM chat_labels x
+                                 JOIN labels b USING (label_id) WHERE x.chat_id = t.chat_id),
+                                []) AS labels
+                FROM top t LEFT JOIN last l ON l.chat_id = t.chat_id
+                ORDER BY t.unread > 0 DESC, t.last_at DESC NULLS LAST, t.chat_id""",
+                [aid, aid, at, at, aid, *params, limit]).df()
+
+    def open(self, chat_id: int, *, limit: int = CONVERSATION_LIMIT,
+             at: datetime | None = None) -> ChatView:
+        """A chat with its latest ``limit`` messages and receipts (read-only: opening does
+        not mark it read; ``mark_read`` does)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidValue(f"limit must be a positive number of messages, not {limit!r}.",
+                               input=limit)
+        at = at or datetime.now(UTC)
+        with self.ws.connect(read_only=True) as con:
+            found = store.rows(con.execute("""
+                SELECT h.chat_id, h.account_id, h.contact_id, c.name, c.phone_e164, c.wa_id,
+                       c.language, h.read_at, h.last_inbound_at,
+                       h.last_inbound_at + INTERVAL 24 HOURS AS window_until,
+                       coalesce(h.last_inbound_at + INTERVAL 24 HOURS > ?::TIMESTAMPTZ
+                                AND h.last_inbound_at <= ?::TIMESTAMPTZ, false) AS window_open,
+                       coalesce((SELECT list(b.name ORDER BY b.name) FROM chat_labels x
+                                 JOIN labels b USING (label_id) WHERE x.chat_id = h.chat_id),
+                                []) AS labels
+                FROM chats h LEFT JOIN contacts c ON c.contact_id = h.contact_id
+                WHERE h.chat_id = ?""", [at, at, chat_id]))
+            if not found:
+                raise NotFound(f"There is no chat {chat_id}. List the chats with "
+                               "ws.chats.inbox(account).", chat_id=chat_id)
+            # The chat's messages first (a filter on one column), then the statuses of its
+            # outbound ones by id: a join of all messages with message_status would read
+            # both tables whole.
+            messages = con.execute("""
+                SELECT message_id, created_at, direction, kind, body, media_mime, template_name,
+                       automatic
+                FROM messages WHERE chat_id = ?
+                ORDER BY created_at, message_id""", [chat_id]).df()
+            out = messages.loc[messages["direction"] == "out", "message_id"].tolist()
+            statuses = con.execute("""
+                SELECT s.message_id, s.status FROM message_status s
+                SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS message_id) i USING (message_id)""",
+                                   [out]).df() if out else None
+        chat = found[0]
+        status = (dict(zip(statuses["message_id"], statuses["status"], strict=True))
+                  if statuses is not None else {})
+        messages["status"] = messages["message_id"].map(status).astype(object)
+        messages["status"] = messages["status"].where(messages["status"].notna(), None)
+        inbound = messages["direction"] == "in"
+        if chat["read_at"] is not None:
+            inbound &= messages["created_at"] > pd.Timestamp(chat["read_at"])
+        chat["unread"] = int(inbound.sum())
+        more = len(messages) > limit
+        if more:
+            messages = messages.iloc[-limit:].reset_index(drop=True)
+        return ChatView(chat=chat, messages=messages, more=more)
+
+    def mark_read(self, chat_id: int, *, at: datetime | None = None) -> dict:
+        """Mark the chat read up to ``at`` (default now): its inbound messages until then
+        stop counting as unread. Returns ``{"chat_id", "read_at", "unread"}``."""
+        at = at or datetime.now(UTC)
+        with self.ws.transaction() as con:
+            if not con.execute("SELECT 1 FROM chats WHERE chat_id = ?", [chat_id]).fetchall():
+                raise NotFound(f"There is no chat {chat_id}.", chat_id=chat_id)
+            con.execute("UPDATE chats SET read_at = greatest(coalesce(read_at, ?::TIMESTAMPTZ), "
+                        "?::TIMESTAMPTZ) WHERE chat_id = ?", [at, at, chat_id])
+            read_at, unread = con.execute("""
+                SELECT h.read_at, (SELECT count(*) FROM messages m WHERE m.chat_id = h.chat_id
+                       AND m.direction = 'in' AND m.created_at > h.read_at)
+                FROM chats h WHERE h.chat_id = ?""", [chat_id]).fetchall()[0]
+        return {"chat_id": chat_id, "read_at": read_at, "unread": unread}
 
     def messages(self, chat_id: int) -> pd.DataFrame:
         """A chat's messages in order, with their latest status."""

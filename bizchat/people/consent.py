@@ -316,6 +316,18 @@ class Consent:
         """Record a withdrawal of consent; it takes effect at once."""
         return self._record("opt_out", contact, purpose, account, source, evidence, at, actor)
 
+    def record(self, contact, *, action: str, purpose: str = "marketing", source: str,
+               evidence: str | None = None, at: datetime | None = None, account=None,
+               actor: str = "bizchat") -> dict:
+        """Record an opt-in or opt-out (``action``: ``opt_in`` / ``opt_out``) with where it
+        came from and its evidence, e.g. a customer who agreed on the phone or at the
+        counter: ``record(phone, account=..., action="opt_in", source="phone", evidence=
+        "Call 2026-03-02 10:14, agent Jana")``."""
+        if action not in ("opt_in", "opt_out"):
+            raise InvalidValue(f"{action!r} is not a consent action; use opt_in or opt_out.",
+                               input=action)
+        return self._record(action, contact, purpose, account, source, evidence, at, actor)
+
     def history(self, contact, *, account=None) -> pd.DataFrame:
         """Every consent event of the contact, oldest first."""
         with self.ws.connect(read_only=True) as con:

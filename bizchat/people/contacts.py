@@ -23,6 +23,7 @@ from .. import store
 from ..errors import Conflict, InvalidPhoneNumber, InvalidValue, NotFound
 from . import phones
 from .accounts import check_timezone, default_region, get_account
+from .contact_search import ContactPage, check_page, search_page
 
 _COLUMNS = ("contact_id, account_id, phone_e164, wa_id, user_id, name, language, timezone, "
             "attributes, created_at")
@@ -403,6 +404,27 @@ class Contacts:
                 con.execute(f"UPDATE contacts SET {', '.join(f'{k} = ?' for k in values)} "
                             "WHERE contact_id = ?", [*values.values(), contact["contact_id"]])
             return _stored(con, contact["contact_id"])
+
+    def search(self, account, query: str | None = None, *, any_of=None, all_of=None,
+               none_of=None, language=None, attributes=None, limit: int = 50,
+               offset: int = 0) -> ContactPage:
+        """One page of the contacts of ``account`` that match: ``query`` is a name (part,
+        any case) or a number in any written form or three or more of its digits; the label
+        filters are any of / all of / none of (names or ids), as in ``labels.assign``.
+
+        Returns a ContactPage: ``rows`` (contact_id, phone_e164, name, language, timezone,
+        marketing consent, labels), ``total`` matches, ``offset``, ``limit``. Ordered by
+        name, so paging is stable.
+        """
+        from .labels import contact_filter
+
+        limit, offset = check_page(limit, offset)
+        flt = {"any_of": any_of, "all_of": all_of, "none_of": none_of, "language": language,
+               "attributes": attributes, "query": query}
+        with self.ws.connect(read_only=True) as con:
+            acc = get_account(con, account)
+            where, params = contact_filter(con, acc, flt)
+            return search_page(con, where, params, limit, offset)
 
     def list(self, account) -> pd.DataFrame:
         """The contacts of ``account`` with their current marketing consent."""

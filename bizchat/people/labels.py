@@ -25,6 +25,7 @@ from .. import store
 from ..errors import Conflict, InvalidPhoneNumber, InvalidValue, LimitExceeded, NotFound
 from . import phones
 from .accounts import default_region, get_account
+from .contact_search import query_predicate
 
 # WhatsApp's 20 label colours; colour number n is PALETTE[n - 1] (the app counts 0..19).
 PALETTE = (
@@ -37,7 +38,7 @@ MAX_NAME_LENGTH = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-CONTACT_FILTER_KEYS = ("any_of", "all_of", "none_of", "language", "attributes")
+CONTACT_FILTER_KEYS = ("any_of", "all_of", "none_of", "language", "attributes", "query")
 CHAT_FILTER_KEYS = ("any_of", "all_of", "none_of")
 
 
@@ -182,7 +183,8 @@ def contact_filter(con, account: dict, flt: Mapping | None) -> tuple[str, list]:
 
     Keys: any_of / all_of / none_of (label names or ids), language (a tag or a list;
     ``de`` also matches ``de-AT``), attributes (``{"city": "Graz"}``; a list of values
-    matches any of them; compared as text).
+    matches any of them; compared as text), query (a name or number, as the contact
+    finder reads it: see ``contact_search``).
     """
     flt = dict(flt or {})
     _check_keys(flt, CONTACT_FILTER_KEYS)
@@ -206,6 +208,10 @@ def contact_filter(con, account: dict, flt: Mapping | None) -> tuple[str, list]:
         values = [str(v).lower() if isinstance(v, bool) else str(v) for v in _names(wanted)]
         clauses.append("list_contains(?, json_extract_string(c.attributes, ?))")
         params += [values, "$." + name]
+    if flt.get("query"):
+        where, more_params = query_predicate(account, flt["query"])
+        clauses.append(where)
+        params += more_params
     return " AND ".join(clauses), params
 
 
@@ -287,6 +293,52 @@ def _resolve(con, account: dict, refs, *, chats: bool) -> pd.DataFrame:
             f"references: {shown}. Nothing was changed; check the numbers (contacts of other "
             "accounts are not visible here).", input=missing)
     return pd.DataFrame({"id": hits["id"].astype("int64").drop_duplicates().to_numpy()})
+
+
+# --- contacts listed in a file -----------------------------------------------------------------
+
+CSV_COLUMNS = ("phone", "phone_e164", "number", "wa_id", "contact", "contact_id")
+
+
+def csv_references(path) -> list[str]:
+    """The contact references of a CSV file (see ``Labels.assign_from_csv``), blanks
+    skipped; InvalidValue for a missing, unreadable or empty file."""
+    import csv
+    from pathlib import Path
+
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise NotFound(f"There is no file {str(file)!r}. Give the path of a CSV file with a "
+                       "phone column.", input=str(file)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        raise InvalidValue(f"Cannot read {str(file)!r}: {reason}. Save it as a UTF-8 CSV "
+                           "file with a phone column.", input=str(file)) from None
+    rows = list(csv.reader(text.splitlines(), dialect=_dialect(text)))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise InvalidValue(f"{str(file)!r} is empty. It needs a phone column with one "
+                           "contact per row.", input=str(file))
+    header = [h.strip().lower() for h in rows[0]]
+    column = next((header.index(c) for c in CSV_COLUMNS if c in header), None)
+    body = rows[1:] if column is not None else rows
+    column = column or 0
+    refs = [r[column].strip() for r in body if len(r) > column and r[column].strip()]
+    if not refs:
+        raise InvalidValue(f"{str(file)!r} lists no contacts in its column "
+                           f"{rows[0][column]!r}.", input=str(file))
+    return refs
+
+
+def _dialect(text: str):
+    import csv
+
+    try:
+        return csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        return csv.excel
 
 
 # --- the service --------------------------------------------------------------------------------
@@ -454,6 +506,18 @@ class Labels:
     def unassign(self, account, label, contacts=None, *, chats=None) -> dict:
         """Take ``label`` off contacts and/or chats (same arguments as ``assign``)."""
         return self._change(account, label, contacts, chats, add=False)
+
+    def assign_from_csv(self, account, label, path) -> dict:
+        """Put ``label`` on the contacts a CSV file lists, in one transaction.
+
+        The contacts are read from the column ``phone`` (or ``phone_e164``, ``number``,
+        ``wa_id``, ``contact``, ``contact_id``; else the first column), one per row, any
+        written form. A reference the account does not know raises NotFound naming it,
+        and nothing is changed. Returns the counts as ``assign`` does, plus ``rows``.
+        """
+        refs = csv_references(path)
+        result = self._change(account, label, refs, None, add=True)
+        return {**result, "rows": len(refs)}
 
     def _change(self, account, label, contacts, chats, *, add: bool) -> dict:
         if contacts is None and chats is None:
