@@ -28,7 +28,7 @@ from datetime import datetime
 import pandas as pd
 
 from ...errors import InvalidValue
-from . import chats, cohorts, experiments, funnel, timing
+from . import audience, chats, cohorts, experiments, funnel, timing
 from .experiments import ABPlan, ABTest, ControlLift
 from .outcomes import TIME_KEYS, add_weekday_names, grouped_recipients, key_columns, parse_by
 from .proportions import detectable_effect, sample_size
@@ -155,6 +155,28 @@ class Stats:
         tz = self._zone(tz, account)
         return self._frame(lambda t, f: cohorts.cohorts(t, f, tz, months),
                            self._filters(account, start, end, labels, category))
+
+    # --- audience -----------------------------------------------------------------------
+
+    def consent_changes(self, *, account=None, start=None, end=None,
+                        labels=None) -> pd.DataFrame:
+        """Marketing opt-ins and opt-outs recorded in [start, end) by account_id, source
+        and action: events, contacts."""
+        return self._frame(audience.consent_changes,
+                           self._filters(account, start, end, labels, None))
+
+    def consent_coverage(self, *, account=None, end=None, labels=None) -> pd.DataFrame:
+        """Marketing consent per account at ``end`` (default now): contacts, opted_in,
+        opted_out, never_asked, coverage (opted_in / contacts)."""
+        return self._frame(audience.consent_coverage,
+                           self._filters(account, None, end, labels, None))
+
+    def label_growth(self, *, account=None, start=None, end=None,
+                     labels=None) -> pd.DataFrame:
+        """Per label: contacts at ``end``, added in [start, end), growth (added / contacts
+        before), opted_in and consent_share (current marketing opt-ins among them)."""
+        return self._frame(audience.label_growth,
+                           self._filters(account, start, end, labels, None))
 
     # --- chats --------------------------------------------------------------------------
 
