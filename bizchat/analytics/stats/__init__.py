@@ -220,6 +220,11 @@ class Stats:
 
     # --- experiments --------------------------------------------------------------------
 
+    def zone(self, account=None) -> str:
+        """The time zone day and hour buckets use by default: the account's (else the one
+        every account shares, else UTC)."""
+        return self._zone(None, account)
+
     def _zone(self, tz: str | None, account=None) -> str:
         """``tz``, else the account's time zone (the filtered account's, else the one every
         account shares), else UTC."""
