@@ -1,6 +1,8 @@
+"""Writes the report notebooks (bizchat/reports/notebooks): their cells live here as text,
+so a change is one edit and the notebooks stay stripped. Run `python -m tools.report_notebooks`."""
 import nbformat as nbf
 from pathlib import Path
-D = Path("/work/wt19/bizchat/reports/notebooks")
+D = Path(__file__).resolve().parents[1] / "bizchat" / "reports" / "notebooks"
 
 def nb(cells):
     n = nbf.v4.new_notebook()
@@ -32,13 +34,14 @@ from IPython.display import Markdown, display
 
 import bizchat
 from bizchat.analytics import charts
+from bizchat.campaigns import clock
 from bizchat.reports.period import report_period
 
 ws = bizchat.open(workspace or None, read_only=True)
 acct = account or None
 label_list = [s.strip() for s in labels.split(",") if s.strip()] or None
 zone = timezone or ws.stats.zone(acct)
-period = report_period(start, end, zone, days=DAYS{month})
+period = report_period(start, end, zone, days=DAYS{month}, now=clock.now())
 where = dict(account=acct, labels=label_list)
 display(Markdown(f"**Period:** {{period.label}} ({{period.timezone}})"
                  + (f", account {{account}}" if account else "")

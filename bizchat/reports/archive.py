@@ -34,7 +34,7 @@ def write_index(folder: Path, runs: pd.DataFrame) -> Path:
             f"<td class='{html.escape(str(run.status))}'>{html.escape(str(run.status))}</td>"
             f"<td>{_link(run.html_path, folder, 'report')}</td>"
             f"<td>{_link(run.output_path, folder, 'notebook')}</td>"
-            f"<td>{html.escape(str(run.error or ''))}</td></tr>")
+            f"<td>{html.escape(run.error if isinstance(run.error, str) else '')}</td></tr>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>bizchat reports</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:.3em .8em;text-align:left}}

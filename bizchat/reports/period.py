@@ -1,8 +1,8 @@
 """A report's period from its parameters: local calendar days in the report's time zone.
 
 ``start`` and ``end`` are dates (``YYYY-MM-DD``) in ``timezone``; ``end`` is the first
-day after the period. Empty ``end`` means today (the campaign clock: ``$BIZCHAT_NOW`` for
-rehearsals), empty ``start`` ``days`` before
+day after the period. Empty ``end`` means today (``now``: the notebooks pass the campaign
+clock, so ``$BIZCHAT_NOW`` rehearses a report too), empty ``start`` ``days`` before
 ``end``; ``month`` (``YYYY-MM``) sets both to that calendar month. The previous period is
 as long and ends where this one starts, for the comparison columns.
 """
@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from ..campaigns import clock
 from ..errors import InvalidValue
 
 
@@ -44,7 +43,7 @@ def _day(value: str, name: str) -> date:
 
 
 def report_period(start: str = "", end: str = "", timezone: str = "UTC", *, days: int = 7,
-                  month: str = "", today: date | None = None) -> Period:
+                  month: str = "", now: datetime | None = None) -> Period:
     """The period the parameters describe (see the module docstring)."""
     try:
         zone = ZoneInfo(timezone or "UTC")
@@ -59,7 +58,7 @@ def report_period(start: str = "", end: str = "", timezone: str = "UTC", *, days
                                input=month) from None
         begin, stop = first.start_time.date(), (first + 1).start_time.date()
     else:
-        stop = _day(end, "end") if end else (today or clock.now().astimezone(zone).date())
+        stop = _day(end, "end") if end else (now or datetime.now(zone)).astimezone(zone).date()
         begin = _day(start, "start") if start else stop - timedelta(days=days)
     if begin >= stop:
         raise InvalidValue(f"The report period starts ({begin}) on or after its end ({stop}).",

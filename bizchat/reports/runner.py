@@ -128,7 +128,7 @@ def _scrub_file(path: Path, secrets: list[str]) -> bool:
 
 def output_root(ws, output_dir=None) -> Path:
     """The folder holding every report's outputs and the archive's index.html."""
-    return Path(output_dir) if output_dir else ws.path.parent / "reports"
+    return (Path(output_dir) if output_dir else Path(ws.path).parent / "reports").resolve()
 
 
 def run_report(ws, name: str, params: dict | None = None, *, output_dir=None, folder=None,
@@ -165,7 +165,8 @@ def run_report(ws, name: str, params: dict | None = None, *, output_dir=None, fo
         run_id = store.next_id(con, "report_runs", "run_id")
         output = run_dir / f"{name}-{started:%H%M%SZ}-r{run_id}.ipynb"
         page = output.with_suffix(".html")
-        for auto, value in (("workspace", str(ws.path)), ("output_stem", str(output.with_suffix("")))):
+        for auto, value in (("workspace", str(Path(ws.path).resolve())),
+                            ("output_stem", str(output.with_suffix("")))):
             if auto in declared and auto not in params:
                 params[auto] = value
         con.execute("""INSERT INTO report_runs (run_id, report, params, started_at, status,

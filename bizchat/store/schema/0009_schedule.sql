@@ -17,6 +17,7 @@ CREATE TABLE schedule_slots (
     claimed_by        VARCHAR,               -- host:pid of the claiming process
     status            VARCHAR NOT NULL,      -- running, ok, failed, skipped (catch-up: latest only)
     run_id            BIGINT,                -- report_runs.run_id
+    error             VARCHAR,               -- why the slot failed (secrets cut out)
     delivery          VARCHAR,               -- NULL (no mail), pending, sent, failed
     delivery_attempts INTEGER NOT NULL DEFAULT 0,
     delivery_error    VARCHAR,
