@@ -71,8 +71,8 @@ def build_message(cfg: SmtpSettings, to: list[str], subject: str, text: str,
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = cfg.sender, ", ".join(to), subject
     msg.set_content(text)
-    msg.add_attachment(Path(html_path).read_bytes(), maintype="text", subtype="html",
-                       filename=Path(html_path).name)
+    msg.add_attachment(Path(html_path).read_text(encoding="utf-8"), subtype="html",
+                       charset="utf-8", filename=Path(html_path).name)
     return msg
 
 
