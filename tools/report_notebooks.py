@@ -25,7 +25,7 @@ def nb(cells):
 COMMON = '''workspace: str = ""  # the workspace file (bizchat fills it in; empty: $BIZCHAT_WORKSPACE)
 account: str = ""  # one account (number or id); empty: every account
 start: str = ""  # first day of the period, YYYY-MM-DD in timezone; empty: see end
-end: str = ""  # the day after the period, YYYY-MM-DD in timezone; empty: today
+end: str = ""  # the day after the period, YYYY-MM-DD in timezone; empty: up to now
 labels: str = ""  # comma-separated label names; empty: every contact
 timezone: str = ""  # IANA time zone of the days; empty: the account's'''
 

@@ -1,7 +1,7 @@
 """A report's period from its parameters: local calendar days in the report's time zone.
 
 ``start`` and ``end`` are dates (``YYYY-MM-DD``) in ``timezone``; ``end`` is the first
-day after the period. Empty ``end`` means today (``now``: the notebooks pass the campaign
+day after the period. Empty ``end`` means up to now, today included (``now``: the notebooks pass the campaign
 clock, so ``$BIZCHAT_NOW`` rehearses a report too), empty ``start`` ``days`` before
 ``end``; ``month`` (``YYYY-MM``) sets both to that calendar month. The previous period is
 as long and ends where this one starts, for the comparison columns.
@@ -58,7 +58,8 @@ def report_period(start: str = "", end: str = "", timezone: str = "UTC", *, days
                                input=month) from None
         begin, stop = first.start_time.date(), (first + 1).start_time.date()
     else:
-        stop = _day(end, "end") if end else (now or datetime.now(zone)).astimezone(zone).date()
+        stop = (_day(end, "end") if end
+                else (now or datetime.now(zone)).astimezone(zone).date() + timedelta(days=1))
         begin = _day(start, "start") if start else stop - timedelta(days=days)
     if begin >= stop:
         raise InvalidValue(f"The report period starts ({begin}) on or after its end ({stop}).",
