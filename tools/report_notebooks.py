@@ -1,7 +1,9 @@
 """Writes the report notebooks (bizchat/reports/notebooks): their cells live here as text,
 so a change is one edit and the notebooks stay stripped. Run `python -m tools.report_notebooks`."""
-import nbformat as nbf
 from pathlib import Path
+
+import nbformat as nbf
+
 D = Path(__file__).resolve().parents[1] / "bizchat" / "reports" / "notebooks"
 
 def nb(cells):
@@ -162,7 +164,8 @@ coverage per account (how many contacts may receive marketing messages). Every n
 comes from `ws.stats`; no contact is named. A papermill report:
 `bizchat report run consent_report [-p account +4930...]`."""),
  ("params", COMMON + '\noutput_stem: str = ""  # write <output_stem>.csv beside the executed notebook (bizchat fills it in)'),
- ("code", SETUP.replace("DAYS", "30").format(month="")),
+ ("code", SETUP.replace("DAYS", "30").format(month="").replace("import pandas as pd\n", "")
+  .replace("from bizchat.analytics import charts\n", "")),
  ("md", "## Opt-ins and opt-outs in the period by source"),
  ("code", '''changes = ws.stats.consent_changes(start=period.start, end=period.end, **where)
 display(changes if not changes.empty else Markdown("No consent change in this period."))'''),

@@ -8,6 +8,7 @@ kept as typed; up to ``accounts.max_quick_replies`` (50 by default) per account.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -90,7 +91,7 @@ class QuickReplies:
         frame.insert(2, "placeholders", [renderer.placeholders(t) for t in frame["text"]])
         return frame
 
-    def available_placeholders(self, account) -> list[str]:
+    def available_placeholders(self, account) -> builtins.list[str]:
         """The placeholder names this account's texts may use (contact fields, account
         fields, attribute keys present on its contacts); what saving checks against."""
         with self.ws.connect() as con:

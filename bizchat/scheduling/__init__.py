@@ -55,7 +55,7 @@ class Schedule:
                 SELECT b.broadcast_id, b.name, b.template, b.scheduled_for, a.timezone
                 FROM broadcasts b JOIN accounts a USING (account_id)
                 WHERE b.status = 'scheduled' ORDER BY b.scheduled_for, b.broadcast_id""").fetchall()
-        rows = []
+        rows: list[tuple] = []
         for e in self.entries(schedule_file):
             slot, status = last.get(e.name, (None, None))
             rows.append(("report", e.name, e.notebook, e.cron, e.timezone,
