@@ -89,3 +89,12 @@ def test_cli_refuses_with_one_error_line(ws, shop):
     lines = out.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "{vorname}" in lines[0]
     assert isinstance(ws.replies.list(acc["account_id"]), pd.DataFrame)
+
+
+def test_the_composer_can_check_as_you_type(ws, shop):
+    acc, _, _ = shop
+    assert ws.templates.check_text(acc["account_id"], "Hi {first_name} {kundennummer}") == [
+        "first_name", "kundennummer"]
+    with pytest.raises(TemplateError) as err:
+        ws.templates.check_text(acc["account_id"], "Hi {vorname}")
+    assert err.value.position == 3 and "kundennummer" in err.value.available

@@ -371,11 +371,19 @@ class Templates:
                            category=category, header=header, footer=footer, buttons=buttons,
                            extra_placeholders=extra_placeholders, actor=actor)
 
+    def check_text(self, account, text: str, *, extra_placeholders=()) -> list[str]:
+        """Check a text as saving it would, without saving (the composer validates as
+        you type): returns its placeholder names, or raises TemplateError naming the
+        unknown placeholder, its position (``.position``) and ``.available``."""
+        with self.ws.connect(read_only=True) as con:
+            account_id = get_account(con, account)["account_id"]
+            return placeholder_names.check(con, account_id, text, extra=extra_placeholders)
+
     def available_placeholders(self, account) -> list[str]:
         """The placeholder names the account's texts may use: contact fields
         (first_name, name), account fields (business_name) and the attribute keys present
         on its contacts. The composer's placeholder buttons and every check on save use it."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return placeholder_names.available(con, get_account(con, account)["account_id"])
 
     def get(self, account, ref, *, language: str | None = None) -> dict:

@@ -382,7 +382,7 @@ class Automations:
         this contact has no value for, left out of the text) and ``available``."""
         from ..people.contacts import get_contact
 
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             acc = get_account(con, account)
             found = self._rule(con, acc, rule)
             person = get_contact(con, acc, contact)

@@ -94,7 +94,7 @@ class QuickReplies:
     def available_placeholders(self, account) -> builtins.list[str]:
         """The placeholder names this account's texts may use (contact fields, account
         fields, attribute keys present on its contacts); what saving checks against."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             return placeholders.available(con, get_account(con, account)["account_id"])
 
     def get(self, account, shortcut) -> dict:

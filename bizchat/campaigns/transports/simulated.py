@@ -446,8 +446,11 @@ class SimulatedTransport(Transport):
             WHERE broadcast_id = ? AND event = 'simulated.receipts'""",
                                [broadcast_id]).fetchall()[0][0]
         if horizon is not None:
-            con.execute("""INSERT INTO outbox_log (broadcast_id, idempotency_key, event, "at")
-                           VALUES (?, NULL, 'simulated.receipts', ?)""", [broadcast_id, horizon])
+            con.execute("""INSERT INTO outbox_log (broadcast_id, idempotency_key, event, "at",
+                                                   detail)
+                           VALUES (?, NULL, 'simulated.receipts', ?,
+                                   json_object('released_until', ?::VARCHAR))""",
+                        [broadcast_id, horizon, horizon.isoformat()])
         lost = con.execute("""
             SELECT l.idempotency_key, any_value(l.broadcast_id) AS broadcast_id, min(l."at") AS "at",
                    any_value(l.detail->>'message_id') AS message_id,
