@@ -16,6 +16,7 @@ import bizchat
 from bizchat import reports
 from bizchat.cli import main
 from bizchat.people import pseudonym
+from bizchat.errors import NotFound
 from bizchat.reports import ParameterError, ReportError, UnsafeParameter, run_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,3 +173,21 @@ def test_cli_runs_the_retention_report_as_a_dry_run(tmp_path, kernel):
     assert bad.exit_code == 1 and "must be a bool" in bad.output
     missing = CliRunner().invoke(main, ["-w", str(path), "report", "run", "nope"])
     assert missing.exit_code == 1 and "No report 'nope'" in missing.output
+
+
+def test_a_folder_of_ones_own_adds_reports_and_wins_over_a_built_in(tmp_path, monkeypatch):
+    from schedule_helpers import notebook
+
+    mine = tmp_path / "mine"
+    notebook(mine, "hello")
+    notebook(mine, "consent_report")
+    monkeypatch.setenv("BIZCHAT_REPORTS_DIR", str(mine))
+    listed = reports.list_reports().set_index("report")
+    assert listed.loc["hello", "folder"] == str(mine)
+    assert listed.loc["consent_report", "folder"] == str(mine)
+    assert listed.loc["weekly_campaign_report", "folder"] == "built-in"
+    assert reports.notebook_path("consent_report") == mine / "consent_report.ipynb"
+    monkeypatch.delenv("BIZCHAT_REPORTS_DIR")
+    assert reports.notebook_path("consent_report").parent == reports.BUILTIN
+    with pytest.raises(NotFound, match="No report .hello."):
+        reports.notebook_path("hello")
