@@ -15,8 +15,8 @@ from click.testing import CliRunner
 import bizchat
 from bizchat import reports
 from bizchat.cli import main
-from bizchat.people import pseudonym
 from bizchat.errors import NotFound
+from bizchat.people import pseudonym
 from bizchat.reports import ParameterError, ReportError, UnsafeParameter, run_report
 
 ROOT = Path(__file__).resolve().parents[1]
