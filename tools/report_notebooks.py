@@ -93,14 +93,14 @@ For broadcasts with variants, the verdict of the comparison on the open rate; fo
 broadcasts with a hold-out control group, the lift in replies and opt-outs over it.
 A verdict is final only once the data reaches past the test's window."""),
  ("code", '''found = False
-for bid in per["broadcast_id"]:
-    arms = ws.stats.recipients(broadcasts=int(bid))
-    variants = sorted(v for v in arms["variant"].dropna().unique() if v != "control")
+arms = ws.stats.open_rates(["broadcast", "variant"], start=period.start, end=period.end, **where)
+for bid, arm in arms.groupby("broadcast_id"):
+    variants = [v for v in arm["variant"].dropna() if v != "control"]
     if len(variants) > 1:
         found = True
         test = ws.stats.ab_test(int(bid))
         display(Markdown(f"**Broadcast {bid}, A/B:** {test.verdict}"))
-    if (arms["variant"] == "control").any():
+    if (arm["variant"] == "control").any():
         found = True
         lift = ws.stats.control_lift(int(bid))
         display(Markdown(f"**Broadcast {bid}, lift over control:** {lift.verdict}"))
