@@ -78,9 +78,9 @@ class Schedule:
         ``now``: the clock (default ``$BIZCHAT_NOW``, else the wall clock). Failures are
         recorded and counted in ``.failed``; they do not stop the other due work."""
         path = self.path(schedule_file)
-        return runner.run_due(self.ws, load(path), now=now, schedule_file=path,
-                              broadcasts=broadcasts, transport=transport, seed=seed,
-                              kernel_name=kernel_name, on_result=on_result)
+        return runner.run_due(self.ws, load(path), now=now, broadcasts=broadcasts,
+                              transport=transport, seed=seed, kernel_name=kernel_name,
+                              on_result=on_result)
 
     def serve(self, schedule_file=None, *, poll: float = 60.0, transport=None,
               seed: int | None = None, on_result: Callable[[str, dict], None] | None = None,

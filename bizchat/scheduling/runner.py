@@ -86,8 +86,7 @@ def claim(ws, entry: Entry, now: datetime) -> list[datetime]:
     return sorted(set(run) | {r[0].astimezone(UTC) for r in stale})
 
 
-def run_slot(ws, entry: Entry, slot: datetime, *, schedule_file: Path,
-             kernel_name: str | None = None) -> dict:
+def run_slot(ws, entry: Entry, slot: datetime, *, kernel_name: str | None = None) -> dict:
     """Run one claimed slot's report and record the outcome on the slot."""
     local = slot.astimezone(entry.zone)
     result = {"entry": entry.name, "report": entry.notebook, "slot": local, "status": "ok",
@@ -152,7 +151,7 @@ def deliver_pending(ws, entries: list[Entry]) -> list[dict]:
     return done
 
 
-def run_due(ws, entries: list[Entry], *, now=None, schedule_file: Path, broadcasts: bool = True,
+def run_due(ws, entries: list[Entry], *, now=None, broadcasts: bool = True,
             transport=None, seed: int | None = None, kernel_name: str | None = None,
             on_result=None) -> Pass:
     """One pass (see the module docstring). ``on_result`` is called with each report,
@@ -161,8 +160,7 @@ def run_due(ws, entries: list[Entry], *, now=None, schedule_file: Path, broadcas
     done = Pass()
     for entry in entries:
         for slot in claim(ws, entry, current):
-            result = run_slot(ws, entry, slot, schedule_file=schedule_file,
-                              kernel_name=kernel_name)
+            result = run_slot(ws, entry, slot, kernel_name=kernel_name)
             done.reports.append(result)
             if on_result:
                 on_result("report", result)
