@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= data/demo.duckdb
+DEMO_TODAY := 2026-11-01   # the demo's fixed "today": its weekly report covers the week before
 
 .PHONY: demo test test-fast lab bench lint clean
 
@@ -14,8 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
+# The demo ends with its weekly campaign report: the last line is the HTML's path.
 demo: $(STAMP)
 	$(BIN)/bizchat demo --workspace $(DEMO) --replace
+	$(BIN)/bizchat --workspace $(DEMO) report run weekly_campaign_report -p end $(DEMO_TODAY)
 
 # The whole suite, what CI runs, on every core (tests are independent: tmp paths, free ports).
 test: $(STAMP)

@@ -112,6 +112,14 @@ class ParameterError(BizchatError, ValueError):
 class UnsafeParameter(ParameterError):
     """A report parameter that is, or looks like, a secret."""
 
+class ScheduleError(BizchatError, ValueError):
+    """A schedule file (``schedule.toml``) that cannot be read: bad TOML, an unknown
+    key, a wrong cron expression or time zone (``path``, ``entry``, ``input``)."""
+
+class DeliveryError(BizchatError, ConnectionError):
+    """A report could not be mailed: SMTP configuration missing or wrong, the server
+    refused or could not be reached (``input``: the setting or address)."""
+
 class CompactionPending(BizchatError, RuntimeError):
     """The erasure or purge is committed, but the file could not be compacted yet."""
 

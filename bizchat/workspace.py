@@ -49,6 +49,7 @@ if TYPE_CHECKING:   # the services' classes, for annotations only (imported per 
     from .people.labels import Labels
     from .privacy import Privacy
     from .reports import Reports
+    from .scheduling import Schedule
 
 # Migration 0006 moved the pseudonymisation key out of the file (see _after_key_moved).
 KEY_FILE_VERSION = 6
@@ -346,6 +347,12 @@ class Workspace:
         """Report notebooks run with papermill and their recorded runs."""
         from .reports import Reports
         return Reports(self)
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        """Timed work: scheduled reports (schedule.toml) and due broadcasts, one scheduler."""
+        from .scheduling import Schedule
+        return Schedule(self)
 
 
 def open(path: str | os.PathLike | None = None, *, timeout: float = store.DEFAULT_TIMEOUT,  # noqa: A001

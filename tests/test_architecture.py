@@ -1,7 +1,7 @@
 """The folders show the architecture: imports point one way, down the layers.
 
-surfaces (cli, receiver, reports, demo) -> workspace -> campaigns, analytics, privacy
--> ingest -> messaging -> people -> store -> errors. A module may import its own
+surfaces (cli, receiver, widgets, demo) -> workspace -> scheduling -> reports -> campaigns,
+analytics, privacy -> ingest -> messaging -> people -> store -> errors. A module may import its own
 subpackage and any layer below its own, never one above or a sibling of the same rank.
 Imports under ``if TYPE_CHECKING:`` only name types and are not counted.
 """
@@ -23,13 +23,14 @@ RANKS = {
     "messaging": 3,
     "ingest": 4,
     "campaigns": 5, "analytics": 5, "privacy": 5,
-    "workspace": 6,
-    "reports": 5,   # runs report notebooks: a service (ws.reports); the notebooks are the surface
-    "demo": 7,
-    "receiver": 8,
-    "widgets": 8,   # the workbench: ipywidgets over Workspace methods
-    "cli": 9,   # `bizchat webhook serve` starts the receiver
-    "__init__": 10,
+    "reports": 6,      # runs report notebooks: a service (ws.reports); the notebooks are the surface
+    "scheduling": 7,   # timed work: report slots and due broadcasts (ws.schedule)
+    "workspace": 8,
+    "demo": 9,
+    "receiver": 10,
+    "widgets": 10,  # the workbench: ipywidgets over Workspace methods
+    "cli": 11,   # `bizchat webhook serve` starts the receiver
+    "__init__": 12,
 }
 
 

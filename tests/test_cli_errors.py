@@ -90,7 +90,7 @@ CASES = [
     ("privacy", "erase", "+49 170 7654321", "--yes"),
     ("privacy", "retention", "set", "message_bodies", "0"),
     ("report", "run", "nope"),
-    ("report", "run", "consent_coverage", "-p", "nope", "1"),
+    ("report", "run", "consent_report", "-p", "nope", "1"),
     ("sql", "SELEC 1"),
 ]
 

@@ -15,11 +15,12 @@ from click.testing import CliRunner
 import bizchat
 from bizchat import reports
 from bizchat.cli import main
+from bizchat.errors import NotFound
 from bizchat.people import pseudonym
 from bizchat.reports import ParameterError, ReportError, UnsafeParameter, run_report
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+NOTEBOOKS = sorted([*(ROOT / "notebooks").rglob("*.ipynb"), *reports.BUILTIN.glob("*.ipynb")])
 SECRETS = {"BIZCHAT_APP_SECRET": "app-secret-5d1c0e3b9a",
            "BIZCHAT_ACCESS_TOKEN": "EAAGtokenForTests0123456789abcdefXYZ",
            "BIZCHAT_VERIFY_TOKEN": "verify-me-8f2a"}
@@ -56,23 +57,25 @@ def _secrets(ws) -> list[str]:
 
 
 @pytest.mark.slow
-def test_consent_coverage_runs_for_real_and_holds_no_secret(shop, kernel):
+def test_consent_report_runs_for_real_and_holds_no_secret(shop, kernel):
     ws = shop
-    out = run_report(ws, "consent_coverage", {"account": "+49 30 901820"}, kernel_name=kernel)
-    assert out.parent == ws.path.parent / "reports" and out.suffix == ".ipynb"
+    out = run_report(ws, "consent_report", {"account": "+49 30 901820"}, kernel_name=kernel)
+    assert out.parent.parent == (ws.path.parent / "reports" / "consent_report").resolve()
+    assert out.suffix == ".ipynb" and out.with_suffix(".html").exists()
     nb = nbformat.read(out, as_version=4)
     text = out.read_text(encoding="utf-8")
-    assert "opt_in_with_evidence" in text                     # the table was rendered
+    assert "never_asked" in text and "double_opt_in_form" in text   # the tables were rendered
     assert nb.metadata.papermill.parameters["account"] == "+49 30 901820"
     csv = out.with_suffix(".csv")
-    assert csv.exists() and "marketing_opt_in" in csv.read_text(encoding="utf-8")
+    assert csv.exists() and "coverage" in csv.read_text(encoding="utf-8")
     for path in out.parent.iterdir():
         content = path.read_text(encoding="utf-8")
         for secret in _secrets(ws):
             assert secret not in content, (path.name, secret[:6])
     run = ws.sql("SELECT * FROM report_runs").iloc[0]
     assert run["status"] == "ok" and run["output_path"] == str(out) and run["finished_at"] is not None
-    assert json.loads(run["params"])["workspace"] == str(ws.path)
+    assert json.loads(run["params"])["workspace"] == str(ws.path.resolve())
+    assert run["html_path"] == str(out.with_suffix(".html"))
     assert ws.sql("SELECT count(*) AS n FROM audit_log WHERE action = 'report.run'")["n"][0] == 1
 
 
@@ -107,7 +110,7 @@ def test_a_notebook_that_prints_a_secret_fails_and_is_scrubbed(shop, kernel, tmp
 ])
 def test_secret_and_unknown_parameters_are_refused(shop, params, match):
     with pytest.raises(ParameterError, match=match) as info:
-        run_report(shop, "consent_coverage", params)
+        run_report(shop, "consent_report", params)
     assert isinstance(info.value, UnsafeParameter) == (match != "has no parameter")
     assert shop.sql("SELECT count(*) AS n FROM report_runs")["n"][0] == 0
     assert not (shop.path.parent / "reports").exists()
@@ -116,7 +119,7 @@ def test_secret_and_unknown_parameters_are_refused(shop, params, match):
 def test_the_stored_pseudonym_key_is_refused_too(shop):
     key = pseudonym.secret_for(shop).decode()
     with pytest.raises(UnsafeParameter):
-        run_report(shop, "consent_coverage", {"account": key})
+        run_report(shop, "consent_report", {"account": key})
 
 
 def test_ordinary_values_pass():
@@ -144,9 +147,11 @@ def test_notebooks_are_stripped_with_a_typed_parameters_cell(path):
 
 def test_list_reports_and_cli_list(shop):
     listed = reports.list_reports()
-    assert {"consent_coverage", "retention_purge"} <= set(listed["report"])
-    row = listed.set_index("report").loc["consent_coverage"]
-    assert row["title"] == "Consent coverage" and row["parameters"] == "account"
+    assert {"consent_report", "weekly_campaign_report", "monthly_label_report",
+            "retention_purge"} <= set(listed["report"])
+    row = listed.set_index("report").loc["consent_report"]
+    assert row["title"] == "Consent report" and row["folder"] == "built-in"
+    assert row["parameters"] == "account, start, end, labels, timezone"
     res = CliRunner().invoke(main, ["report", "list"])
     assert res.exit_code == 0 and "retention_purge" in res.output
 
@@ -158,7 +163,8 @@ def test_cli_runs_the_retention_report_as_a_dry_run(tmp_path, kernel):
     ws.accounts.add("+49 30 901820", "Buchladen")
     res = CliRunner().invoke(main, ["-w", str(path), "report", "run", "retention_purge", "-p", "dry_run", "yes"])
     assert res.exit_code == 0, res.output
-    out = Path(res.output.strip())
+    out = Path(res.output.splitlines()[0].removeprefix("notebook: "))
+    assert res.output.splitlines()[1] == f"html: {out.with_suffix('.html')}"
     assert out.exists() and "Would remove" in out.read_text(encoding="utf-8")
     assert nbformat.read(out, as_version=4).metadata.papermill.parameters["dry_run"] is True
     runs = CliRunner().invoke(main, ["-w", str(path), "report", "runs"])
@@ -167,3 +173,21 @@ def test_cli_runs_the_retention_report_as_a_dry_run(tmp_path, kernel):
     assert bad.exit_code == 1 and "must be a bool" in bad.output
     missing = CliRunner().invoke(main, ["-w", str(path), "report", "run", "nope"])
     assert missing.exit_code == 1 and "No report 'nope'" in missing.output
+
+
+def test_a_folder_of_ones_own_adds_reports_and_wins_over_a_built_in(tmp_path, monkeypatch):
+    from schedule_helpers import notebook
+
+    mine = tmp_path / "mine"
+    notebook(mine, "hello")
+    notebook(mine, "consent_report")
+    monkeypatch.setenv("BIZCHAT_REPORTS_DIR", str(mine))
+    listed = reports.list_reports().set_index("report")
+    assert listed.loc["hello", "folder"] == str(mine)
+    assert listed.loc["consent_report", "folder"] == str(mine)
+    assert listed.loc["weekly_campaign_report", "folder"] == "built-in"
+    assert reports.notebook_path("consent_report") == mine / "consent_report.ipynb"
+    monkeypatch.delenv("BIZCHAT_REPORTS_DIR")
+    assert reports.notebook_path("consent_report").parent == reports.BUILTIN
+    with pytest.raises(NotFound, match="No report .hello."):
+        reports.notebook_path("hello")

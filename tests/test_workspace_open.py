@@ -252,7 +252,7 @@ READERS = {
     "stats sample-size": ["--mde", "0.1", "--baseline", "0.5"], "stats cohorts": [],
     "stats chats": [],
     "privacy consent": [ANNA, "-a", SHOP], "privacy coverage": [],
-    "privacy retention show": [], "report runs": [],
+    "privacy retention show": [], "report runs": [], "schedule list": [],
 }
 # Commands that only read unless an option asks for a change.
 READ_UNLESS_CHANGING = {"broadcast limits": ["-a", SHOP], "privacy purge": ["--dry-run"]}

@@ -28,7 +28,7 @@ from datetime import datetime
 import pandas as pd
 
 from ...errors import InvalidValue
-from . import chats, cohorts, experiments, funnel, timing
+from . import audience, chats, cohorts, experiments, funnel, timing
 from .experiments import ABPlan, ABTest, ControlLift
 from .outcomes import TIME_KEYS, add_weekday_names, grouped_recipients, key_columns, parse_by
 from .proportions import detectable_effect, sample_size
@@ -156,6 +156,28 @@ class Stats:
         return self._frame(lambda t, f: cohorts.cohorts(t, f, tz, months),
                            self._filters(account, start, end, labels, category))
 
+    # --- audience -----------------------------------------------------------------------
+
+    def consent_changes(self, *, account=None, start=None, end=None,
+                        labels=None) -> pd.DataFrame:
+        """Marketing opt-ins and opt-outs recorded in [start, end) by account_id, source
+        and action: events, contacts."""
+        return self._frame(audience.consent_changes,
+                           self._filters(account, start, end, labels, None))
+
+    def consent_coverage(self, *, account=None, end=None, labels=None) -> pd.DataFrame:
+        """Marketing consent per account at ``end`` (default now): contacts, opted_in,
+        opted_out, never_asked, coverage (opted_in / contacts)."""
+        return self._frame(audience.consent_coverage,
+                           self._filters(account, None, end, labels, None))
+
+    def label_growth(self, *, account=None, start=None, end=None,
+                     labels=None) -> pd.DataFrame:
+        """Per label: contacts at ``end``, added in [start, end), growth (added / contacts
+        before), opted_in and consent_share (current marketing opt-ins among them)."""
+        return self._frame(audience.label_growth,
+                           self._filters(account, start, end, labels, None))
+
     # --- chats --------------------------------------------------------------------------
 
     @staticmethod
@@ -197,6 +219,11 @@ class Stats:
                            self._filters(account, start, end, labels, None))
 
     # --- experiments --------------------------------------------------------------------
+
+    def zone(self, account=None) -> str:
+        """The time zone day and hour buckets use by default: the account's (else the one
+        every account shares, else UTC)."""
+        return self._zone(None, account)
 
     def _zone(self, tz: str | None, account=None) -> str:
         """``tz``, else the account's time zone (the filtered account's, else the one every
