@@ -1,6 +1,6 @@
 """The folders show the architecture: imports point one way, down the layers.
 
-surfaces (cli, receiver, reports, demo) -> workspace -> campaigns, analytics, privacy
+surfaces (cli, web, receiver, widgets, reports, demo) -> workspace -> campaigns, analytics, privacy
 -> ingest -> messaging -> people -> store -> errors. A module may import its own
 subpackage and any layer below its own, never one above or a sibling of the same rank.
 Imports under ``if TYPE_CHECKING:`` only name types and are not counted.
@@ -28,8 +28,9 @@ RANKS = {
     "demo": 7,
     "receiver": 8,
     "widgets": 8,   # the workbench: ipywidgets over Workspace methods
-    "cli": 9,   # `bizchat webhook serve` starts the receiver
-    "__init__": 10,
+    "web": 9,   # `bizchat web`: Voilà pages that show the widgets
+    "cli": 10,   # `bizchat webhook serve` starts the receiver, `bizchat web` the web app
+    "__init__": 11,
 }
 
 
