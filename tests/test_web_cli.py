@@ -161,3 +161,13 @@ def test_a_page_on_a_held_workspace_says_busy(tiny, monkeypatch):
         holder.communicate("\n", timeout=10)
     status = getattr(widget, "status", widget)
     assert status.kind == "error" and status.text.startswith("The workspace is busy")
+
+
+def test_the_kernel_environment_loses_the_token():
+    from bizchat.web.kernels import scrubbed
+
+    env = scrubbed({"QUERY_STRING": "token=abc&x=1",
+                    "VOILA_REQUEST_URL": "http://h:1/voila/render/inbox.ipynb?x=1&token=abc",
+                    "BIZCHAT_WORKSPACE": "/w.duckdb"})
+    assert env == {"QUERY_STRING": "x=1", "VOILA_REQUEST_URL": "http://h:1/voila/render/inbox.ipynb?x=1",
+                   "BIZCHAT_WORKSPACE": "/w.duckdb"}
