@@ -107,8 +107,8 @@ def voila_config(s: WebSettings):
     c.Voila.token = s.token
     # the tab's unload beacon shuts its kernel down at once (else only culling frees it);
     # it is a POST without an XSRF header. Cost: no XSRF check on Voilà's POST/DELETE,
-    # which still need the token cookie and name a random kernel id.
-    # jupyter_server's request log scrubs ?token= from URLs (tornado's own logs them whole)
+    # which still need the token cookie and name a random kernel id. The request log is
+    # jupyter_server's, which scrubs ?token= from URLs (tornado's own logs them whole).
     c.Voila.tornado_settings = {"disable_check_xsrf": True, "log_function": log_request}
     # no voila.json/voila.py from the current folder or Jupyter's config path may change
     # the token or the limits: this configuration is the whole configuration
