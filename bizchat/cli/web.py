@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._common import cli_state, workspace_option
+from ._common import cli_state, workspace_mode, workspace_option
 
 
 @click.command()
@@ -22,6 +22,7 @@ from ._common import cli_state, workspace_option
 @click.option("--cull-idle", default=600.0, show_default=True, metavar="SECONDS",
               help="Stop a page's kernel after it has been idle and closed this long.")
 @workspace_option
+@workspace_mode("write")   # opens it itself: an existing workspace, upgraded if needed
 def web(host: str, port: int, token: str | None, max_kernels: int, cull_idle: float) -> None:
     """Serve the inbox, broadcast composer, label manager and dashboard as web pages.
 
