@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= data/demo.duckdb
 DEMO_TODAY := 2026-11-01   # the demo's fixed "today": its weekly report covers the week before
 
-.PHONY: demo test test-fast lab bench lint clean
+.PHONY: demo test test-fast lab web bench lint clean
 
 # (Re)install when pyproject.toml changes; editable, so code changes need no reinstall.
 $(STAMP): pyproject.toml
@@ -37,6 +37,12 @@ PORT ?= 8888
 lab: $(STAMP) $(DEMO)
 	BIZCHAT_WORKSPACE=$(abspath $(DEMO)) $(BIN)/jupyter lab notebooks/ --port=$(PORT) \
 		$(if $(filter 0,$(shell id -u)),--allow-root,)
+
+# The same widgets as token-protected web pages (`bizchat web`) on the demo workspace;
+# WEBPORT=8870 for another port. Prints the URL (with a new token) to open.
+WEBPORT ?= 8866
+web: $(STAMP) $(DEMO)
+	$(BIN)/bizchat web --workspace $(DEMO) --port $(WEBPORT)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -86,9 +86,12 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def chromium_browser(lab):
-    from browser import chromium
+def chromium_browser():
+    """Chromium for the session, for Lab and `bizchat web` tests alike."""
+    from browser import chromium, need_chromium
     from playwright.sync_api import sync_playwright
+
+    need_chromium()
 
     with sync_playwright() as p:
         browser = chromium(p)
@@ -103,3 +106,19 @@ def lab_page(chromium_browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+# --- `bizchat web`: one server per test session (per xdist worker) ------------------------
+
+@pytest.fixture(scope="session")
+def web(demo_template, tmp_path_factory):
+    """`bizchat web` (tests/web_server.py) on a copy of the demo workspace, with a known
+    token and a 3 s busy timeout; ``web.workspace`` is the file its pages work on."""
+    from web_server import WebServer
+
+    home = tmp_path_factory.mktemp("web")
+    (home / "ws").mkdir()
+    server = WebServer(copy_workspace(demo_template, home / "ws"), home,
+                       "--max-kernels", "6").start()
+    yield server
+    server.stop()

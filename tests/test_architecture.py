@@ -1,6 +1,6 @@
 """The folders show the architecture: imports point one way, down the layers.
 
-surfaces (cli, receiver, widgets, demo) -> workspace -> scheduling -> reports -> campaigns,
+surfaces (cli, web, receiver, widgets, demo) -> workspace -> scheduling -> reports -> campaigns,
 analytics, privacy -> ingest -> messaging -> people -> store -> errors. A module may import its own
 subpackage and any layer below its own, never one above or a sibling of the same rank.
 Imports under ``if TYPE_CHECKING:`` only name types and are not counted.
@@ -29,8 +29,9 @@ RANKS = {
     "demo": 9,
     "receiver": 10,
     "widgets": 10,  # the workbench: ipywidgets over Workspace methods
-    "cli": 11,   # `bizchat webhook serve` starts the receiver
-    "__init__": 12,
+    "web": 11,   # `bizchat web`: Voilà pages that show the widgets
+    "cli": 12,   # `bizchat webhook serve` starts the receiver, `bizchat web` the web app
+    "__init__": 13,
 }
 
 

@@ -22,12 +22,13 @@ NO_WORKSPACE = {
     "demo": "bizchat.demo.build (makes a new workspace file)",
     "list_": "Reports.available (report notebooks exist without a workspace)",
     "serve": "the receiver surface (bizchat.receiver.server.serve)",
+    "web": "the web surface (bizchat.web.server.serve)",
 }
 FORBIDDEN_CALLS = {"execute", "connect", "transaction", "register", "fetchall", "fetchone",
                    "df", "arrow"}
 # Domain imports allowed in cli/: what a command prints or offers as choices.
 ALLOWED_IMPORTS = {"bizchat.errors", "bizchat.privacy.safe_export", "bizchat.messaging.automations",
-                   "bizchat.demo", "bizchat.reports", "bizchat.receiver.server"}
+                   "bizchat.demo", "bizchat.reports", "bizchat.receiver.server", "bizchat.web.server"}
 
 
 def commands() -> list[tuple[str, ast.FunctionDef]]:
