@@ -119,6 +119,6 @@ def web(demo_template, tmp_path_factory):
     home = tmp_path_factory.mktemp("web")
     (home / "ws").mkdir()
     server = WebServer(copy_workspace(demo_template, home / "ws"), home,
-                       "--max-kernels", "6").start()
+                       "--max-kernels", "12").start()   # browser tests open several tabs at once
     yield server
     server.stop()

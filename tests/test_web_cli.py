@@ -5,6 +5,7 @@ Fast: nothing here starts a server (tests/test_web_server.py does)."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -16,7 +17,14 @@ from click.testing import CliRunner
 from bizchat.cli import main
 from bizchat.errors import InvalidValue
 from bizchat.web import PAGES, show
-from bizchat.web.server import PAGES_DIR, TOKEN_ENV, _kernel_environment, settings, voila_config
+from bizchat.web.server import (
+    PAGES_DIR,
+    TOKEN_ENV,
+    _kernel_environment,
+    _scrub_tornado_logs,
+    settings,
+    voila_config,
+)
 from bizchat.widgets import WIDGETS
 
 HOLD = "import duckdb, sys\ncon = duckdb.connect(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.readline()\n"
@@ -171,3 +179,16 @@ def test_the_kernel_environment_loses_the_token():
                     "BIZCHAT_WORKSPACE": "/w.duckdb"})
     assert env == {"QUERY_STRING": "x=1", "VOILA_REQUEST_URL": "http://h:1/voila/render/inbox.ipynb?x=1",
                    "BIZCHAT_WORKSPACE": "/w.duckdb"}
+
+
+def test_tornado_warnings_lose_the_token(caplog):
+    # tornado names the whole URL in its warnings: the 503 at the kernel cap did, token included
+    _scrub_tornado_logs()
+    with caplog.at_level(logging.WARNING, logger="tornado.general"):
+        logging.getLogger("tornado.general").warning(
+            "%d %s: kernel cap %d reached", 503,
+            "GET /voila/render/index.ipynb?token=Sup3r-s3cret_token&x=1 (127.0.0.1)", 6)
+    assert caplog.records, "the warning was not logged"
+    text = caplog.text
+    assert "Sup3r-s3cret_token" not in text
+    assert "token=[secret]&x=1" in text and "kernel cap 6 reached" in text

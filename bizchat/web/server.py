@@ -10,7 +10,9 @@ never the token, and the URL line is the only place it is printed.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
+import re
 import secrets
 import socket
 import sys
@@ -146,6 +148,27 @@ def _check_port(s: WebSettings) -> None:
                                "another --port or --host.", value=s.port) from None
 
 
+class ScrubTokens(logging.Filter):
+    """Removes ``token=...`` from every record of tornado's loggers: its warnings and
+    errors name the request's URL whole (a 503 at the kernel cap did, token included)."""
+
+    PATTERN = re.compile(r"(token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "token=" in text:
+            record.msg, record.args = self.PATTERN.sub(r"\1[secret]", text), None
+        return True
+
+
+def _scrub_tornado_logs() -> None:
+    scrub = ScrubTokens()
+    for name in ("tornado.access", "tornado.application", "tornado.general"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubTokens) for f in logger.filters):
+            logger.addFilter(scrub)
+
+
 def serve(s: WebSettings, *, echo=print) -> int:
     """Run Voilà with ``s`` until SIGTERM or Ctrl-C; returns 0 once it and its kernels
     stopped. Main thread only (Voilà installs its signal handlers there)."""
@@ -153,6 +176,7 @@ def serve(s: WebSettings, *, echo=print) -> int:
 
     _check_port(s)
     _kernel_environment(s)
+    _scrub_tornado_logs()
     if not is_loopback(s.host):
         echo(TLS_NOTE)
     echo(f"bizchat web: open {s.url}")
