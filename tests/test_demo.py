@@ -350,6 +350,7 @@ def test_refuses_to_overwrite_without_replace(tmp_path):
     assert again["contacts"] == 80 == one(bizchat.open(path), "SELECT count(*) FROM contacts")
 
 
+@pytest.mark.slow
 def test_replace_waits_for_a_process_that_holds_the_file(tmp_path, monkeypatch):
     # Deleting a file under a running receiver would lose its writes: wait, then give up.
     monkeypatch.setattr(store, "connect", functools.partial(store.connect, timeout=0.5))
@@ -366,6 +367,7 @@ def test_replace_waits_for_a_process_that_holds_the_file(tmp_path, monkeypatch):
     assert one(bizchat.open(path), "SELECT count(*) FROM contacts") == 60
 
 
+@pytest.mark.slow
 def test_replace_takes_a_file_that_is_not_a_workspace(tmp_path):
     path = tmp_path / "notes.duckdb"
     path.write_text("not a database")
@@ -374,12 +376,14 @@ def test_replace_takes_a_file_that_is_not_a_workspace(tmp_path):
     assert demo.build(path, contacts=60, replace=True)["contacts"] == 60
 
 
+@pytest.mark.slow
 def test_builds_into_a_fresh_empty_workspace(tmp_path):
     path = tmp_path / "fresh.duckdb"
     bizchat.open(path)
     assert demo.build(path, contacts=60)["contacts"] == 60
 
 
+@pytest.mark.slow
 def test_default_path_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("BIZCHAT_WORKSPACE", str(tmp_path / "env.duckdb"))
     assert demo.build(contacts=60)["path"] == str(tmp_path / "env.duckdb")

@@ -112,6 +112,7 @@ def test_cli_reschedule_pause_unpause(ws):
     assert bad.exit_code == 1 and bad.output.startswith("Error: ")
 
 
+@pytest.mark.slow
 def test_a_send_killed_while_freezing_is_continued_by_resume(ws):
     acc, ids = shop(ws, 4)
     bid = draft(ws, acc)

@@ -58,6 +58,7 @@ def test_a_mistyped_workspace_is_an_error_not_a_new_file(tmp_path, args):
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.slow
 def test_the_real_command_line_says_so_too(tmp_path):
     typo = tmp_path / "typo" / "x.duckdb"
     proc = subprocess.run([sys.executable, "-m", "bizchat.cli", "-w", str(typo), "info"],
