@@ -79,6 +79,7 @@ def test_same_seed_same_workspace_other_seed_another(built, tmp_path, capsys):
     assert strip(other) != strip(summary)
 
 
+@pytest.mark.slow
 def test_messages_scale_with_contacts(built):
     summary, _ = built
     per_contact = summary["messages"] / summary["contacts"]
@@ -389,6 +390,7 @@ def test_default_path_comes_from_the_environment(tmp_path, monkeypatch):
     assert demo.build(contacts=60)["path"] == str(tmp_path / "env.duckdb")
 
 
+@pytest.mark.slow
 def test_cli_demo_prints_the_summary(tmp_path):
     path = tmp_path / "cli.duckdb"
     result = CliRunner().invoke(main, ["demo", "--workspace", str(path), "--contacts", "300"])
@@ -423,6 +425,7 @@ def test_latest_campaigns_went_through_the_outbox_and_webhook_path(built):
     assert leaked == 0
 
 
+@pytest.mark.slow
 def test_open_rate_totals_equal_the_recipients_table(built):
     """Every status of a demo broadcast (history and live campaigns) carries its broadcast,
     so the per-broadcast totals equal the recipients joined with their statuses."""

@@ -362,6 +362,7 @@ def test_a_read_only_workspace_refuses_changes_clearly(workspace):
     assert fingerprint(workspace) == before
 
 
+@pytest.mark.slow
 def test_python_readers_share_the_file_with_other_readers(held):
     """A notebook's ``bizchat.open(path)`` (read-write) opens and reads while another process
     reads the file: the services' reads use read-only connections. Only a change waits."""
