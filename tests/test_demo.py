@@ -88,6 +88,7 @@ def test_messages_scale_with_contacts(built):
 
 # --- the summary ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_summary_matches_the_workspace(built):
     summary, ws = built
     assert summary["path"] == str(ws.path)
@@ -105,6 +106,7 @@ def test_summary_matches_the_workspace(built):
     assert set(summary["stage_seconds"]) == set(demo.STAGES)
 
 
+@pytest.mark.slow
 def test_format_summary_is_aligned_and_ends_with_the_path(built):
     summary, _ = built
     lines = demo.format_summary(summary).splitlines()
@@ -115,6 +117,7 @@ def test_format_summary_is_aligned_and_ends_with_the_path(built):
     assert f"{N:,}" in text and f"{summary['messages']:,}" in text and "%" in text
 
 
+@pytest.mark.slow
 def test_audit_log_records_the_build(built):
     _, ws = built
     row = ws.sql("SELECT actor, action, details->>'seed' AS seed FROM audit_log").iloc[0]
@@ -123,6 +126,7 @@ def test_audit_log_records_the_build(built):
 
 # --- accounts and contacts --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_accounts_one_mobile_one_landline(built):
     _, ws = built
     accounts = ws.sql("SELECT * FROM accounts ORDER BY account_id")
@@ -138,6 +142,7 @@ def test_two_accounts_one_mobile_one_landline(built):
     assert list(hours.mon) == ['[["09:00","18:00"]]'] * 2 and list(hours.sun) == ["[]"] * 2
 
 
+@pytest.mark.slow
 def test_contact_numbers_are_valid_mobiles(built):
     _, ws = built
     contacts = ws.sql("SELECT * FROM contacts")
@@ -173,6 +178,7 @@ def test_every_numbering_plan_gives_valid_mobiles(plan):
 
 # --- consent ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_consent_ledger(built):
     _, ws = built
     share = one(ws, "SELECT count(*) FILTER (WHERE state = 'opt_in') / "
@@ -196,6 +202,7 @@ def test_consent_ledger(built):
     assert set(stops.body) <= set(content.STOP_WORDS)
 
 
+@pytest.mark.slow
 def test_no_marketing_message_without_opt_in_at_send_time(built):
     _, ws = built
     violations = one(ws, """
@@ -213,6 +220,7 @@ def test_no_marketing_message_without_opt_in_at_send_time(built):
                       OR m.broadcast_id <> r.broadcast_id OR m.kind <> 'template')""") == 0
 
 
+@pytest.mark.slow
 def test_frequency_cap_and_quiet_hours_hold(built):
     _, ws = built
     over = ws.sql("""
@@ -228,6 +236,7 @@ def test_frequency_cap_and_quiet_hours_hold(built):
     assert hours.between(8, 20).all()
 
 
+@pytest.mark.slow
 def test_recipients_hold_what_was_frozen(built):
     _, ws = built
     frozen = ws.sql("""SELECT r.body = m.body AS same_body, r.wa_id = c.wa_id AS same_wa_id,
@@ -244,6 +253,7 @@ def test_recipients_hold_what_was_frozen(built):
 
 # --- labels, chats, messages ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_label_is_present_and_used(built):
     _, ws = built
     labels = ws.sql("SELECT l.account_id, l.name, l.color, count(cl.contact_id) AS used FROM labels l "
@@ -258,6 +268,7 @@ def test_every_label_is_present_and_used(built):
                       JOIN labels l USING (label_id) WHERE l.account_id <> c.account_id""") == 0
 
 
+@pytest.mark.slow
 def test_messages_and_chats(built):
     _, ws = built
     kinds = ws.sql("SELECT direction, kind, count(*) AS n FROM messages GROUP BY ALL")
@@ -280,6 +291,7 @@ def test_messages_and_chats(built):
     assert wamid.startswith("wamid.HBg") and base64.b64decode(wamid[6:])
 
 
+@pytest.mark.slow
 def test_broadcasts_cover_twelve_months(built):
     _, ws = built
     spread = ws.sql("""SELECT account_id, min(scheduled_for) AS first, max(scheduled_for) AS last,
@@ -297,6 +309,7 @@ def test_broadcasts_cover_twelve_months(built):
     assert one(ws, "SELECT count(*) - count(DISTINCT idempotency_key) FROM broadcast_recipients") == 0
 
 
+@pytest.mark.slow
 def test_message_status_equals_latest_status(built):
     _, ws = built
     assert one(ws, "SELECT count(*) FROM message_status") > 0
@@ -308,6 +321,7 @@ def test_message_status_equals_latest_status(built):
            OR s.error_code IS DISTINCT FROM l.error_code""") == 0
 
 
+@pytest.mark.slow
 def test_receipts_are_plausible(built):
     _, ws = built
     codes = set(ws.sql("SELECT DISTINCT error_code FROM message_events WHERE status = 'failed'").error_code)
@@ -402,6 +416,7 @@ def test_cli_demo_prints_the_summary(tmp_path):
     assert again.exit_code == 1 and "--replace" in again.output
 
 
+@pytest.mark.slow
 def test_latest_campaigns_went_through_the_outbox_and_webhook_path(built):
     """The live campaigns were composed, frozen and sent like a user's, and their
     receipts came in as Cloud API status webhooks (kept in raw_payloads)."""
@@ -436,6 +451,7 @@ def test_open_rate_totals_equal_the_recipients_table(built):
     assert len(table) == one(ws, "SELECT count(DISTINCT broadcast_id) FROM broadcast_recipients")
 
 
+@pytest.mark.slow
 def test_the_live_campaigns_tell_a_true_story(built):
     summary, ws = built
     # Sent in the daytime through run_due, never inside the recipients' quiet hours.
