@@ -76,6 +76,7 @@ def test_labels_any_marketing_exclusions_by_reason(ws, world):
     assert result["skipped"] == {"no_consent": 1} and result["quiet_hours"] == 1
 
 
+@pytest.mark.slow
 def test_labels_all_none_language_attributes(ws, world):
     acc, ids = world
     bid, _ = _freeze(ws, acc, labels_all=["VIP", "Krimi"])
@@ -89,6 +90,7 @@ def test_labels_all_none_language_attributes(ws, world):
     assert _states(ws, bid, ids) == {7: ("queued", None)}
 
 
+@pytest.mark.slow
 def test_opted_out_contact_is_counted_by_reason(ws, world):
     acc, ids = world
     bid, result = _freeze(ws, acc, labels_any=["Kinder"])
@@ -115,6 +117,7 @@ def test_last_activity(ws, world):
     assert set(_states(ws, bid, ids)) == {1, 2}
 
 
+@pytest.mark.slow
 def test_past_campaign_behaviour(ws, world):
     acc, ids = world
     # 16:00 in Berlin, 10:00 in New York: nobody is in quiet hours.
@@ -131,6 +134,7 @@ def test_past_campaign_behaviour(ws, world):
         service(ws).create(acc["account_id"], "x", body="Hallo", audience={"read": [999]})
 
 
+@pytest.mark.slow
 def test_frequency_cap_counts_sent_and_pending_marketing_not_failed(ws, world):
     acc, ids = world
     bc = service(ws)
@@ -213,6 +217,7 @@ def test_invalid_number_and_user_id_only_contacts(ws, world):
     assert len(wa) == 2
 
 
+@pytest.mark.slow
 def test_sample_and_split_are_seeded_and_exact(ws):
     acc = account(ws)
     people = [contact(ws, acc, n, name=f"P{n}")["contact_id"] for n in range(20)]

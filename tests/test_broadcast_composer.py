@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from conftest import copy_workspace
 from widget_helpers import ACCOUNT, PEOPLE, click, set_value, texts, tiny_world
 
 import bizchat
@@ -17,8 +18,15 @@ ANNA, BEN = PEOPLE[0][0], PEOPLE[1][0]
 
 
 @pytest.fixture
-def world(ws):
-    return tiny_world(ws)
+def world(tiny_template, tmp_path):
+    """tiny_world's ids; its workspace (a copy of the session's, built once per worker) is
+    the ``ws`` fixture here."""
+    return tiny_template[1]
+
+
+@pytest.fixture
+def ws(tiny_template, tmp_path):
+    return bizchat.open(copy_workspace(tiny_template[0], tmp_path))
 
 
 def composer(ws, **kwargs) -> BroadcastComposer:

@@ -518,6 +518,7 @@ def chats(draw):
     return layout, messages
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chats())
 def test_round_trip(chat):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from bizchat.cli import main
@@ -50,6 +51,7 @@ def test_sql_refuses_writes_with_a_clear_error(tmp_path):
     assert run("-w", path, "sql", "SELECT count(*) AS n FROM accounts").exit_code == 0
 
 
+@pytest.mark.slow
 def test_bad_workspace_path_is_one_clear_line_and_exit_1(tmp_path):
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("this is not a DuckDB file\n" * 100)

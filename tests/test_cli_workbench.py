@@ -7,16 +7,18 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from widget_helpers import ACCOUNT, PEOPLE, tiny_world
+from conftest import copy_workspace
+from widget_helpers import ACCOUNT, PEOPLE
 
 import bizchat
 from bizchat.cli import main
 
 
 @pytest.fixture
-def world(tmp_path):
-    ws = bizchat.open(tmp_path / "ws.duckdb")
-    return ws, tiny_world(ws)
+def world(tiny_template, tmp_path):
+    """(ws, ids): a copy of the session's tiny_world (built once per worker)."""
+    path, ids = tiny_template
+    return bizchat.open(copy_workspace(path, tmp_path)), ids
 
 
 def run(ws, *args):

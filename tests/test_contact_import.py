@@ -275,6 +275,7 @@ cell_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters
                     min_size=1, max_size=40).filter(lambda s: s.strip())
 
 
+@pytest.mark.slow
 @given(st.lists(st.tuples(cell_text, cell_text), min_size=1, max_size=25))
 @settings(max_examples=15, deadline=None)
 def test_any_name_and_attribute_round_trips(plain, cells):

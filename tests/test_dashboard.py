@@ -28,6 +28,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_rates_follow_the_filters_and_equal_the_service(dash, demo_ws):
     ws = demo_ws
     _same(dash.tables["rates"], ws.stats.open_rates("broadcast"))
@@ -50,6 +51,7 @@ def test_rates_follow_the_filters_and_equal_the_service(dash, demo_ws):
     assert dash.tables["rates"]["sent"].sum() == 0   # nothing that late: an empty view
 
 
+@pytest.mark.slow
 def test_every_tab_computes_from_the_service(dash, demo_ws):
     ws = demo_ws
     account = dash.account.options[1][1]

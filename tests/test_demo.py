@@ -79,6 +79,7 @@ def test_same_seed_same_workspace_other_seed_another(built, tmp_path, capsys):
     assert strip(other) != strip(summary)
 
 
+@pytest.mark.slow
 def test_messages_scale_with_contacts(built):
     summary, _ = built
     per_contact = summary["messages"] / summary["contacts"]
@@ -87,6 +88,7 @@ def test_messages_scale_with_contacts(built):
 
 # --- the summary ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_summary_matches_the_workspace(built):
     summary, ws = built
     assert summary["path"] == str(ws.path)
@@ -104,6 +106,7 @@ def test_summary_matches_the_workspace(built):
     assert set(summary["stage_seconds"]) == set(demo.STAGES)
 
 
+@pytest.mark.slow
 def test_format_summary_is_aligned_and_ends_with_the_path(built):
     summary, _ = built
     lines = demo.format_summary(summary).splitlines()
@@ -114,6 +117,7 @@ def test_format_summary_is_aligned_and_ends_with_the_path(built):
     assert f"{N:,}" in text and f"{summary['messages']:,}" in text and "%" in text
 
 
+@pytest.mark.slow
 def test_audit_log_records_the_build(built):
     _, ws = built
     row = ws.sql("SELECT actor, action, details->>'seed' AS seed FROM audit_log").iloc[0]
@@ -122,6 +126,7 @@ def test_audit_log_records_the_build(built):
 
 # --- accounts and contacts --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_accounts_one_mobile_one_landline(built):
     _, ws = built
     accounts = ws.sql("SELECT * FROM accounts ORDER BY account_id")
@@ -137,6 +142,7 @@ def test_two_accounts_one_mobile_one_landline(built):
     assert list(hours.mon) == ['[["09:00","18:00"]]'] * 2 and list(hours.sun) == ["[]"] * 2
 
 
+@pytest.mark.slow
 def test_contact_numbers_are_valid_mobiles(built):
     _, ws = built
     contacts = ws.sql("SELECT * FROM contacts")
@@ -172,6 +178,7 @@ def test_every_numbering_plan_gives_valid_mobiles(plan):
 
 # --- consent ----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_consent_ledger(built):
     _, ws = built
     share = one(ws, "SELECT count(*) FILTER (WHERE state = 'opt_in') / "
@@ -195,6 +202,7 @@ def test_consent_ledger(built):
     assert set(stops.body) <= set(content.STOP_WORDS)
 
 
+@pytest.mark.slow
 def test_no_marketing_message_without_opt_in_at_send_time(built):
     _, ws = built
     violations = one(ws, """
@@ -212,6 +220,7 @@ def test_no_marketing_message_without_opt_in_at_send_time(built):
                       OR m.broadcast_id <> r.broadcast_id OR m.kind <> 'template')""") == 0
 
 
+@pytest.mark.slow
 def test_frequency_cap_and_quiet_hours_hold(built):
     _, ws = built
     over = ws.sql("""
@@ -227,6 +236,7 @@ def test_frequency_cap_and_quiet_hours_hold(built):
     assert hours.between(8, 20).all()
 
 
+@pytest.mark.slow
 def test_recipients_hold_what_was_frozen(built):
     _, ws = built
     frozen = ws.sql("""SELECT r.body = m.body AS same_body, r.wa_id = c.wa_id AS same_wa_id,
@@ -243,6 +253,7 @@ def test_recipients_hold_what_was_frozen(built):
 
 # --- labels, chats, messages ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_label_is_present_and_used(built):
     _, ws = built
     labels = ws.sql("SELECT l.account_id, l.name, l.color, count(cl.contact_id) AS used FROM labels l "
@@ -257,6 +268,7 @@ def test_every_label_is_present_and_used(built):
                       JOIN labels l USING (label_id) WHERE l.account_id <> c.account_id""") == 0
 
 
+@pytest.mark.slow
 def test_messages_and_chats(built):
     _, ws = built
     kinds = ws.sql("SELECT direction, kind, count(*) AS n FROM messages GROUP BY ALL")
@@ -279,6 +291,7 @@ def test_messages_and_chats(built):
     assert wamid.startswith("wamid.HBg") and base64.b64decode(wamid[6:])
 
 
+@pytest.mark.slow
 def test_broadcasts_cover_twelve_months(built):
     _, ws = built
     spread = ws.sql("""SELECT account_id, min(scheduled_for) AS first, max(scheduled_for) AS last,
@@ -296,6 +309,7 @@ def test_broadcasts_cover_twelve_months(built):
     assert one(ws, "SELECT count(*) - count(DISTINCT idempotency_key) FROM broadcast_recipients") == 0
 
 
+@pytest.mark.slow
 def test_message_status_equals_latest_status(built):
     _, ws = built
     assert one(ws, "SELECT count(*) FROM message_status") > 0
@@ -307,6 +321,7 @@ def test_message_status_equals_latest_status(built):
            OR s.error_code IS DISTINCT FROM l.error_code""") == 0
 
 
+@pytest.mark.slow
 def test_receipts_are_plausible(built):
     _, ws = built
     codes = set(ws.sql("SELECT DISTINCT error_code FROM message_events WHERE status = 'failed'").error_code)
@@ -350,6 +365,7 @@ def test_refuses_to_overwrite_without_replace(tmp_path):
     assert again["contacts"] == 80 == one(bizchat.open(path), "SELECT count(*) FROM contacts")
 
 
+@pytest.mark.slow
 def test_replace_waits_for_a_process_that_holds_the_file(tmp_path, monkeypatch):
     # Deleting a file under a running receiver would lose its writes: wait, then give up.
     monkeypatch.setattr(store, "connect", functools.partial(store.connect, timeout=0.5))
@@ -366,6 +382,7 @@ def test_replace_waits_for_a_process_that_holds_the_file(tmp_path, monkeypatch):
     assert one(bizchat.open(path), "SELECT count(*) FROM contacts") == 60
 
 
+@pytest.mark.slow
 def test_replace_takes_a_file_that_is_not_a_workspace(tmp_path):
     path = tmp_path / "notes.duckdb"
     path.write_text("not a database")
@@ -374,17 +391,20 @@ def test_replace_takes_a_file_that_is_not_a_workspace(tmp_path):
     assert demo.build(path, contacts=60, replace=True)["contacts"] == 60
 
 
+@pytest.mark.slow
 def test_builds_into_a_fresh_empty_workspace(tmp_path):
     path = tmp_path / "fresh.duckdb"
     bizchat.open(path)
     assert demo.build(path, contacts=60)["contacts"] == 60
 
 
+@pytest.mark.slow
 def test_default_path_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("BIZCHAT_WORKSPACE", str(tmp_path / "env.duckdb"))
     assert demo.build(contacts=60)["path"] == str(tmp_path / "env.duckdb")
 
 
+@pytest.mark.slow
 def test_cli_demo_prints_the_summary(tmp_path):
     path = tmp_path / "cli.duckdb"
     result = CliRunner().invoke(main, ["demo", "--workspace", str(path), "--contacts", "300"])
@@ -396,6 +416,7 @@ def test_cli_demo_prints_the_summary(tmp_path):
     assert again.exit_code == 1 and "--replace" in again.output
 
 
+@pytest.mark.slow
 def test_latest_campaigns_went_through_the_outbox_and_webhook_path(built):
     """The live campaigns were composed, frozen and sent like a user's, and their
     receipts came in as Cloud API status webhooks (kept in raw_payloads)."""
@@ -419,6 +440,7 @@ def test_latest_campaigns_went_through_the_outbox_and_webhook_path(built):
     assert leaked == 0
 
 
+@pytest.mark.slow
 def test_open_rate_totals_equal_the_recipients_table(built):
     """Every status of a demo broadcast (history and live campaigns) carries its broadcast,
     so the per-broadcast totals equal the recipients joined with their statuses."""
@@ -429,6 +451,7 @@ def test_open_rate_totals_equal_the_recipients_table(built):
     assert len(table) == one(ws, "SELECT count(DISTINCT broadcast_id) FROM broadcast_recipients")
 
 
+@pytest.mark.slow
 def test_the_live_campaigns_tell_a_true_story(built):
     summary, ws = built
     # Sent in the daytime through run_due, never inside the recipients' quiet hours.

@@ -54,6 +54,7 @@ def campaign(tmp_path_factory):
     return ws, bid
 
 
+@pytest.mark.slow
 def test_lift_recovers_the_known_effect_with_skips_reported_apart(campaign):
     ws, bid = campaign
     result = ws.stats.control_lift(bid)
@@ -79,6 +80,7 @@ def test_holm_covers_every_test_behind_the_verdict(campaign):
         min(1.0, smallest * len(tested)))
 
 
+@pytest.mark.slow
 def test_two_variants_are_still_corrected_across_metrics(ws):
     acc, ids = shop(ws, 200)
     bid = ws.broadcasts.create(acc["account_id"], "AB", body="Hallo {first_name}!",

@@ -135,6 +135,7 @@ def test_refresh_shows_what_arrived_meanwhile(world, inbox):
     assert inbox.chat_list.options[0][0].startswith("● 2  Anna")
 
 
+@pytest.mark.slow
 def test_the_timer_refreshes_by_itself(world):
     ws, _ = world
     inbox = Inbox(ws, account=ACCOUNT, refresh_every=0.2)
@@ -160,6 +161,7 @@ def test_search_by_name_number_or_text(world, inbox):
 HOLD = "import duckdb, sys\ncon = duckdb.connect(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.readline()\n"
 
 
+@pytest.mark.slow
 def test_a_held_workspace_is_an_inline_message_and_the_reply_stays(world, inbox):
     ws, _ = world
     anna = chat_of(ws, "+4915111111111")

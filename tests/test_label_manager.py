@@ -180,6 +180,7 @@ sys.stdin.readline()
 """
 
 
+@pytest.mark.slow
 def test_a_workspace_held_by_another_process_is_an_inline_message(world, lm):
     ws, _ = world
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(ws.path)], stdin=subprocess.PIPE,

@@ -47,6 +47,7 @@ from bizchat.people.consent import record_events
 
 # --- sending -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_send_sends_every_recipient_exactly_once(ws):
     bid = campaign(ws, 60)
     result = outbox.send(ws, bid, seed=3, batch_size=25)
@@ -118,6 +119,7 @@ def test_utility_respects_service_opt_outs_only(ws):
     assert rows.loc[ids[1], ["state", "skip_reason"]].tolist() == ["skipped", "opted_out"]
 
 
+@pytest.mark.slow
 def test_pacing_shapes_simulated_time_not_wall_time(ws):
     bid = campaign(ws, 120)
     acc = ws.sql("SELECT account_id FROM broadcasts WHERE broadcast_id = ?", [bid]).account_id[0]
@@ -290,6 +292,7 @@ def test_unknown_outcomes_are_never_resent_and_a_status_settles_them(ws):
     assert late.broadcast_id == bid and late.direction == "out" and late.body.startswith("Hallo")
 
 
+@pytest.mark.slow
 def test_resume_turns_sending_into_unknown_and_an_operator_decides(ws):
     bid = campaign(ws, 4)
     with ws.transaction() as con:   # what a crash after the 'sending' write leaves

@@ -69,6 +69,7 @@ def shops(tmp_path_factory):
                 for region, number in BUSINESS.items()}
 
 
+@pytest.mark.slow
 @given(valid_numbers())
 @settings(max_examples=25, deadline=None)
 def test_every_written_form_is_one_contact(shops, case):

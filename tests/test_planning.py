@@ -128,6 +128,7 @@ def test_plan_without_history(ws):
     assert any("no past broadcasts" in line for line in plan.lines())
 
 
+@pytest.mark.slow
 def test_plan_from_the_most_similar_history(ws, history):
     acc, ids, _, p1, p2 = history
     bc = service(ws)
@@ -163,6 +164,7 @@ def test_plan_from_the_most_similar_history(ws, history):
     assert "6 past recipients of 1 broadcasts" in text and "rate_card.csv" in text
 
 
+@pytest.mark.slow
 def test_utility_inside_the_window_is_free(ws, history):
     acc, ids, austrian, _, _ = history
     inbound(ws, acc, ids[1], T0 - timedelta(hours=2))       # window open at T0
@@ -182,6 +184,7 @@ def test_utility_inside_the_window_is_free(ws, history):
     assert rows.loc["DE", "recipients"] == 6 and rows.loc["DE", "billable"] == 5
 
 
+@pytest.mark.slow
 def test_plan_of_a_frozen_broadcast_counts_its_recipients(ws, history):
     acc, ids, _, _, _ = history
     bc = service(ws)

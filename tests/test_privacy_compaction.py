@@ -57,6 +57,7 @@ def test_deleted_values_leave_the_file_and_everything_else_stays(tmp_path):
     assert ws.sql("SELECT action FROM audit_log")["action"].tolist() == ["privacy.compact"]
 
 
+@pytest.mark.slow
 def test_a_crash_before_the_swap_loses_nothing(tmp_path):
     path = tmp_path / "ws.duckdb"
     ws = _filled(path)

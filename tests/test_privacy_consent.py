@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 import bizchat
@@ -71,6 +72,7 @@ def test_coverage_of_an_empty_account_is_zero(ws):
     assert row["contacts"] == 0 and row["marketing_opt_in"] == 0
 
 
+@pytest.mark.slow
 def test_cli_consent_and_coverage(tmp_path):
     path = tmp_path / "ws.duckdb"
     _shop(bizchat.open(path))

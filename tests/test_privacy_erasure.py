@@ -173,6 +173,7 @@ def test_unknown_person_is_a_clear_error(ws):
         ws.privacy.erase("+49 170 7654321")
 
 
+@pytest.mark.slow
 def test_cli_erase_needs_yes_off_a_terminal(tmp_path):
     path = tmp_path / "ws.duckdb"
     ws = bizchat.open(path)

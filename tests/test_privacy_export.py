@@ -6,6 +6,7 @@ import csv
 import json
 from datetime import UTC, datetime
 
+import pytest
 from click.testing import CliRunner
 from privacy_fill import envelope
 
@@ -72,6 +73,7 @@ def test_export_has_every_table_and_only_the_person(ws, tmp_path):
     assert json.loads(entry["details"])["files"] == [str((tmp_path / "rita.json").resolve())]
 
 
+@pytest.mark.slow
 def test_export_without_account_covers_every_account(ws, tmp_path):
     _shop(ws)
     result = ws.privacy.export("+49 170 1234567", out=tmp_path / "all.json")
@@ -81,6 +83,7 @@ def test_export_without_account_covers_every_account(ws, tmp_path):
     assert len(doc["tables"]["accounts"]) == 2
 
 
+@pytest.mark.slow
 def test_csv_folder_is_neutralised_with_a_manifest(ws, tmp_path):
     a, _, _ = _shop(ws)
     folder = tmp_path / "rita-csv"
@@ -104,6 +107,7 @@ def test_default_path_is_beside_the_workspace_and_named_by_key(ws, monkeypatch):
     assert result.path.name.startswith(f"subject-{key[:12]}-") and "1234567" not in result.path.name
 
 
+@pytest.mark.slow
 def test_cli_export(tmp_path):
     path = tmp_path / "ws.duckdb"
     _shop(bizchat.open(path))

@@ -126,6 +126,7 @@ def _filled(ws):
     return c
 
 
+@pytest.mark.slow
 def test_no_read_only_query_reveals_the_key(tmp_path, monkeypatch):
     monkeypatch.delenv(pseudonym.ENV, raising=False)
     ws = bizchat.open(tmp_path / "shop.duckdb")

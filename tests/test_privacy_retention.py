@@ -87,6 +87,7 @@ def test_dry_run_lists_what_would_go_and_changes_nothing(ws):
         ws.privacy.purge(as_of=NOW + timedelta(days=400))
 
 
+@pytest.mark.slow
 def test_purge_removes_what_is_due_and_compacts(ws):
     acc, old, fresh = _shop(ws)
     result = ws.privacy.purge(actor="cron")

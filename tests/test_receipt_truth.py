@@ -73,6 +73,7 @@ def totals_agree(ws, bid) -> pd.Series:
     return fast
 
 
+@pytest.mark.slow
 def test_a_receipt_for_a_recipient_given_up_on_makes_them_sent(ws):
     acc, ids = shop(ws, 9)
     bid = draft(ws, acc)

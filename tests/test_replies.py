@@ -76,6 +76,7 @@ def test_limit(ws, shop):
     ws.replies.add(OTHER, "/r3", "x")  # the other account has its own 50
 
 
+@pytest.mark.slow
 def test_default_limit_is_fifty(ws, shop):
     for i in range(50):
         ws.replies.add(SHOP, f"/r{i}", "x")

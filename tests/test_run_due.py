@@ -32,6 +32,7 @@ def states(ws, bid) -> dict:
                   "GROUP BY ALL", [bid]).set_index("state").n.to_dict()
 
 
+@pytest.mark.slow
 def test_a_broadcast_scheduled_for_tuesday_ten_goes_out_by_run_due_then(ws):
     acc, ids = shop(ws, 5)
     bid = draft(ws, acc)
@@ -54,6 +55,7 @@ def test_a_broadcast_scheduled_for_tuesday_ten_goes_out_by_run_due_then(ws):
     assert len(handed(ws, bid)) == 5
 
 
+@pytest.mark.slow
 def test_the_simulated_transport_never_produces_an_event_later_than_its_clock(ws):
     acc, ids = shop(ws, 30)
     bid = draft(ws, acc)
@@ -80,6 +82,7 @@ def test_the_simulated_transport_never_produces_an_event_later_than_its_clock(ws
     assert ws.sql("SELECT count(*) AS n FROM message_events WHERE status = 'read'").n[0] == reads
 
 
+@pytest.mark.slow
 def test_reschedule_and_pause_until_it_starts_sending(ws):
     acc, ids = shop(ws, 3)
     bid = draft(ws, acc)
@@ -112,6 +115,7 @@ def test_cli_reschedule_pause_unpause(ws):
     assert bad.exit_code == 1 and bad.output.startswith("Error: ")
 
 
+@pytest.mark.slow
 def test_a_send_killed_while_freezing_is_continued_by_resume(ws):
     acc, ids = shop(ws, 4)
     bid = draft(ws, acc)

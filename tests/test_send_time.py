@@ -23,6 +23,7 @@ def states(ws, bid) -> dict:
             for r in frame.itertuples()}
 
 
+@pytest.mark.slow
 def test_frozen_in_the_afternoon_sent_at_night_waits_for_the_morning(ws):
     # The demo's broadcast 201: scheduled at 17:00, handed over after midnight.
     acc, ids = shop(ws, 6)
@@ -40,6 +41,7 @@ def test_frozen_in_the_afternoon_sent_at_night_waits_for_the_morning(ws):
     assert times.min() >= pd.Timestamp(berlin(2026, 3, 5, 8, 0))
 
 
+@pytest.mark.slow
 def test_a_draft_sent_at_five_in_the_morning_is_deferred_not_used_up(ws):
     acc, ids = shop(ws, 4)
     bid = draft(ws, acc)
@@ -51,6 +53,7 @@ def test_a_draft_sent_at_five_in_the_morning_is_deferred_not_used_up(ws):
     assert handed(ws, bid)["at"].min() >= pd.Timestamp(berlin(2026, 3, 4, 8, 0))
 
 
+@pytest.mark.slow
 def test_skip_outside_hours_and_expiry_are_choices_per_broadcast(ws):
     acc, ids = shop(ws, 3)
     skip = draft(ws, acc, "Skip", outside_hours="skip")
@@ -63,6 +66,7 @@ def test_skip_outside_hours_and_expiry_are_choices_per_broadcast(ws):
     assert states(ws, expiring) == {"skipped:expired": 3}
 
 
+@pytest.mark.slow
 def test_quiet_hours_are_the_recipients_own(ws):
     # 11:00 in Berlin is 05:00 in New York: the New Yorker waits until 08:00 there.
     acc, ids = shop(ws, 2, zones=[None, "America/New_York"])
@@ -75,6 +79,7 @@ def test_quiet_hours_are_the_recipients_own(ws):
     assert states(ws, bid) == {"sent": 2}
 
 
+@pytest.mark.slow
 def test_the_frequency_cap_is_checked_at_hand_off(ws):
     acc, ids = shop(ws, 3, cap=(1, 7))
     bid = draft(ws, acc)
@@ -151,6 +156,7 @@ def test_no_message_is_handed_over_inside_quiet_hours_or_past_the_cap(
     assert left[left.state == "skipped"].skip_reason.isin(["frequency_cap", "control"]).all()
 
 
+@pytest.mark.slow
 def test_a_message_stamped_after_the_send_does_not_push_the_batch_into_the_night(ws):
     # The demo's broadcast 201: a workspace whose data runs past the rehearsed send had one
     # recipient's later message hold back (pair rate) everyone after them, into the night.

@@ -93,6 +93,7 @@ def test_time_to_read_prints_the_minutes(path, ws):
     assert df["read_24h_share"].between(0, 1).all() and df["read_24h_share"].sum() > 0
 
 
+@pytest.mark.slow
 def test_cohorts_and_chats_print_the_demo_numbers(demo_ws):
     path = str(demo_ws.path)
     cohorts = csv_frame(path, "cohorts", "--tz", "Europe/Berlin")
@@ -102,6 +103,7 @@ def test_cohorts_and_chats_print_the_demo_numbers(demo_ws):
     same_numbers(chats, demo_ws.stats.response_times("month"))
 
 
+@pytest.mark.slow
 def test_send_time_and_sample_size_print_their_advice(path):
     assert "Best send time: Sat 00:00-01:00 (Europe/Berlin)" in run(
         path, "send-time", "--tz", "Europe/Berlin", "--min-delivered", "1").output
@@ -109,6 +111,7 @@ def test_send_time_and_sample_size_print_their_advice(path):
                                              "--baseline", "0.5").output
 
 
+@pytest.mark.slow
 def test_errors_are_one_clear_line(path):
     result = CliRunner().invoke(main, ["-w", path, "stats", "open-rates", "--label", "Nope"])
     assert result.exit_code == 1
@@ -119,6 +122,7 @@ def test_errors_are_one_clear_line(path):
     assert result.exit_code == 1 and "at least two" in result.output
 
 
+@pytest.mark.slow
 def test_ab_and_lift_print_verdicts(ws):
     path = str(build_ab_world(ws).path)
     ab = run(path, "ab", "9", "--metric", "reply")

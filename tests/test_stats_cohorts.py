@@ -77,6 +77,7 @@ def test_cohorts_follow_the_time_zone(stats):
     }
 
 
+@pytest.mark.slow
 def test_cohort_filters(stats):
     # The time range picks cohorts by opt-in time.
     assert set(stats.cohorts(start="2025-02-01")["cohort"].dt.strftime("%Y-%m")) == {"2025-02"}

@@ -85,6 +85,7 @@ def cell(grid, weekday, hour):
     return grid[(grid["weekday"] == weekday) & (grid["hour"] == hour)].iloc[0]
 
 
+@pytest.mark.slow
 def test_send_time_grid_in_berlin_merges_the_dst_switch(dst):
     berlin = dst.send_times("Europe/Berlin")
     assert len(berlin) == 7 * 24
@@ -96,6 +97,7 @@ def test_send_time_grid_in_berlin_merges_the_dst_switch(dst):
     assert np.isnan(cell(berlin, 4, 12)["open_rate"])
 
 
+@pytest.mark.slow
 def test_send_time_grid_in_utc_splits_it(dst):
     utc = dst.send_times("UTC")
     assert cell(utc, 0, 7)[["delivered", "read"]].tolist() == [10, 6]
@@ -104,6 +106,7 @@ def test_send_time_grid_in_utc_splits_it(dst):
     assert cell(utc, 0, 8)["delivered"] == 0
 
 
+@pytest.mark.slow
 def test_best_send_time_depends_on_the_zone_and_on_sample_size(dst):
     advice = dst.best_send_time("Europe/Berlin", min_delivered=15)
     assert (advice.weekday, advice.hour, advice.delivered) == (0, 8, 20)

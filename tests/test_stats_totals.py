@@ -84,6 +84,7 @@ def test_a_receipt_before_the_send_was_recorded_joins_by_its_key(ws):
     assert table[["recipients", "sent", "delivered"]].values.tolist() == [[3, 3, 1]]
 
 
+@pytest.mark.slow
 def test_a_receipt_while_the_recipient_is_sending_is_linked_before_the_id_is_recorded(ws):
     bid = campaign(ws, 2)
     with ws.transaction() as con:   # mid-send: the outbox wrote 'sending', the platform answered
@@ -97,6 +98,7 @@ def test_a_receipt_while_the_recipient_is_sending_is_linked_before_the_id_is_rec
     assert table[["sent", "failed"]].values.tolist() == [[1, 1]]
 
 
+@pytest.mark.slow
 def test_statuses_without_a_broadcast_are_left_out(ws):
     build_campaigns(ws)
     before = ws.stats.open_rates()
@@ -108,6 +110,7 @@ def test_statuses_without_a_broadcast_are_left_out(ws):
     assert_same_tables(ws)
 
 
+@pytest.mark.slow
 def test_upgrading_an_older_file_links_its_statuses(tmp_path):
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

@@ -58,6 +58,7 @@ def test_a_mistyped_workspace_is_an_error_not_a_new_file(tmp_path, args):
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.slow
 def test_the_real_command_line_says_so_too(tmp_path):
     typo = tmp_path / "typo" / "x.duckdb"
     proc = subprocess.run([sys.executable, "-m", "bizchat.cli", "-w", str(typo), "info"],
@@ -361,6 +362,7 @@ def test_a_read_only_workspace_refuses_changes_clearly(workspace):
     assert fingerprint(workspace) == before
 
 
+@pytest.mark.slow
 def test_python_readers_share_the_file_with_other_readers(held):
     """A notebook's ``bizchat.open(path)`` (read-write) opens and reads while another process
     reads the file: the services' reads use read-only connections. Only a change waits."""
