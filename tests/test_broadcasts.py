@@ -345,5 +345,8 @@ def test_cli_send_waits_for_the_scheduled_time_and_freezes_then(ws, shop):
     assert bc.recipients(made["broadcast_id"]).empty
     later = datetime.now(UTC) + timedelta(days=1, minutes=1)
     bc.run_due(now=later)
-    assert bc.recipients(made["broadcast_id"])["state"].value_counts().to_dict() == {
-        "sent": 4, "skipped": 1}
+    # The simulated platform may defer a marketing message (131049, per-user limit): it
+    # waits queued for a later time; none is lost and none went out early.
+    counts = bc.counts(made["broadcast_id"], now=later)
+    assert counts.get("skipped") == 1 and counts.get("sent", 0) >= 3
+    assert counts.get("sent", 0) + counts.get("deferred", 0) == 4

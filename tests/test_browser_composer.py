@@ -46,4 +46,10 @@ def test_compose_and_send_in_jupyterlab(lab, lab_page, demo_ws):
     sent = ws.broadcasts.list(account)
     mine = sent[sent["name"] == "Browser 🌻"]
     assert len(mine) == 1 and int(mine["to_send"].iloc[0]) == expected["queued"] > 0
-    assert int(mine["sent"].iloc[0]) + int(mine["failed"].iloc[0]) == expected["queued"]
+    # Recipients in their quiet hours at the moment of sending (the demo's contacts live in
+    # several zones; issue 16) wait, queued with a later not_before: none is lost.
+    counts = ws.broadcasts.counts(int(mine["broadcast_id"].iloc[0]))
+    assert counts.get("queued", 0) == counts.get("deferred", 0)
+    assert (counts.get("sent", 0) + counts.get("failed", 0) + counts.get("queued", 0)
+            == expected["queued"])
+    assert counts.get("sent", 0) > 0
