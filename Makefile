@@ -12,7 +12,7 @@ DEMO_TODAY := 2026-11-01   # the demo's fixed "today": its weekly report covers 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,spark]'
 	touch $(STAMP)
 
 # The demo ends with its weekly campaign report: the last line is the HTML's path.

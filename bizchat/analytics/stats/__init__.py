@@ -33,7 +33,14 @@ from .experiments import ABPlan, ABTest, ControlLift
 from .outcomes import TIME_KEYS, add_weekday_names, grouped_recipients, key_columns, parse_by
 from .proportions import detectable_effect, sample_size
 from .pseudonym import pseudonym, pseudonym_key, pseudonymize
-from .tables import check_tz, now_utc, resolve_filters, session
+from .tables import (
+    Source,
+    WorkspaceSource,
+    account_zones,
+    check_tz,
+    now_utc,
+    resolve_filters,
+)
 from .timing import SendTimeAdvice
 
 __all__ = ["ABPlan", "ABTest", "ControlLift", "SendTimeAdvice", "Stats", "detectable_effect",
@@ -41,17 +48,25 @@ __all__ = ["ABPlan", "ABTest", "ControlLift", "SendTimeAdvice", "Stats", "detect
 
 
 class Stats:
-    """Analytics over one workspace. Construct with the Workspace (``ws.stats``)."""
+    """Analytics over one workspace (``ws.stats``), or over another source of the same
+    tables: every method builds its metric once, as Ibis, and runs it on the source's
+    backend (``bizchat.lake.stats.LakeStats`` reads a Parquet lake with DuckDB or Spark).
+    """
 
-    def __init__(self, ws):
+    def __init__(self, ws=None, *, source: Source | None = None):
+        if source is None:
+            if ws is None:
+                raise TypeError("Stats needs a workspace or a source")
+            source = WorkspaceSource(ws)
         self.ws = ws
+        self.source = source
 
     # --- plumbing -----------------------------------------------------------------------
 
     def _frame(self, build, filters: dict) -> pd.DataFrame:
         """Resolve the filters, build the expression, run it: one read-only connection."""
-        with session(self.ws) as t:
-            f = resolve_filters(t.backend.con, **filters)
+        with self.source.session() as t:
+            f = resolve_filters(t, **filters)
             return add_weekday_names(t.execute(build(t, f)))
 
     @staticmethod
@@ -117,8 +132,8 @@ class Stats:
         upper_min, read, share, cum_share, delivered, cum_open_rate."""
         keys = parse_by(by)
         tz = self._zone(tz, account) if TIME_KEYS.intersection(keys) else check_tz(tz)
-        with session(self.ws) as t:
-            f = resolve_filters(t.backend.con, **self._filters(
+        with self.source.session() as t:
+            f = resolve_filters(t, **self._filters(
                 account, start, end, labels, category, broadcasts))
             reads, delivered = timing.read_bins(t, f, keys, tz)
             reads, delivered = t.execute(reads), t.execute(delivered)
@@ -129,8 +144,8 @@ class Stats:
         """Open rate per local weekday x hour of the send (all 168 slots): weekday
         (0 = Monday), weekday_name, hour, delivered, read, open_rate, ci_low, ci_high."""
         tz = self._zone(tz, account)
-        with session(self.ws) as t:
-            f = resolve_filters(t.backend.con, **self._filters(
+        with self.source.session() as t:
+            f = resolve_filters(t, **self._filters(
                 account, start, end, labels, category, broadcasts))
             slots = t.execute(timing.send_slots(t, f, tz))
         return timing.send_time_grid(slots, alpha)
@@ -230,20 +245,13 @@ class Stats:
         account shares), else UTC."""
         if tz is not None:
             return check_tz(tz)
-        with session(self.ws) as t:
-            con = t.backend.con
-            if account is not None:
-                f = resolve_filters(con, account=account)
-                rows = con.execute("SELECT timezone FROM accounts WHERE account_id = ?",
-                                   [f.account_id]).fetchall()
-            else:
-                rows = con.execute("SELECT DISTINCT timezone FROM accounts").fetchall()
-        zones = {r[0] for r in rows if r[0]}
+        with self.source.session() as t:
+            zones = account_zones(t, t.account_id(account) if account is not None else None)
         return check_tz(zones.pop()) if len(zones) == 1 else "UTC"
 
     def _arms(self, broadcast_id: int) -> tuple[pd.DataFrame, pd.Series]:
-        with session(self.ws) as t:
-            resolve_filters(t.backend.con, broadcasts=broadcast_id)
+        with self.source.session() as t:
+            resolve_filters(t, broadcasts=broadcast_id)
             counts, info = experiments.arm_counts(t, broadcast_id)
             info = t.execute(info).iloc[0]
             reach = t.execute(experiments.data_reach(t, int(info["account_id"]))).iloc[0, 0]
@@ -263,8 +271,8 @@ class Stats:
     def data_reach(self, account) -> datetime | None:
         """How far an account's data reaches: its latest ingested receipt or inbound
         message (None without data). Results are final only up to here."""
-        with session(self.ws) as t:
-            f = resolve_filters(t.backend.con, account=account)
+        with self.source.session() as t:
+            f = resolve_filters(t, account=account)
             reach = t.execute(experiments.data_reach(t, int(f.account_id or 0))).iloc[0, 0]
         return None if reach is None or pd.isna(reach) else pd.Timestamp(reach).to_pydatetime()
 
@@ -295,8 +303,8 @@ class Stats:
         broadcast's first send. With ``cost_per_delivered`` the cost per incremental
         reply. ``.table`` has one row per arm and outcome (``p_adjusted``: Holm over all
         of them). Final only when the account's data reaches past the windows."""
-        with session(self.ws) as t:
-            resolve_filters(t.backend.con, broadcasts=broadcast_id)
+        with self.source.session() as t:
+            resolve_filters(t, broadcasts=broadcast_id)
             counts, excluded = experiments.lift_counts(t, broadcast_id)
             b = t.broadcasts
             account_id = t.execute(b.filter(b.broadcast_id == int(broadcast_id))
@@ -344,13 +352,14 @@ class Stats:
         """One row per broadcast recipient, pseudonymous: broadcast_id, contact_key,
         variant, state, skip_reason, sent, delivered, read, failed, error_code, send_at,
         delivered_at, read_at, first_reply_at (72 h), first_opt_out_at (7 days)."""
-        key = pseudonym_key(self.ws)  # before reading: from the environment or the key file
         columns = ["broadcast_id", "contact_id", "variant", "state", "skip_reason", "sent",
                    "delivered", "read", "failed", "error_code", "send_at", "delivered_at",
                    "read_at", "first_reply_at", "first_opt_out_at"]
         df = self._frame(
             lambda t, f: grouped_recipients(t, f, (), "UTC", responses=True)
-            .select(*columns).order_by(["broadcast_id", "contact_id"]),
+            .select(*columns),
             self._filters(account, start, end, labels, category, broadcasts))
-        df.insert(1, "contact_key", pseudonymize(df.pop("contact_id"), key))
-        return df
+        df.insert(1, "contact_key", self.source.contact_keys(df.pop("contact_id")))
+        # Sorted by the key, not the source's contact id: the lake has only the key.
+        return df.sort_values(["broadcast_id", "contact_key"], kind="stable",
+                              ignore_index=True)

@@ -22,7 +22,7 @@ import ibis
 import ibis.expr.types as ir
 
 from .outcomes import aggregate, key_columns, with_time_keys
-from .tables import Filters, Tables, minutes_between, ratio
+from .tables import Filters, Tables, ratio
 
 SERVICE_WINDOW = timedelta(hours=24)
 ANSWER_HORIZON = timedelta(days=7)
@@ -44,7 +44,7 @@ def inbound_volume(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") ->
     """Inbound messages per group (e.g. weekday and hour in ``tz``): messages, chats."""
     m = _messages(t, f)
     m = m.filter(m.direction == "in", *f.time(m.created_at))
-    m = with_time_keys(m, by, tz, column="created_at")
+    m = with_time_keys(t, m, by, tz, column="created_at")
     return aggregate(m, key_columns(by), dict(messages=m.count(), chats=m.chat_id.nunique()))
 
 
@@ -79,11 +79,11 @@ def response_times(t: Tables, f: Filters, by: Sequence[str], tz: str, as_of: dat
     turns, answered, pending, answered_24h, answered_24h_share (of turns no longer
     pending), median_response_min, p90_response_min (over answered turns)."""
     tr = turns(t, f)
-    answer = minutes_between(tr.reply_at, tr.first_in_at)
+    answer = t.minutes_between(tr.reply_at, tr.first_in_at)
     in_window = tr.reply_at.notnull() & (tr.reply_at <= tr.last_in_at + SERVICE_WINDOW)
     pending = tr.reply_at.isnull() & (tr.last_in_at + SERVICE_WINDOW > as_of)
     tr = tr.mutate(response_min=answer, in_window=in_window, pending=pending)
-    tr = with_time_keys(tr, by, tz, column="first_in_at")
+    tr = with_time_keys(t, tr, by, tz, column="first_in_at")
     agg = aggregate(tr, key_columns(by), dict(
         turns=tr.count(), answered=tr.count(where=tr.reply_at.notnull()),
         pending=tr.count(where=tr.pending), answered_24h=tr.count(where=tr.in_window),

@@ -14,7 +14,7 @@ from dataclasses import replace
 import ibis.expr.types as ir
 
 from .outcomes import recipients
-from .tables import Filters, Tables, local_time, ratio
+from .tables import Filters, Tables, ratio
 
 
 def opt_in_cohorts(t: Tables, f: Filters, tz: str) -> ir.Table:
@@ -30,7 +30,7 @@ def opt_in_cohorts(t: Tables, f: Filters, tz: str) -> ir.Table:
     time = f.time(first.opted_in_at)
     if time:
         first = first.filter(*time)
-    return first.mutate(cohort=local_time(first.opted_in_at, tz).truncate("M").date())
+    return first.mutate(cohort=t.local_time(first.opted_in_at, tz).truncate("M").date())
 
 
 def cohorts(t: Tables, f: Filters, tz: str = "UTC", months: int = 12) -> ir.Table:
@@ -42,7 +42,7 @@ def cohorts(t: Tables, f: Filters, tz: str = "UTC", months: int = 12) -> ir.Tabl
     rel = recipients(t, replace(f, start=None, end=None), with_ref=True)
     rel = rel.filter(rel.sent)
     j = rel.join(people, [rel.contact_id == people.contact_id, rel.account_id == people.account_id])
-    sent_month = local_time(rel.send_at, tz)
+    sent_month = t.local_time(rel.send_at, tz)
     months_since = ((sent_month.year() * 12 + sent_month.month())
                     - (people.cohort.year() * 12 + people.cohort.month()))
     rel = j.select(people.cohort, months_since=months_since.cast("int32"), contact_id=rel.contact_id,

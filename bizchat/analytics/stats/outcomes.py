@@ -26,7 +26,7 @@ import ibis
 import ibis.expr.types as ir
 
 from ...errors import InvalidValue
-from .tables import Filters, Tables, local_time
+from .tables import Filters, Tables
 
 REPLY_WINDOW = timedelta(hours=72)
 OPT_OUT_WINDOW = timedelta(days=7)
@@ -206,13 +206,13 @@ def with_labels(t: Tables, rel: ir.Table, f: Filters) -> ir.Table:
     return j.select(rel, label_id=labs.label_id, label=labs.label.fill_null(NO_LABEL))
 
 
-def with_time_keys(rel: ir.Table, by: Sequence[str], tz: str, column: str = "send_at") -> ir.Table:
+def with_time_keys(t: Tables, rel: ir.Table, by: Sequence[str], tz: str, column: str = "send_at") -> ir.Table:
     """Add the local-time buckets ``by`` asks for: day, week (starting Monday), month
     (dates), hour (0-23), weekday (0 = Monday), in time zone ``tz``."""
     wanted = [k for k in by if k in TIME_KEYS]
     if not wanted:
         return rel
-    local = local_time(rel[column], tz)
+    local = t.local_time(rel[column], tz)
     exprs = {"day": local.date(), "week": local.truncate("W").date(),
              "month": local.truncate("M").date(), "hour": local.hour().cast("int32"),
              "weekday": local.day_of_week.index().cast("int32")}
@@ -233,7 +233,7 @@ def grouped_recipients(t: Tables, f: Filters, by: Sequence[str], tz: str, *,
         rel = with_responses(t, rel)
     if "label" in by:
         rel = with_labels(t, rel, f)
-    return with_time_keys(rel, by, tz)
+    return with_time_keys(t, rel, by, tz)
 
 
 def aggregate(rel: ir.Table, keys: Sequence[str], metrics: dict) -> ir.Table:

@@ -19,15 +19,15 @@ import pandas as pd
 
 from .outcomes import WEEKDAY_NAMES, aggregate, attach_broadcasts, grouped_recipients, key_columns
 from .proportions import wilson_interval
-from .tables import Filters, Tables, minutes_between, ratio
+from .tables import Filters, Tables, ratio
 
 # Upper bounds (minutes) and labels of the time-to-read distribution.
 READ_BINS = ((5, "< 5 min"), (15, "5-15 min"), (60, "15-60 min"), (180, "1-3 h"),
              (360, "3-6 h"), (1440, "6-24 h"), (4320, "1-3 days"), (None, "> 3 days"))
 
 
-def _minutes(rel: ir.Table) -> ir.FloatingValue:
-    return ibis.greatest(minutes_between(rel.read_at, rel.send_at), 0.0)
+def _minutes(t: Tables, rel: ir.Table) -> ir.FloatingValue:
+    return ibis.greatest(t.minutes_between(rel.read_at, rel.send_at), 0.0)
 
 
 def time_to_read(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") -> ir.Table:
@@ -35,7 +35,8 @@ def time_to_read(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") -> i
     read_24h_share (of the reads, the share within 1 and 24 hours)."""
     keys = key_columns(by)
     rel = grouped_recipients(t, f, by, tz, with_ref=True)
-    rel = rel.filter(rel.read).mutate(minutes=_minutes)
+    rel = rel.filter(rel.read)
+    rel = rel.mutate(minutes=_minutes(t, rel))
     agg = aggregate(rel, keys, dict(
         read=rel.count(), median_min=rel.minutes.quantile(0.5),
         p90_min=rel.minutes.quantile(0.9),
@@ -50,7 +51,7 @@ def read_bins(t: Tables, f: Filters, by: Sequence[str], tz: str = "UTC") -> tupl
     """Reads per (group, bin) and delivered per group, for ``read_distribution``."""
     keys = key_columns(by)
     rel = grouped_recipients(t, f, by, tz, with_ref=True)
-    minutes = _minutes(rel)
+    minutes = _minutes(t, rel)
     cases = [(minutes < upper, i) for i, (upper, _) in enumerate(READ_BINS) if upper is not None]
     rel = rel.mutate(bin=ibis.cases(*cases, else_=len(READ_BINS) - 1))
     read = rel.filter(rel.read)
