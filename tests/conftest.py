@@ -156,3 +156,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid in SLOW or item.nodeid.split("[")[0] in SLOW:
             item.add_marker(pytest.mark.slow)
+
+
+# --- Spark: one local session for every Spark test of a worker ------------------------------
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local Spark session (bizchat's settings for small runs), shared by the Spark tests;
+    they carry ``xdist_group("spark")`` so one worker starts it (5-10 s) once."""
+    pytest.importorskip("pyspark")
+    import gc
+    import warnings
+
+    from bizchat.lake.spark import session
+
+    spark, _ = session()
+    yield spark
+    spark.stop()
+    with warnings.catch_warnings():  # py4j's pooled sockets, dropped unclosed: collect now
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

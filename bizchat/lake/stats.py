@@ -183,7 +183,7 @@ class LakeSource:
         stamp, tables = self._tables()
         with sparks.utc(spark):
             if self._ibis_spark is None:
-                self._ibis_spark = ibis.pyspark.connect(spark)
+                self._ibis_spark = sparks.ibis_backend(spark)
             if self._views is None or self._views[0] != stamp:
                 # Reading a table's files (listing, footers) costs seconds on Spark: the
                 # views stay until the tenant's entry in the manifest changes.

@@ -16,6 +16,7 @@ query for all columns costs a few milliseconds.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -66,7 +67,13 @@ class Tables:
         Through Arrow rather than ``backend.execute``: ibis 12's pandas conversion reads a
         pandas option that pandas 3 deprecates (a warning, an error under pytest).
         """
-        table = self.backend.to_pyarrow(expr)
+        with warnings.catch_warnings():
+            if self.dialect == "pyspark":
+                # pyspark's toPandas and ibis's pyspark results use options pandas 3
+                # deprecates (copy=, future.infer_string): their warnings, not ours.
+                warnings.simplefilter("ignore", getattr(pd.errors, "Pandas4Warning",
+                                                        DeprecationWarning))
+            table = self.backend.to_pyarrow(expr)
         return to_pandas(table.to_pandas(date_as_object=False), expr.schema())
 
     def local_time(self, ts: ir.TimestampValue, tz: str) -> ir.TimestampValue:
