@@ -71,6 +71,14 @@ def render() -> str:
                       _doc(prop.func) if prop.func.__doc__ else _doc(cls), ""]
             for method, func in _methods(cls):
                 lines += [f"### `ws.{name}.{_signature(func, method)}`", "", _doc(func), ""]
+    # The stats on a Parquet lake: no workspace needed, the methods of ws.stats.
+    from bizchat.lake.stats import LakeStats
+
+    lines += [f"## `bizchat.lake.stats.{_signature(LakeStats, 'LakeStats')}`", "",
+              _doc(LakeStats), "", "Every metric method of `ws.stats` above, with the same "
+              "arguments and results, plus:", ""]
+    for method, func in _methods(LakeStats):
+        lines += [f"### `lake_stats.{_signature(func, method)}`", "", _doc(func), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

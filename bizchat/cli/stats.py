@@ -7,7 +7,7 @@ import functools
 import click
 import pandas as pd
 
-from ._common import echo_frame, pass_workspace
+from ._common import current_workspace, echo_frame, workspace_mode, workspace_option
 
 BY_CHOICES = ("broadcast", "variant", "account", "category", "template", "label", "day",
               "week", "month", "hour", "weekday")
@@ -38,6 +38,43 @@ def filter_options(func):
                        category=category)
         return func(*args, filters=filters, **kwargs)
     return wrapper
+
+
+class LakeReader:
+    """What a stats command reads with ``--lake``: ``.stats`` is a LakeStats (the same
+    methods as a workspace's ``ws.stats``), so each command stays one call."""
+
+    def __init__(self, stats):
+        self.stats = stats
+
+
+def pass_stats(func):
+    """Pass ``ws`` to a stats command: the workspace opened read-only, or with ``--lake DIR``
+    one tenant of a Parquet lake read by DuckDB or Spark (``ws.stats`` either way)."""
+    @click.option("--lake", default=None, metavar="DIR",
+                  help="Read a Parquet lake (bizchat lake export) instead of the workspace.")
+    @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+                  show_default=True, help="With --lake: the engine that reads it.")
+    @click.option("--tenant", default=None, metavar="NAME",
+                  help="With --lake: the tenant to read (needed when the lake holds several).")
+    @click.option("--spark-master", default=None, metavar="URL",
+                  help="With --engine spark: the Spark master (default: the configured one, "
+                       "else local[2]).")
+    @functools.wraps(func)
+    def wrapper(*args, lake, engine, tenant, spark_master, **kwargs):
+        if lake is None:
+            if engine != "duckdb" or tenant is not None or spark_master is not None:
+                raise click.UsageError("--engine, --tenant and --spark-master go with --lake DIR.")
+            return func(current_workspace(read_only=True), *args, **kwargs)
+        from ..lake.stats import LakeStats
+
+        if engine == "spark":  # the JVM takes seconds to start: say so
+            click.echo(f"Starting Spark ({spark_master or 'local'}) for the lake {lake} ...",
+                       err=True)
+        with LakeStats(lake, tenant, engine=engine, spark_master=spark_master) as stats:
+            return func(LakeReader(stats), *args, **kwargs)
+
+    return workspace_option(workspace_mode("read")(wrapper))
 
 
 csv_option = click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
@@ -87,7 +124,7 @@ def stats_group() -> None:
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def open_rates(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> None:
     """Delivery and open rates (read / delivered, a lower bound) per broadcast, label, ..."""
     df = ws.stats.open_rates(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
@@ -103,7 +140,7 @@ def open_rates(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) ->
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def funnel(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> None:
     """The whole funnel: sent, delivered, read, replied (72 h), opted out (7 days)."""
     df = ws.stats.funnel(by, tz=tz, broadcasts=list(broadcasts) or None, **filters)
@@ -118,7 +155,7 @@ def funnel(ws, by: str, broadcasts, filters: dict, tz: str, as_csv: bool) -> Non
               help="Group by this as well as the error code.")
 @filter_options
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def failures(ws, by: str | None, filters: dict, as_csv: bool) -> None:
     """Failed messages by error code, with the platform's error title."""
     show(ws.stats.failures(by, **filters), as_csv)
@@ -129,7 +166,7 @@ def failures(ws, by: str | None, filters: dict, as_csv: bool) -> None:
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
     """Median and p90 minutes from send to read."""
     df = ws.stats.time_to_read(by, tz=tz, **filters)
@@ -145,7 +182,7 @@ def time_to_read(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
               help="Slots with fewer delivered messages are not recommended.")
 @filter_options
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def send_time(ws, tz: str, min_delivered: int, filters: dict, as_csv: bool) -> None:
     """The best weekday and hour to send, accounting for sample size."""
     stats = ws.stats
@@ -167,7 +204,7 @@ def send_time(ws, tz: str, min_delivered: int, filters: dict, as_csv: bool) -> N
 @click.option("--mde", type=float, default=None,
               help="Smallest difference worth finding, in rate points (0.05 = 5 points).")
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def ab(ws, broadcast_id: int, metric: str, baseline: str | None, mde: float | None,
        as_csv: bool) -> None:
     """Compare the variants of a broadcast (two-proportion test, Holm, sample-ratio check)."""
@@ -184,7 +221,7 @@ def ab(ws, broadcast_id: int, metric: str, baseline: str | None, mde: float | No
               help="What one delivered message costs, for the cost per incremental reply.")
 @click.option("--by-variant", is_flag=True, help="One row per variant instead of all together.")
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def lift(ws, broadcast_id: int, cost_per_delivered: float | None, by_variant: bool,
          as_csv: bool) -> None:
     """Lift over the hold-out control group on replies and opt-outs (never reads)."""
@@ -206,7 +243,7 @@ def lift(ws, broadcast_id: int, cost_per_delivered: float | None, by_variant: bo
 @click.option("--variants", type=int, default=2, show_default=True)
 @click.option("--control-fraction", type=float, default=0.0, show_default=True)
 @filter_options
-@pass_workspace(read_only=True)
+@pass_stats
 def sample_size(ws, mde: float, metric: str, baseline_rate: float | None, audience: int | None,
                 variants: int, control_fraction: float, filters: dict) -> None:
     """How many recipients an A/B test needs to find a given difference, before sending."""
@@ -221,7 +258,7 @@ def sample_size(ws, mde: float, metric: str, baseline_rate: float | None, audien
 @tz_option
 @click.option("--months", default=12, show_default=True, help="Months after the opt-in to show.")
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def cohorts(ws, filters: dict, tz: str, months: int, as_csv: bool) -> None:
     """Open rate of opt-in cohorts over the months after they opted in."""
     df = ws.stats.cohorts(tz, months=months, **filters)
@@ -235,7 +272,7 @@ def cohorts(ws, filters: dict, tz: str, months: int, as_csv: bool) -> None:
 @filter_options
 @tz_option
 @csv_option
-@pass_workspace(read_only=True)
+@pass_stats
 def chats(ws, by: str, filters: dict, tz: str, as_csv: bool) -> None:
     """First response time and share of customer messages answered within 24 hours."""
     show(ws.stats.response_times(by, tz=tz, **filters), as_csv)
