@@ -85,6 +85,12 @@ CALLS = [
 ]
 
 
+# On Spark the demo tenant runs these (every call costs Spark ~1-2 s; the hand-built
+# tenants, where the edge cases are, run every call on every engine).
+SPARK_ON_DEMO = {"open_rates_label_berlin_month", "funnel", "cohorts", "response_times",
+                 "send_times", "inbound_volume_month", "plan_ab", "time_to_read"}
+
+
 def build_hand(ws) -> None:
     """stats_world's campaigns, receipts out of order and a few chat turns."""
     build_campaigns(ws)
@@ -151,7 +157,8 @@ def run_all(lake_dir, spaces, engine: str, spark=None) -> int:
     for tenant, ws in spaces.items():
         stats = LakeStats(lake_dir, tenant, engine=engine, spark=spark)
         for name, tenants, call in CALLS:
-            if tenant in tenants.split():
+            if tenant in tenants.split() and (
+                    engine != "spark" or tenant != "demo" or name in SPARK_ON_DEMO):
                 assert_same(call(ws.stats), call(stats), f"{tenant}:{name}:{engine}")
                 checked += 1
     return checked
@@ -181,7 +188,7 @@ PY4J_SOCKETS = pytest.mark.filterwarnings(
 @PY4J_SOCKETS
 def test_spark_on_the_lake_equals_the_workspace(lake, spark):
     lake_dir, spaces = lake
-    assert run_all(lake_dir, spaces, "spark", spark) > 50
+    assert run_all(lake_dir, spaces, "spark", spark) >= 40
 
 
 def test_the_worlds_have_the_edges_the_parity_claims(lake):

@@ -82,8 +82,8 @@ def session(master: str | None = None):
     }
     if local:
         settings.update({
-            "spark.sql.shuffle.partitions": "4",
-            "spark.default.parallelism": "4",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
             "spark.sql.catalogImplementation": "in-memory",
             "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="bizchat-spark-"),
             "spark.driver.host": "127.0.0.1",
