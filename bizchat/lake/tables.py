@@ -75,7 +75,8 @@ _OPT_IN_MONTH = ("CASE WHEN cc.action = 'opt_in' THEN "
 
 SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("accounts", (("account_id", "t.account_id"), ("number_type", "t.number_type"),
-                           ("region", "t.region"), ("timezone", "t.timezone"),
+                           ("region", "t.region"), ("category", "t.category"),
+                           ("timezone", "t.timezone"),
                            ("messaging_tier", "t.messaging_tier"),
                            ("created_at", utc("created_at"))), keyed=False),
     TableSpec("contacts", (KEY, ("account_id", "t.account_id"), ("language", "t.language"),
