@@ -379,3 +379,32 @@ def test_read_manifest_refuses_foreign_or_hostile_manifests(tmp_path):
         read_manifest(tmp_path)
     with pytest.raises(InvalidValue):
         check_tenant("a" * 41)
+
+
+# --- the scheduler ------------------------------------------------------------------------------
+
+def test_a_nightly_lake_export_runs_once_per_slot_from_the_scheduler(demo_ws, tmp_path):
+    (tmp_path / "schedule.toml").write_text(
+        '[[lake_export]]\nname = "nightly-lake"\nout = "lake"\ntenant = "verlag-nord"\n'
+        'cron = "30 2 * * *"\ntimezone = "Europe/Berlin"\n', encoding="utf-8")
+    env = {"BIZCHAT_NOW": "2026-12-02T03:00:00+01:00"}
+    listed = CliRunner(env=env).invoke(main, ["-w", str(demo_ws.path), "schedule", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "lake_export" in listed.output and "nightly-lake" in listed.output
+    assert "2026-12-03 02:30:00+01:00" in listed.output
+    first = CliRunner(env=env).invoke(main, ["-w", str(demo_ws.path), "schedule", "run-due"])
+    assert first.exit_code == 0, first.output
+    assert "lake export nightly-lake slot 2026-12-02 02:30 CET: ok Exported tenant 'verlag-nord'" in first.output
+    assert read_manifest(tmp_path / "lake").tenants() == ["verlag-nord"]
+    again = CliRunner(env=env).invoke(main, ["-w", str(demo_ws.path), "schedule", "run-due"])
+    assert "lake export" not in again.output and "Nothing is due" in again.output
+    slots = demo_ws.sql("SELECT entry, status FROM schedule_slots")
+    assert slots.to_dict("records") == [{"entry": "nightly-lake", "status": "ok"}]
+
+
+def test_a_lake_export_entry_with_a_bad_tenant_is_a_schedule_error(demo_ws, tmp_path):
+    (tmp_path / "schedule.toml").write_text(
+        '[[lake_export]]\nname = "x"\nout = "lake"\ntenant = "Nord Ost"\ncron = "30 2 * * *"\n',
+        encoding="utf-8")
+    one_error(CliRunner().invoke(main, ["-w", str(demo_ws.path), "schedule", "list"]),
+              "lake_export entry 1", "'Nord Ost'")
