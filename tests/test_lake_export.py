@@ -130,6 +130,7 @@ def test_contacts_are_pseudonymous_rows_only(exported):
     assert contacts.loc[contacts["marketing_consent"] != "opt_in", "opt_in_month"].isna().all()
 
 
+@pytest.mark.slow
 def test_no_number_name_wa_id_or_text_of_a_person_is_in_the_lake(exported):
     ws, lake = exported
     people = ws.sql("SELECT phone_e164, wa_id, name FROM contacts WHERE name IS NOT NULL LIMIT 40")
@@ -211,6 +212,7 @@ def _new_data(ws):
     return old
 
 
+@pytest.mark.slow
 def test_a_run_after_new_data_writes_only_what_changed_and_equals_a_fresh_export(demo_ws, tmp_path):
     lake = tmp_path / "lake"
     demo_ws.lake.export(lake)
@@ -265,6 +267,7 @@ def test_show_lists_tenants_tables_rows(exported):
 
 # --- tenants --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_workspaces_in_one_lake_leave_each_other_alone(demo_template, tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
@@ -289,6 +292,7 @@ def test_two_workspaces_in_one_lake_leave_each_other_alone(demo_template, tmp_pa
 EXPORT = [sys.executable, "-m", "bizchat.cli"]
 
 
+@pytest.mark.slow
 def test_concurrent_exports_of_two_tenants_both_publish(demo_template, tmp_path):
     """Both exports wait while the manifest lock is held; released, both entries land."""
     lake = tmp_path / "lake"
@@ -366,6 +370,7 @@ def test_a_busy_workspace_is_one_error_line_and_the_lake_unchanged(demo_ws, tmp_
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     assert folder_state(lake) == before
 
 
@@ -383,6 +388,7 @@ def test_read_manifest_refuses_foreign_or_hostile_manifests(tmp_path):
 
 # --- the scheduler ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_nightly_lake_export_runs_once_per_slot_from_the_scheduler(demo_ws, tmp_path):
     (tmp_path / "schedule.toml").write_text(
         '[[lake_export]]\nname = "nightly-lake"\nout = "lake"\ntenant = "verlag-nord"\n'

@@ -17,6 +17,8 @@ no file, not even the manifest; a run after changes ends equal to a fresh export
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -38,6 +40,8 @@ from .manifest import TENANT, FileEntry, now_iso, read_or_empty
 from .tables import SPECS, TableSpec
 
 Progress = Callable[[str], None] | None
+# The version of what tables.py writes: a change (columns, keys) rewrites every partition.
+RULES = 1
 
 
 @dataclass
@@ -93,6 +97,11 @@ def key_map(con, secret: bytes) -> pa.Table:
         UNION SELECT contact_id FROM broadcast_recipients""").fetchnumpy()["contact_id"]
     keys = [pseudonym.contact_key(secret, int(i)) for i in ids]
     return pa.table({"contact_id": pa.array(ids, pa.int64()), "contact_key": pa.array(keys, pa.string())})
+
+
+def message_salt(secret: bytes) -> bytes:
+    """The salt of the lake's message keys, derived from the workspace secret."""
+    return hmac.new(secret, b"bizchat lake message ids", hashlib.sha256).digest()
 
 
 def quote(path: Path) -> str:
@@ -152,7 +161,10 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
         result.files_deleted += publish.clean(out, tenant, before)   # a died run's leftovers
         old = before.data["tenants"].get(tenant) or {}
         marks = old.get("watermarks", {})
-        old_parts = marks.get("partitions", {}) if marks.get("bodies") == bodies else {}
+        key_id = pseudonym.key_id(secret)
+        same_rules = marks.get("bodies") == bodies and marks.get("key_id") == key_id \
+            and marks.get("rules") == RULES
+        old_parts = marks.get("partitions", {}) if same_rules else {}
         run = run_id()
         area = publish.staging(out) / tenant / run
         area.mkdir(parents=True)
@@ -164,14 +176,12 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
             say(f"{len(keys):,} contact keys computed")
             erased_through = erasure.last_erasure(con)
             erased = erasure.erased_keys(con, since=marks.get("erasures_through"))
-            outer, inner = pseudonym.pads(secret)
-            pads = pa.table({"outer_pad": pa.array([outer], pa.binary()),
-                             "inner_pad": pa.array([inner], pa.binary())})
-            with store.registered(con, "_lake_keys", keys), store.registered(con, "_lake_pads", pads):
+            salt = pa.table({"salt": pa.array([message_salt(secret)], pa.binary())})
+            with store.registered(con, "_lake_keys", keys), store.registered(con, "_lake_salt", salt):
                 for spec in SPECS.values():
                     sql = spec.select(bodies=bodies)
                     schemas[spec.name] = columns(con, sql)
-                    prints[spec.name] = fingerprints(con, sql)
+                    prints[spec.name] = fingerprints(con, spec.select(bodies=bodies, raw=True))
                     mine = old_parts.get(spec.name, {})
                     changed = sorted(p for p, f in prints[spec.name].items()
                                      if {"rows": mine.get(p, {}).get("rows"),
@@ -210,7 +220,7 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
         changed_any = any(t["written"] or t["dropped"] for t in result.tables.values())
         entry = {"exported_at": now_iso(), "source": Path(ws.path).name,
                  "watermarks": {"bodies": bodies, "erasures_through": erased_through,
-                                "key_id": pseudonym.key_id(secret), "partitions": partitions},
+                                "key_id": key_id, "rules": RULES, "partitions": partitions},
                  "tables": tables}
         if changed_any or not old or old.get("tables") != tables \
                 or marks.get("erasures_through") != erased_through:
