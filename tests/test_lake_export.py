@@ -414,3 +414,20 @@ def test_a_lake_export_entry_with_a_bad_tenant_is_a_schedule_error(demo_ws, tmp_
         encoding="utf-8")
     one_error(CliRunner().invoke(main, ["-w", str(demo_ws.path), "schedule", "list"]),
               "lake_export entry 1", "'Nord Ost'")
+
+
+def test_another_workspace_under_the_same_tenant_is_refused_unless_replaced(exported, ws, tmp_path):
+    """Two workspaces both named like this one (another folder, another key) must not
+    overwrite each other's tenant; a hostile folder name is just a name."""
+    demo, _ = exported
+    lake = tmp_path / "l'ake \U0001F680 \"x\""
+    demo.lake.export(lake)
+    before = folder_state(lake)
+    with pytest.raises(LakeError, match="another workspace"):
+        ws.lake.export(lake, tenant="demo")
+    assert folder_state(lake) == before
+    one_error(cli("-w", ws.path, "lake", "export", "--out", lake, "--tenant", "demo"),
+              "--replace-tenant")
+    assert ws.lake.export(lake, tenant="demo", replace=True).published
+    assert lake_table(lake, "demo", "messages").empty and read_manifest(lake).tenants() == ["demo"]
+    assert ws.lake.verify(lake).ok

@@ -34,11 +34,15 @@ def lake_group() -> None:
 @click.option("--with-bodies", "bodies", is_flag=True, default=False,
               help="Also export message texts. They are personal data (names, numbers, "
                    "anything customers wrote) and go into the lake with this flag.")
+@click.option("--replace-tenant", "replace", is_flag=True, default=False,
+              help="Replace the tenant even when another workspace (another pseudonymisation "
+                   "key) exported it.")
 @pass_workspace(read_only=True)
-def export(ws, out: str, tenant: str | None, bodies: bool) -> None:
+def export(ws, out: str, tenant: str | None, bodies: bool, replace: bool) -> None:
     """Export the workspace into the lake DIR: only what changed since the last export is
     written, then published in one atomic step."""
-    result = ws.lake.export(out, tenant=tenant, bodies=bodies, progress=log.info)
+    result = ws.lake.export(out, tenant=tenant, bodies=bodies, replace=replace,
+                            progress=log.info)
     click.echo(result.summary())
 
 

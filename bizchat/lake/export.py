@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import store
-from ..errors import InvalidValue
+from ..errors import InvalidValue, LakeError
 from ..people import pseudonym
 from ..store import faults
 from . import publish
@@ -146,8 +146,12 @@ def run_id() -> str:
 
 
 def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: bool = False,
-           progress: Progress = None) -> ExportResult:
-    """Export ``ws`` into the lake at ``out`` as ``tenant`` (default: the file's stem)."""
+           replace: bool = False, progress: Progress = None) -> ExportResult:
+    """Export ``ws`` into the lake at ``out`` as ``tenant`` (default: the file's stem).
+
+    A tenant exported from another workspace (another pseudonymisation key) is refused
+    unless ``replace``: two workspaces named bizchat.duckdb in different folders must not
+    overwrite each other's tenant."""
     from . import erasure
 
     started = time.monotonic()
@@ -162,6 +166,13 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
         old = before.data["tenants"].get(tenant) or {}
         marks = old.get("watermarks", {})
         key_id = pseudonym.key_id(secret)
+        if marks.get("key_id") not in (None, key_id) and not replace:
+            raise LakeError(
+                f"The tenant {tenant!r} in {out} holds the export of another workspace "
+                f"({old.get('source')}, made with another pseudonymisation key). Give this "
+                "workspace its own tenant (--tenant NAME), or replace that tenant's data "
+                "with --replace-tenant (e.g. after `bizchat privacy keys --new-key`).",
+                path=str(out), input=tenant)
         same_rules = marks.get("bodies") == bodies and marks.get("key_id") == key_id \
             and marks.get("rules") == RULES
         old_parts = marks.get("partitions", {}) if same_rules else {}
