@@ -186,7 +186,8 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
             keys = key_map(con, secret)
             say(f"{len(keys):,} contact keys computed")
             erased_through = erasure.last_erasure(con)
-            erased = erasure.erased_keys(con, since=marks.get("erasures_through"))
+            # files written before this run may hold people erased since: checked below
+            erased = erasure.erased_keys(con, since=marks.get("erasures_through")) if old else []
             salt = pa.table({"salt": pa.array([message_salt(secret)], pa.binary())})
             with store.registered(con, "_lake_keys", keys), store.registered(con, "_lake_salt", salt):
                 for spec in SPECS.values():

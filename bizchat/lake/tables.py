@@ -85,6 +85,12 @@ KEY = ("contact_key", "k.contact_key")
 _CONSENT = """(SELECT contact_id, action, recorded_at FROM consent_events WHERE purpose = 'marketing'
     QUALIFY row_number() OVER (PARTITION BY contact_id ORDER BY recorded_at DESC, event_id DESC) = 1)"""
 
+# The A/B plan without texts: variant, template and share of each (bodies and fixed
+# placeholder values of body variants stay in the workspace).
+_VARIANTS = ("CAST(to_json(list_transform(json_extract(t.variants, '$[*]'), lambda v: "
+             "json_object('variant', v->>'variant', 'template', v->>'template', "
+             "'share', TRY_CAST(v->>'share' AS DOUBLE)))) AS VARCHAR)")
+
 _OPT_IN_MONTH = ("CASE WHEN cc.action = 'opt_in' THEN "
                  + month("timezone('UTC', cc.recorded_at)") + " END")
 
@@ -137,7 +143,7 @@ SPECS: dict[str, TableSpec] = {s.name: s for s in (
     TableSpec("broadcasts", (("broadcast_id", "t.broadcast_id"), ("account_id", "t.account_id"),
                              ("name", "t.name"), ("template", "t.template"),
                              ("template_id", "t.template_id"), ("category", "t.category"),
-                             ("language", "t.language"), ("variants", "CAST(t.variants AS VARCHAR)"),
+                             ("language", "t.language"), ("variants", _VARIANTS),
                              ("control_fraction", "t.control_fraction"), ("status", "t.status"),
                              ("scheduled_for", utc("scheduled_for")), ("created_at", utc("created_at")),
                              ("frozen_at", utc("frozen_at")), ("expires_at", utc("expires_at")),
