@@ -109,7 +109,6 @@ def measure(label: str, path: Path, folder: Path) -> list[dict]:
 
 def run(quick: bool = False) -> list[dict]:
     from benchmarks.bench_open_rates import generate
-
     from bizchat import demo
 
     contacts = 2_000 if quick else 20_000

@@ -431,3 +431,14 @@ def test_another_workspace_under_the_same_tenant_is_refused_unless_replaced(expo
     assert ws.lake.export(lake, tenant="demo", replace=True).published
     assert lake_table(lake, "demo", "messages").empty and read_manifest(lake).tenants() == ["demo"]
     assert ws.lake.verify(lake).ok
+
+
+def test_a_listed_file_deleted_by_hand_is_written_again_by_the_next_export(demo_ws, tmp_path):
+    lake = tmp_path / "lake"
+    demo_ws.lake.export(lake)
+    gone = read_manifest(lake).files("demo", "labels")[0]
+    gone.unlink()
+    assert not demo_ws.lake.verify(lake).ok
+    result = demo_ws.lake.export(lake)
+    assert result.tables["labels"]["written"] == 1 and result.files_written == 1
+    assert demo_ws.lake.verify(lake).ok

@@ -36,7 +36,7 @@ from ..errors import InvalidValue, LakeError
 from ..people import pseudonym
 from ..store import faults
 from . import publish
-from .manifest import TENANT, FileEntry, now_iso, read_or_empty
+from .manifest import TENANT, now_iso, read_or_empty
 from .tables import SPECS, TableSpec
 
 Progress = Callable[[str], None] | None
@@ -195,9 +195,12 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
                     schemas[spec.name] = columns(con, sql)
                     prints[spec.name] = fingerprints(con, spec.select(bodies=bodies, raw=True))
                     mine = old_parts.get(spec.name, {})
+                    # changed rows, or files gone from disk (a lake restored in part)
                     changed = sorted(p for p, f in prints[spec.name].items()
                                      if {"rows": mine.get(p, {}).get("rows"),
-                                         "hash": mine.get(p, {}).get("hash")} != f)
+                                         "hash": mine.get(p, {}).get("hash")} != f
+                                     or not all((out / e["path"]).is_file()
+                                                for e in mine[p]["files"]))
                     if changed:
                         staged[spec.name] = write_parts(con, spec, sql, changed, area)
                         rows = sum(prints[spec.name][p]["rows"] for p in changed)
@@ -219,6 +222,10 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
                         entries.append(publish.describe(
                             out, final, pq.read_metadata(final).num_rows).as_dict())
                         faults.point("lake.file")
+                    if sum(e["rows"] for e in entries) != print_["rows"]:
+                        raise LakeError(f"{spec.name} {part}: the files hold "
+                                        f"{sum(e['rows'] for e in entries)} rows, the workspace "
+                                        f"{print_['rows']}; nothing was published.", path=str(out))
                     result.files_written += len(entries)
                     result.rows_written += print_["rows"]
                 else:
@@ -248,6 +255,3 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
     result.seconds = time.monotonic() - started
     return result
 
-
-def file_entries(entries: list[dict]) -> list[FileEntry]:
-    return [FileEntry(**e) for e in entries]
