@@ -442,3 +442,17 @@ def test_a_listed_file_deleted_by_hand_is_written_again_by_the_next_export(demo_
     result = demo_ws.lake.export(lake)
     assert result.tables["labels"]["written"] == 1 and result.files_written == 1
     assert demo_ws.lake.verify(lake).ok
+
+
+def test_pick_names_the_tenants_when_the_lake_holds_several(exported, tmp_path):
+    _, lake = exported
+    assert read_manifest(lake).pick() == "demo" == read_manifest(lake).pick("demo")
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    data = json.loads((copy / "_manifest.json").read_text())
+    data["tenants"]["zwei"] = data["tenants"]["demo"]
+    (copy / "_manifest.json").write_text(json.dumps(data))
+    with pytest.raises(LakeError, match=r"2 tenants \(demo, zwei\)"):
+        read_manifest(copy).pick()
+    with pytest.raises(NotFound, match="demo, zwei"):
+        read_manifest(copy).pick("drei")
