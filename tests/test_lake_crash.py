@@ -50,7 +50,7 @@ def tables(lake: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["lake.staged", "lake.file@3", "lake.before_publish",
+@pytest.mark.parametrize("fault", ["lake.file@3", "lake.before_publish",
                                    "lake.published"])
 def test_a_killed_export_leaves_the_lake_as_it_was_and_the_next_run_completes(base, tmp_path, fault):
     shutil.copytree(base, tmp_path, dirs_exist_ok=True)
