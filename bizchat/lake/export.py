@@ -121,11 +121,12 @@ def columns(con, sql: str) -> list[list[str]]:
             if name != "_part"]
 
 
-def write_parts(con, spec: TableSpec, sql: str, parts: list[str], area: Path) -> dict[str, list[Path]]:
+def write_parts(con, spec: TableSpec, bodies: bool, parts: list[str], area: Path) -> dict[str, list[Path]]:
     """COPY the rows of ``parts`` to ``area`` (one Hive folder per partition); the files
     written per partition."""
     target = area / spec.name
-    con.execute(f"COPY (SELECT * FROM ({sql}) WHERE _part IN (SELECT unnest(?))) TO {quote(target)} "
+    sql = spec.select(bodies=bodies, only_parts=True)
+    con.execute(f"COPY ({sql}) TO {quote(target)} "
                 "(FORMAT parquet, PARTITION_BY (_part), COMPRESSION zstd)", [parts])
     written: dict[str, list[Path]] = {}
     for folder in sorted(target.iterdir()):
@@ -202,7 +203,7 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
                                      or not all((out / e["path"]).is_file()
                                                 for e in mine[p]["files"]))
                     if changed:
-                        staged[spec.name] = write_parts(con, spec, sql, changed, area)
+                        staged[spec.name] = write_parts(con, spec, bodies, changed, area)
                         rows = sum(prints[spec.name][p]["rows"] for p in changed)
                         say(f"{spec.name}: {len(changed)} partition(s), {rows:,} rows written")
         faults.point("lake.staged")

@@ -58,12 +58,13 @@ class TableSpec:
     def partitioned_by(self) -> list[str]:
         return ["tenant", "month"] if self.by_month else ["tenant"]
 
-    def select(self, *, bodies: bool = False, raw: bool = False) -> str:
+    def select(self, *, bodies: bool = False, raw: bool = False, only_parts: bool = False) -> str:
         """The SELECT of the table's lake rows with their partition as ``_part``.
 
         ``raw``: the same rows before pseudonymisation (contact_id, plain message ids), for
         the fingerprints: cheaper, and equal whenever the keys are (the key's id is in the
-        watermarks)."""
+        watermarks). ``only_parts``: only the rows of the partitions bound to its one ``?``
+        (a list), filtered before the keys are computed."""
         cols = list(self.columns)
         if bodies and self.name == "messages":
             cols.insert(cols.index(("kind", "t.kind")) + 1, ("body", "t.body"))
@@ -76,7 +77,8 @@ class TableSpec:
         source = self.source or f"{self.name} AS t"
         if self.keyed and not raw:
             source += " LEFT JOIN _lake_keys AS k ON k.contact_id = t.contact_id"
-        return f"SELECT {exprs}, {self.part} AS _part FROM {source}"
+        where = f" WHERE ({self.part}) IN (SELECT unnest(?))" if only_parts else ""
+        return f"SELECT {exprs}, {self.part} AS _part FROM {source}{where}"
 
 
 KEY = ("contact_key", "k.contact_key")
