@@ -19,14 +19,16 @@ class Lake:
         self.ws = ws
 
     def export(self, out: str | os.PathLike, tenant: str | None = None, bodies: bool = False,
-               progress=None):
+               progress=None, replace: bool = False):
         """Export this workspace into the lake folder ``out`` as ``tenant`` (default: the
         workspace file's stem). Incremental: only partitions that changed are written;
         published in one atomic manifest swap. ``bodies=True`` also exports message
-        texts (personal data). ``progress`` gets log lines. Returns an ExportResult."""
+        texts (personal data). A tenant another workspace exported (another key) is
+        refused unless ``replace``. ``progress`` gets log lines. Returns an ExportResult."""
         from .export import export
 
-        return export(self.ws, out, tenant=tenant, bodies=bodies, progress=progress)
+        return export(self.ws, out, tenant=tenant, bodies=bodies, replace=replace,
+                      progress=progress)
 
     def erase_pending(self, out: str | os.PathLike, tenant: str | None = None, progress=None) -> dict:
         """Rewrite every file of this workspace's tenant in ``out`` that still holds a

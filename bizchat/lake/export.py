@@ -17,6 +17,8 @@ no file, not even the manifest; a run after changes ends equal to a fresh export
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -30,14 +32,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import store
-from ..errors import InvalidValue
+from ..errors import InvalidValue, LakeError
 from ..people import pseudonym
 from ..store import faults
 from . import publish
-from .manifest import TENANT, FileEntry, now_iso, read_or_empty
+from .manifest import TENANT, now_iso, read_or_empty
 from .tables import SPECS, TableSpec
 
 Progress = Callable[[str], None] | None
+# The version of what tables.py writes: a change (columns, keys) rewrites every partition.
+RULES = 1
 
 
 @dataclass
@@ -95,6 +99,11 @@ def key_map(con, secret: bytes) -> pa.Table:
     return pa.table({"contact_id": pa.array(ids, pa.int64()), "contact_key": pa.array(keys, pa.string())})
 
 
+def message_salt(secret: bytes) -> bytes:
+    """The salt of the lake's message keys, derived from the workspace secret."""
+    return hmac.new(secret, b"bizchat lake message ids", hashlib.sha256).digest()
+
+
 def quote(path: Path) -> str:
     """A path as a SQL string literal (COPY TO takes no parameter for its target)."""
     return "'" + str(path).replace("'", "''") + "'"
@@ -112,11 +121,12 @@ def columns(con, sql: str) -> list[list[str]]:
             if name != "_part"]
 
 
-def write_parts(con, spec: TableSpec, sql: str, parts: list[str], area: Path) -> dict[str, list[Path]]:
+def write_parts(con, spec: TableSpec, bodies: bool, parts: list[str], area: Path) -> dict[str, list[Path]]:
     """COPY the rows of ``parts`` to ``area`` (one Hive folder per partition); the files
     written per partition."""
     target = area / spec.name
-    con.execute(f"COPY (SELECT * FROM ({sql}) WHERE _part IN (SELECT unnest(?))) TO {quote(target)} "
+    sql = spec.select(bodies=bodies, only_parts=True)
+    con.execute(f"COPY ({sql}) TO {quote(target)} "
                 "(FORMAT parquet, PARTITION_BY (_part), COMPRESSION zstd)", [parts])
     written: dict[str, list[Path]] = {}
     for folder in sorted(target.iterdir()):
@@ -137,8 +147,12 @@ def run_id() -> str:
 
 
 def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: bool = False,
-           progress: Progress = None) -> ExportResult:
-    """Export ``ws`` into the lake at ``out`` as ``tenant`` (default: the file's stem)."""
+           replace: bool = False, progress: Progress = None) -> ExportResult:
+    """Export ``ws`` into the lake at ``out`` as ``tenant`` (default: the file's stem).
+
+    A tenant exported from another workspace (another pseudonymisation key) is refused
+    unless ``replace``: two workspaces named bizchat.duckdb in different folders must not
+    overwrite each other's tenant."""
     from . import erasure
 
     started = time.monotonic()
@@ -152,7 +166,17 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
         result.files_deleted += publish.clean(out, tenant, before)   # a died run's leftovers
         old = before.data["tenants"].get(tenant) or {}
         marks = old.get("watermarks", {})
-        old_parts = marks.get("partitions", {}) if marks.get("bodies") == bodies else {}
+        key_id = pseudonym.key_id(secret)
+        if marks.get("key_id") not in (None, key_id) and not replace:
+            raise LakeError(
+                f"The tenant {tenant!r} in {out} holds the export of another workspace "
+                f"({old.get('source')}, made with another pseudonymisation key). Give this "
+                "workspace its own tenant (--tenant NAME), or replace that tenant's data "
+                "with --replace-tenant (e.g. after `bizchat privacy keys --new-key`).",
+                path=str(out), input=tenant)
+        same_rules = marks.get("bodies") == bodies and marks.get("key_id") == key_id \
+            and marks.get("rules") == RULES
+        old_parts = marks.get("partitions", {}) if same_rules else {}
         run = run_id()
         area = publish.staging(out) / tenant / run
         area.mkdir(parents=True)
@@ -163,21 +187,23 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
             keys = key_map(con, secret)
             say(f"{len(keys):,} contact keys computed")
             erased_through = erasure.last_erasure(con)
-            erased = erasure.erased_keys(con, since=marks.get("erasures_through"))
-            outer, inner = pseudonym.pads(secret)
-            pads = pa.table({"outer_pad": pa.array([outer], pa.binary()),
-                             "inner_pad": pa.array([inner], pa.binary())})
-            with store.registered(con, "_lake_keys", keys), store.registered(con, "_lake_pads", pads):
+            # files written before this run may hold people erased since: checked below
+            erased = erasure.erased_keys(con, since=marks.get("erasures_through")) if old else []
+            salt = pa.table({"salt": pa.array([message_salt(secret)], pa.binary())})
+            with store.registered(con, "_lake_keys", keys), store.registered(con, "_lake_salt", salt):
                 for spec in SPECS.values():
                     sql = spec.select(bodies=bodies)
                     schemas[spec.name] = columns(con, sql)
-                    prints[spec.name] = fingerprints(con, sql)
+                    prints[spec.name] = fingerprints(con, spec.select(bodies=bodies, raw=True))
                     mine = old_parts.get(spec.name, {})
+                    # changed rows, or files gone from disk (a lake restored in part)
                     changed = sorted(p for p, f in prints[spec.name].items()
                                      if {"rows": mine.get(p, {}).get("rows"),
-                                         "hash": mine.get(p, {}).get("hash")} != f)
+                                         "hash": mine.get(p, {}).get("hash")} != f
+                                     or not all((out / e["path"]).is_file()
+                                                for e in mine[p]["files"]))
                     if changed:
-                        staged[spec.name] = write_parts(con, spec, sql, changed, area)
+                        staged[spec.name] = write_parts(con, spec, bodies, changed, area)
                         rows = sum(prints[spec.name][p]["rows"] for p in changed)
                         say(f"{spec.name}: {len(changed)} partition(s), {rows:,} rows written")
         faults.point("lake.staged")
@@ -197,6 +223,10 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
                         entries.append(publish.describe(
                             out, final, pq.read_metadata(final).num_rows).as_dict())
                         faults.point("lake.file")
+                    if sum(e["rows"] for e in entries) != print_["rows"]:
+                        raise LakeError(f"{spec.name} {part}: the files hold "
+                                        f"{sum(e['rows'] for e in entries)} rows, the workspace "
+                                        f"{print_['rows']}; nothing was published.", path=str(out))
                     result.files_written += len(entries)
                     result.rows_written += print_["rows"]
                 else:
@@ -210,7 +240,7 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
         changed_any = any(t["written"] or t["dropped"] for t in result.tables.values())
         entry = {"exported_at": now_iso(), "source": Path(ws.path).name,
                  "watermarks": {"bodies": bodies, "erasures_through": erased_through,
-                                "key_id": pseudonym.key_id(secret), "partitions": partitions},
+                                "key_id": key_id, "rules": RULES, "partitions": partitions},
                  "tables": tables}
         if changed_any or not old or old.get("tables") != tables \
                 or marks.get("erasures_through") != erased_through:
@@ -226,6 +256,3 @@ def export(ws, out: str | os.PathLike, *, tenant: str | None = None, bodies: boo
     result.seconds = time.monotonic() - started
     return result
 
-
-def file_entries(entries: list[dict]) -> list[FileEntry]:
-    return [FileEntry(**e) for e in entries]

@@ -69,6 +69,22 @@ class Manifest:
         """The tenants in the lake, sorted."""
         return sorted(self.data["tenants"])
 
+    def pick(self, tenant: str | None = None) -> str:
+        """The tenant to read: ``tenant`` if the lake holds it, else the only one; with
+        several and none named, LakeError listing them (ids are per tenant)."""
+        if tenant is not None:
+            self.tenant(tenant)
+            return tenant
+        held = self.tenants()
+        if len(held) == 1:
+            return held[0]
+        if not held:
+            raise LakeError(f"The lake {self.dir} holds no tenant yet. {how_to_make(self.dir)}",
+                            path=str(self.dir))
+        raise LakeError(f"The lake {self.dir} holds {len(held)} tenants ({', '.join(held)}); "
+                        "name one (--tenant NAME): ids are per workspace.",
+                        path=str(self.dir), tenants=held)
+
     def tenant(self, tenant: str) -> dict:
         """The manifest entry of one tenant (NotFound naming the tenants there are)."""
         try:
