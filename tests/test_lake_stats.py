@@ -44,7 +44,7 @@ def two(tmp_path_factory, empty_template):
 
 def test_a_lake_of_several_tenants_needs_one_named(two):
     lake, spaces = two
-    with pytest.raises(LakeError, match="several tenants.*shop_a, shop_b.*--tenant"):
+    with pytest.raises(LakeError, match="2 tenants .shop_a, shop_b.; name one .--tenant NAME."):
         LakeStats(lake)
     with pytest.raises(NotFound, match="no tenant 'shop_c'.*shop_a, shop_b"):
         LakeStats(lake, "shop_c")

@@ -41,22 +41,6 @@ ENGINES = ("duckdb", "spark")
 KEY = "contact_key"
 
 
-def choose_tenant(manifest: Manifest, tenant: str | None) -> str:
-    """``tenant``, or the lake's only tenant; an error listing them otherwise."""
-    held = manifest.tenants()
-    if tenant is not None:
-        manifest.tenant(tenant)  # NotFound naming the tenants there are
-        return tenant
-    if len(held) == 1:
-        return held[0]
-    if not held:
-        raise LakeError(f"The lake {manifest.dir} holds no tenant yet. Export a workspace into "
-                        f"it: `bizchat lake export --out {manifest.dir}`.", path=str(manifest.dir))
-    raise LakeError(f"The lake {manifest.dir} holds several tenants ({', '.join(held)}); ids "
-                    "are per tenant, so name one with --tenant (tenant=...).",
-                    path=str(manifest.dir), input=held)
-
-
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -100,7 +84,7 @@ class LakeSource:
             raise InvalidValue(f"Unknown engine {engine!r}; choose {' or '.join(ENGINES)}.",
                                input=engine)
         self.dir = Path(lake_dir)
-        self.tenant = choose_tenant(read_manifest(self.dir), tenant)
+        self.tenant = read_manifest(self.dir).pick(tenant)
         self.engine = engine
         self._spark = spark
         self._own_spark = False
@@ -119,7 +103,7 @@ class LakeSource:
         """(a fingerprint of the tenant's manifest entry, its tables). Read per call, so a
         newer export shows at the next call."""
         manifest = read_manifest(self.dir)
-        choose_tenant(manifest, self.tenant)
+        manifest.pick(self.tenant)
         entry = json.dumps(manifest.tenant(self.tenant), sort_keys=True)
         present = set(manifest.tables(self.tenant))
         absent = [t for t in TABLES if t not in present]
