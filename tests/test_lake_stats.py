@@ -180,3 +180,18 @@ def test_cli_reads_the_lake_with_spark(two, spark):
     assert on_lake.exit_code == 0, on_lake.output
     assert on_lake.stdout == on_file.output
     assert spark.sql("SELECT 1 AS one").first()["one"] == 1   # not stopped: not ours
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+@PY4J_SOCKETS
+def test_spark_reads_a_lake_by_url(two, spark):
+    """A lake on object storage is a URL (s3a://, gs://): Spark reads the manifest and the
+    files through Hadoop's file systems. file:// takes the same path here."""
+    lake, spaces = two
+    stats = LakeStats(lake.as_uri(), "shop_b", engine="spark", spark=spark)
+    pd.testing.assert_frame_equal(stats.funnel(), spaces["shop_b"].stats.funnel())
+    with pytest.raises(InvalidValue, match="engine 'spark'"):
+        LakeStats(lake.as_uri(), "shop_b")
+    with pytest.raises(LakeError, match="Cannot read the manifest"):
+        LakeStats(lake.as_uri() + "-nowhere", engine="spark", spark=spark)

@@ -213,6 +213,17 @@ def read_manifest(dir: str | os.PathLike) -> Manifest:
     return Manifest(dir, _check(dir, data))
 
 
+def parse_manifest(where: str, text: str) -> Manifest:
+    """A manifest read by other means (Spark reading ``s3a://.../_manifest.json``): the
+    same checks as ``read_manifest``; ``where`` names the lake in messages."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LakeError(f"Cannot read the manifest of the lake {where}: {exc}.",
+                        path=where) from None
+    return Manifest(Path(where), _check(Path(where), data))
+
+
 def read_or_empty(dir: Path) -> Manifest:
     """The exporter's view: the manifest, or an empty one for a new lake folder."""
     if not (Path(dir) / NAME).exists():
@@ -223,4 +234,5 @@ def read_or_empty(dir: Path) -> Manifest:
     return read_manifest(dir)
 
 
-__all__ = ["FORMAT", "NAME", "TENANT", "FileEntry", "Manifest", "read_manifest", "read_or_empty"]
+__all__ = ["FORMAT", "NAME", "TENANT", "FileEntry", "Manifest", "parse_manifest", "read_manifest",
+           "read_or_empty"]

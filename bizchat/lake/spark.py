@@ -152,3 +152,17 @@ def ibis_backend(spark):
     backend = ibis.pyspark.connect(spark)
     backend.compiler = Compiler()
     return backend
+
+
+def read_text(spark, url: str) -> str:
+    """A small text file (the manifest) read through Hadoop's file systems, as Spark reads
+    the lake's files: s3a://, gs://, hdfs://, file://. Not ``spark.read.text``: Spark's file
+    listing skips names starting with ``_`` (``_manifest.json``) as hidden."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(url)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    stream = fs.open(path)
+    try:
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()

@@ -35,7 +35,7 @@ from ..analytics.stats import Stats
 from ..analytics.stats.tables import TABLES, Tables, duckdb_schemas
 from ..errors import InvalidValue, LakeError
 from . import spark as sparks
-from .manifest import Manifest, read_manifest
+from .manifest import NAME, Manifest, parse_manifest, read_manifest
 
 ENGINES = ("duckdb", "spark")
 KEY = "contact_key"
@@ -52,15 +52,18 @@ def _sql_string(value: str) -> str:
 class LakeTable:
     """One table of one tenant as the lake lists it: files and (column, DuckDB type)."""
 
-    def __init__(self, manifest: Manifest, tenant: str, name: str):
+    def __init__(self, manifest: Manifest, tenant: str, name: str, url: str | None = None):
         self.name = name
-        self.files = manifest.files(tenant, name)
+        if url is not None:  # object storage: the engine checks and reads the files
+            self.files: list = [f"{url}/{e.path}" for e in manifest.entries(tenant, name)]
+        else:
+            self.files = manifest.files(tenant, name)
         self.columns = manifest.columns(tenant, name)
         if not self.columns:
             raise LakeError(f"The manifest of {manifest.dir} gives no columns for {name!r} of "
                             f"tenant {tenant!r}; re-export it with this bizchat.",
                             path=str(manifest.dir), input=name)
-        missing = [str(p) for p in self.files if not p.is_file()]
+        missing = [str(p) for p in self.files if url is None and not p.is_file()]
         if missing:
             raise LakeError(f"The lake {manifest.dir} lists {len(missing)} file(s) of {name!r} "
                             f"that are missing (e.g. {missing[0]}). Check it with `bizchat lake "
@@ -83,17 +86,24 @@ class LakeSource:
         if engine not in ENGINES:
             raise InvalidValue(f"Unknown engine {engine!r}; choose {' or '.join(ENGINES)}.",
                                input=engine)
+        text = str(lake_dir)
+        # A URL (s3a://, gs://, hdfs://, file://): Spark reads it through Hadoop's file
+        # systems, the manifest included; DuckDB reads local folders.
+        self.url = text.rstrip("/") if "://" in text else None
+        if self.url is not None and engine != "spark":
+            raise InvalidValue(f"The lake {text} is a URL: read it with engine 'spark' "
+                               "(--engine spark), or mount it as a folder.", input=text)
         self.dir = Path(lake_dir)
-        self.tenant = read_manifest(self.dir).pick(tenant)
         self.engine = engine
         self._spark = spark
         self._own_spark = False
         self._spark_master = spark_master
         self._ibis_spark = None
         self._views: tuple[str, dict[str, str], dict[str, dict]] | None = None
+        self.tenant = self._manifest().pick(tenant)
 
     def describe(self) -> str:
-        return f"lake {self.dir} (tenant {self.tenant}, {self.engine})"
+        return f"lake {self.url or self.dir} (tenant {self.tenant}, {self.engine})"
 
     def contact_keys(self, contact_ids: Iterable) -> list[str | None]:
         """The lake holds the keys themselves."""
@@ -102,7 +112,7 @@ class LakeSource:
     def _tables(self) -> tuple[str, list[LakeTable]]:
         """(a fingerprint of the tenant's manifest entry, its tables). Read per call, so a
         newer export shows at the next call."""
-        manifest = read_manifest(self.dir)
+        manifest = self._manifest()
         manifest.pick(self.tenant)
         entry = json.dumps(manifest.tenant(self.tenant), sort_keys=True)
         present = set(manifest.tables(self.tenant))
@@ -112,7 +122,23 @@ class LakeSource:
                             f"{', '.join(absent)}; re-export it with this bizchat.",
                             path=str(self.dir), input=absent)
         stamp = hashlib.sha256(entry.encode("utf-8")).hexdigest()
-        return stamp, [LakeTable(manifest, self.tenant, name) for name in TABLES]
+        return stamp, [LakeTable(manifest, self.tenant, name, self.url) for name in TABLES]
+
+    def _manifest(self) -> Manifest:
+        if self.url is None:
+            return read_manifest(self.dir)
+        spark = self.spark()
+        try:
+            text = sparks.read_text(spark, f"{self.url}/{NAME}")
+        except Exception as exc:  # no such file, no credentials, no file system for the scheme
+            raise LakeError(f"Cannot read the manifest of the lake {self.url} "
+                            f"({type(exc).__name__}: {str(exc).strip()[:200]}). Check the URL, "
+                            "the credentials and that the file system's package is on Spark's "
+                            "classpath (docs/scale.md).", path=self.url) from None
+        return parse_manifest(self.url, text)
+
+    def _base(self, table: str) -> str:
+        return f"{self.url}/{table}" if self.url is not None else str(self.dir / table)
 
     def session(self) -> contextlib.AbstractContextManager[Tables]:
         return self._duckdb() if self.engine == "duckdb" else self._spark_session()
@@ -210,7 +236,7 @@ class LakeSource:
             empty = ", ".join(f"CAST(NULL AS {sparks.spark_type(type_)}) AS `{table.out_name(name)}`"
                               for name, type_ in table.columns)
             return spark.sql(f"SELECT {empty} WHERE false")
-        frame = (spark.read.option("basePath", str(self.dir / table.name))
+        frame = (spark.read.option("basePath", self._base(table.name))
                  .parquet(*[str(p) for p in table.files]))
         return frame.selectExpr(*cols)
 
