@@ -191,6 +191,7 @@ def test_spark_on_the_lake_equals_the_workspace(lake, spark):
     assert run_all(lake_dir, spaces, "spark", spark) >= 40
 
 
+@pytest.mark.slow
 def test_the_worlds_have_the_edges_the_parity_claims(lake):
     """The hand tenant really has a zero denominator, NULLs, a month that depends on the
     zone and an out-of-order receipt, so parity over it means something."""
