@@ -195,3 +195,19 @@ def test_spark_reads_a_lake_by_url(two, spark):
         LakeStats(lake.as_uri(), "shop_b")
     with pytest.raises(LakeError, match="Cannot read the manifest"):
         LakeStats(lake.as_uri() + "-nowhere", engine="spark", spark=spark)
+
+
+def test_a_manifest_with_a_foreign_column_type_is_refused(two, tmp_path):
+    """Column types of empty tables go into SQL text: a manifest that carries anything but
+    a type name is not bizchat's, and is refused before any SQL runs."""
+    import json
+
+    lake, _ = two
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    manifest = json.loads((copy / "_manifest.json").read_text())
+    manifest["tenants"]["shop_a"]["tables"]["labels"]["columns"][0][1] = \
+        "INTEGER) AS x FROM read_text('/etc/passwd') --"
+    (copy / "_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(LakeError, match="not a column type"):
+        LakeStats(copy, "shop_a").open_rates()

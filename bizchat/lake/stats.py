@@ -25,6 +25,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .manifest import NAME, Manifest, parse_manifest, read_manifest
 
 ENGINES = ("duckdb", "spark")
 KEY = "contact_key"
+TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?")   # INTEGER, DECIMAL(18,3)
 
 
 def _quote(name: str) -> str:
@@ -59,6 +61,11 @@ class LakeTable:
         else:
             self.files = manifest.files(tenant, name)
         self.columns = manifest.columns(tenant, name)
+        wrong = [c for c in self.columns if not TYPE.fullmatch(c[1])]
+        if wrong:  # the types go into SQL text: only type names, never anything else
+            raise LakeError(f"The manifest of {manifest.dir} gives {name}.{wrong[0][0]} the "
+                            f"type {wrong[0][1]!r}, which is not a column type; the manifest "
+                            "was not written by bizchat.", path=str(manifest.dir), input=wrong[0])
         if not self.columns:
             raise LakeError(f"The manifest of {manifest.dir} gives no columns for {name!r} of "
                             f"tenant {tenant!r}; re-export it with this bizchat.",
@@ -244,7 +251,7 @@ class LakeSource:
 class _Empty(LakeTable):
     """A table's columns without its files (its schema, for mapping types)."""
 
-    def __init__(self, table: LakeTable):  # noqa: D107 - a view of another table
+    def __init__(self, table: LakeTable):
         self.name, self.columns, self.files = table.name, table.columns, []
 
 
