@@ -88,12 +88,11 @@ def test_the_run_is_recorded_with_its_html_and_listed(weekly):
     assert nb.metadata.papermill.parameters["start"] == PERIOD["start"]
 
 
-def test_the_charts_draw_offline_in_chromium(weekly):
-    """Every plotly output of the run is a drawn chart with the network blocked."""
-    from browser import chromium, need_chromium
-    from playwright.sync_api import sync_playwright
+def test_the_charts_draw_offline_in_chromium(weekly, chromium_browser):
+    """Every plotly output of the run is a drawn chart with the network blocked.
 
-    need_chromium()
+    Through the session's chromium: a second ``sync_playwright()`` in a worker that already
+    holds the session's fails (Playwright's sync API refuses to run inside its own loop)."""
     ws, notebook, page = weekly
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     expected = sum("application/vnd.plotly.v1+json" in o.get("data", {})
@@ -102,25 +101,22 @@ def test_the_charts_draw_offline_in_chromium(weekly):
     html = page.read_text(encoding="utf-8")
     assert html.count("plotly.js v") <= 2          # the library embedded once (its banner)
     blocked = []
-    with sync_playwright() as p:
-        browser = chromium(p)
-        try:
-            context = browser.new_context()
+    context = chromium_browser.new_context()
+    try:
+        def block(route):
+            blocked.append(route.request.url)
+            route.abort()
 
-            def block(route):
-                blocked.append(route.request.url)
-                route.abort()
-
-            context.route(re.compile(r"^(?!file:).*"), block)
-            tab = context.new_page()
-            tab.goto(page.as_uri())
-            tab.wait_for_function(
-                f"document.querySelectorAll('.js-plotly-plot .main-svg g.trace').length > 0 && "
-                f"document.querySelectorAll('.js-plotly-plot').length >= {expected}",
-                timeout=60_000)
-            drawn = tab.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
-                .filter(p => p.querySelector('svg.main-svg g.trace')).length""")
-        finally:
-            browser.close()
+        context.route(re.compile(r"^(?!file:).*"), block)
+        tab = context.new_page()
+        tab.goto(page.as_uri())
+        tab.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg g.trace').length > 0 && "
+            f"document.querySelectorAll('.js-plotly-plot').length >= {expected}",
+            timeout=60_000)
+        drawn = tab.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(p => p.querySelector('svg.main-svg g.trace')).length""")
+    finally:
+        context.close()
     assert drawn == expected
     assert blocked == []                           # nothing even tried the network

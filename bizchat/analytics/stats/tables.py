@@ -321,17 +321,11 @@ def resolve_filters(t: Tables, *, account=None, start=None, end=None,
 
 def lookup_account_id(t: Tables, ref) -> int:
     """The account_id ``ref`` names where accounts are known by id only (the lake keeps
-    no phone numbers): an account_id, or a phone_number_id where the source has one."""
+    no phone numbers)."""
     a = t.accounts
     text = str(ref.get("account_id") if isinstance(ref, dict) else ref).strip()
-    preds = []
     if text.isdigit():
-        preds.append(a.account_id == int(text))
-    if "phone_number_id" in a.columns:
-        preds.append(a.phone_number_id == text)
-    if preds:
-        pred = preds[0] if len(preds) == 1 else preds[0] | preds[1]
-        found = t.execute(a.filter(pred).select("account_id"))
+        found = t.execute(a.filter(a.account_id == int(text)).select("account_id"))
         if len(found):
             return int(found["account_id"].iloc[0])
     raise NotFound(f"No account {ref!r} here. The lake knows accounts by account_id"
