@@ -137,3 +137,10 @@ class MissingPseudonymKey(BizchatError, LookupError):
 
 class TombstoneKeyMismatch(BizchatError, RuntimeError):
     """Tombstones were made with another pseudonymisation key than the current one."""
+
+class LakeError(BizchatError, ValueError):
+    """A lake folder that cannot be used: no manifest, another format, a tenant it does not
+    hold, a listed file that is missing or does not match its checksum (``path``, ``input``)."""
+
+class LakeBusy(BizchatError, TimeoutError):
+    """Another export held the lake's manifest lock for longer than the timeout."""

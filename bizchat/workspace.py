@@ -41,6 +41,7 @@ if TYPE_CHECKING:   # the services' classes, for annotations only (imported per 
     from .campaigns.conversation import Conversations
     from .campaigns.templates import Templates
     from .ingest.services import Imports, Webhooks
+    from .lake import Lake
     from .messaging.automations import Automations
     from .messaging.chats import Chats
     from .messaging.replies import QuickReplies
@@ -357,6 +358,12 @@ class Workspace:
         """Consent proof, subject export, erasure, retention, pseudonymous keys."""
         from .privacy import Privacy
         return Privacy(self)
+
+    @cached_property
+    def lake(self) -> Lake:
+        """The Parquet lake: export this workspace under its tenant, erase, show, verify."""
+        from .lake import Lake
+        return Lake(self)
 
     @cached_property
     def reports(self) -> Reports:

@@ -1,6 +1,6 @@
 """The folders show the architecture: imports point one way, down the layers.
 
-surfaces (cli, web, receiver, widgets, demo) -> workspace -> scheduling -> reports -> campaigns,
+surfaces (cli, web, receiver, widgets, demo) -> workspace -> scheduling -> reports, lake -> campaigns,
 analytics, privacy -> ingest -> messaging -> people -> store -> errors. A module may import its own
 subpackage and any layer below its own, never one above or a sibling of the same rank.
 Imports under ``if TYPE_CHECKING:`` only name types and are not counted.
@@ -24,6 +24,7 @@ RANKS = {
     "ingest": 4,
     "campaigns": 5, "analytics": 5, "privacy": 5,
     "reports": 6,      # runs report notebooks: a service (ws.reports); the notebooks are the surface
+    "lake": 6,         # the Parquet lake (ws.lake): reads the store, people's keys, privacy's erasures
     "scheduling": 7,   # timed work: report slots and due broadcasts (ws.schedule)
     "workspace": 8,
     "demo": 9,

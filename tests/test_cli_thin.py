@@ -23,12 +23,14 @@ NO_WORKSPACE = {
     "list_": "Reports.available (report notebooks exist without a workspace)",
     "serve": "the receiver surface (bizchat.receiver.server.serve)",
     "web": "the web surface (bizchat.web.server.serve)",
+    "lake_show": "Lake.show (a lake folder is read without a workspace)",
+    "lake_verify": "Lake.verify (a lake folder is checked without a workspace)",
 }
 FORBIDDEN_CALLS = {"execute", "connect", "transaction", "register", "fetchall", "fetchone",
                    "df", "arrow"}
 # Domain imports allowed in cli/: what a command prints or offers as choices.
 ALLOWED_IMPORTS = {"bizchat.errors", "bizchat.privacy.safe_export", "bizchat.messaging.automations",
-                   "bizchat.demo", "bizchat.reports", "bizchat.receiver.server", "bizchat.web.server"}
+                   "bizchat.demo", "bizchat.reports", "bizchat.lake", "bizchat.receiver.server", "bizchat.web.server"}
 
 
 def commands() -> list[tuple[str, ast.FunctionDef]]:

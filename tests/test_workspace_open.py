@@ -254,11 +254,12 @@ READERS = {
     "stats chats": [],
     "privacy consent": [ANNA, "-a", SHOP], "privacy coverage": [],
     "privacy retention show": [], "report runs": [], "schedule list": [],
+    "lake export": ["--out", "{lake}"], "lake erase-pending": ["{lake}"],
 }
 # Commands that only read unless an option asks for a change.
 READ_UNLESS_CHANGING = {"broadcast limits": ["-a", SHOP], "privacy purge": ["--dry-run"]}
 # Commands that open no workspace, or open it themselves.
-NO_WORKSPACE = {"report list", "webhook serve"}  # serve: the receiver opens it itself (server.py)
+NO_WORKSPACE = {"report list", "webhook serve", "lake show", "lake verify"}  # serve: the receiver opens it itself (server.py)
 
 
 def _commands(group: click.Group, prefix: str = ""):
@@ -327,7 +328,8 @@ def test_commands_that_only_read_share_the_file_and_change_nothing(held):
     path, broadcast = held
     before = fingerprint(path)
     for command, args in {**READERS, **READ_UNLESS_CHANGING}.items():
-        args = [a.format(b=broadcast) for a in args]
+        lake = path.parent.with_name(path.parent.name + "-lake")   # beside, not in, its folder
+        args = [a.format(b=broadcast, lake=lake) for a in args]
         result = cli("-w", path, "--timeout", "0.5", *command.split(), *args)
         assert result.exit_code == 0, (command, result.output)
     assert fingerprint(path) == before

@@ -1,4 +1,4 @@
-"""`bizchat schedule ...`: one scheduler for timed work (reports and broadcasts).
+"""`bizchat schedule ...`: one scheduler for timed work (reports, lake exports, broadcasts).
 
     bizchat schedule list                 # scheduled reports and broadcasts, next times
     bizchat schedule run-due              # from cron: */5 * * * * bizchat -w ... schedule run-due
@@ -38,6 +38,10 @@ def _line(kind: str, result: dict) -> str:
         tail = (", ".join(result["to"]) if result["status"] == "sent"
                 else f"error: {result['error']}")
         return f"{stamp} mail {result['entry']} slot {slot}: {result['status']} {tail}"
+    if kind == "lake_export":
+        slot = f"{result['slot']:%Y-%m-%d %H:%M %Z}"
+        tail = result["summary"] if result["status"] == "ok" else f"error: {result['error']}"
+        return f"{stamp} lake export {result['entry']} slot {slot}: {result['status']} {tail}"
     info = dict(result)
     bid = info.pop("broadcast_id", "?")
     return f"{stamp} broadcast {bid}: " + ", ".join(f"{k}: {v}" for k, v in info.items())
@@ -76,7 +80,7 @@ def run_due(ws, schedule_file, now, transport, seed, kernel) -> None:
     Exits 1 when any run failed (after doing all the others)."""
     done = ws.schedule.run_due(schedule_file, now=now, transport=transport, seed=seed,
                                kernel_name=kernel, on_result=_echo)
-    if not (done.reports or done.deliveries or done.broadcasts):
+    if not (done.reports or done.deliveries or done.broadcasts or done.lake_exports):
         click.echo("Nothing is due.")
     if done.failed:
         raise SystemExit(1)

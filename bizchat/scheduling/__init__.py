@@ -1,5 +1,5 @@
-"""Timed work in one place (``ws.schedule``): scheduled reports from ``schedule.toml`` and
-the broadcasts scheduled in the workspace.
+"""Timed work in one place (``ws.schedule``): scheduled reports and lake exports from
+``schedule.toml`` and the broadcasts scheduled in the workspace.
 
 ``run_due`` is one pass (cron calls it every few minutes: ``bizchat schedule run-due``);
 ``serve`` stays up and makes the same pass on time. ``config`` reads the schedule file,
@@ -58,7 +58,8 @@ class Schedule:
         rows: list[tuple] = []
         for e in self.entries(schedule_file):
             slot, status = last.get(e.name, (None, None))
-            rows.append(("report", e.name, e.notebook, e.cron, e.timezone,
+            rows.append((e.kind, e.name, str(e.out) if e.kind == "lake_export" else e.notebook,
+                         e.cron, e.timezone,
                          next_slot(e.cron, e.zone, current).astimezone(e.zone),
                          slot.astimezone(e.zone) if slot is not None else None, status,
                          e.catch_up, ", ".join(e.mail_to)))

@@ -13,6 +13,17 @@
     end = "today"
     account = "+49 30 901820"
 
+A nightly lake export (docs/lake.md) is a ``[[lake_export]]`` entry with the same name,
+cron, timezone and catch_up keys, and ``out`` (the lake folder, relative to the schedule
+file), optionally ``tenant`` and ``with_bodies``::
+
+    [[lake_export]]
+    name = "nightly-lake"
+    out = "/data/lake"
+    tenant = "verlag-nord"                 # default: the workspace file's name
+    cron = "30 2 * * *"
+    timezone = "Europe/Berlin"
+
 Relative parameter values, in the entry's time zone at the slot time: ``today``,
 ``yesterday``, ``tomorrow``, ``-7d`` / ``+1d`` / ``-2w`` (days or weeks from the slot's
 day), and for a parameter named ``month``: ``last``, ``this`` (``YYYY-MM``). Dates come
@@ -35,13 +46,15 @@ from .slots import valid
 FILE_NAME = "schedule.toml"
 POLICIES = ("all", "latest")
 _KEYS = {"name", "notebook", "cron", "timezone", "catch_up", "mail_to", "params", "output_dir"}
+_LAKE_KEYS = {"name", "out", "tenant", "with_bodies", "cron", "timezone", "catch_up"}
+SECTIONS = {"report": "report", "lake_export": "lake_export"}
 _OFFSET = re.compile(r"^([+-]\d{1,4})([dw])$")
 _ADDRESS = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One scheduled report."""
+    """One scheduled report, or (``kind == "lake_export"``) one lake export."""
 
     name: str
     notebook: str
@@ -51,6 +64,10 @@ class Entry:
     params: dict = field(default_factory=dict)
     mail_to: tuple[str, ...] = ()
     output_dir: Path | None = None
+    kind: str = "report"
+    out: Path | None = None
+    tenant: str | None = None
+    bodies: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -97,19 +114,23 @@ def load(path: str | os.PathLike) -> list[Entry]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScheduleError(f"{path} is not valid TOML: {exc}. Fix the file.",
                             path=str(path), input=str(path)) from None
-    unknown_sections = sorted(set(data) - {"report"})
+    unknown_sections = sorted(set(data) - set(SECTIONS))
     if unknown_sections:
         raise ScheduleError(f"{path}: unknown section {', '.join(unknown_sections)}; "
-                            "scheduled reports are [[report]] entries (broadcasts are "
-                            "scheduled with `bizchat broadcast schedule`).",
-                            path=str(path), input=unknown_sections)
-    raw = data.get("report", [])
-    if not isinstance(raw, list):
-        raise ScheduleError(f"{path}: write [[report]] (a list of entries), not [report].",
-                            path=str(path), input="report")
+                            "scheduled reports are [[report]] entries, lake exports "
+                            "[[lake_export]] (broadcasts are scheduled with `bizchat broadcast "
+                            "schedule`).", path=str(path), input=unknown_sections)
+    items = []
+    for section in SECTIONS:
+        raw = data.get(section, [])
+        if not isinstance(raw, list):
+            raise ScheduleError(f"{path}: write [[{section}]] (a list of entries), not [{section}].",
+                                path=str(path), input=section)
+        items += [(section, item) for item in raw]
     entries, seen = [], set()
-    for number, item in enumerate(raw, 1):
-        entry = _entry(path, number, item)
+    for number, (section, item) in enumerate(items, 1):
+        entry = _lake_entry(path, number, item) if section == "lake_export" else \
+            _entry(path, number, item)
         if entry.name in seen:
             raise ScheduleError(f"{path}: two entries are named {entry.name!r}; names must "
                                 "be unique.", path=str(path), entry=entry.name, input=entry.name)
@@ -161,3 +182,33 @@ def _entry(path: Path, number: int, item: dict) -> Entry:
                  timezone=zone, catch_up=policy, params=dict(params),
                  mail_to=tuple(a.strip() for a in mail),
                  output_dir=(path.parent / out) if out else None)
+
+
+def _lake_entry(path: Path, number: int, item: dict) -> Entry:
+    """A [[lake_export]] entry: the timing keys of a report, and out / tenant / with_bodies."""
+    where = f"{path}, lake_export entry {number}"
+
+    def fail(message: str, value) -> ScheduleError:
+        return ScheduleError(f"{where}: {message}", path=str(path), entry=item.get("name"),
+                             input=value)
+
+    if not isinstance(item, dict):
+        raise fail("write key = value lines under [[lake_export]].", item)
+    unknown = sorted(set(item) - _LAKE_KEYS)
+    if unknown:
+        raise fail(f"unknown key {', '.join(unknown)} (known: {', '.join(sorted(_LAKE_KEYS))}).",
+                   unknown)
+    if not isinstance(item.get("out"), str) or not item["out"].strip():
+        raise fail("out is missing (the lake folder).", item.get("out"))
+    tenant = item.get("tenant")
+    if tenant is not None and not (isinstance(tenant, str) and re.fullmatch(r"[a-z0-9_-]{1,40}", tenant)):
+        raise fail(f"tenant {tenant!r}: 1-40 of a-z, 0-9, _ and -.", tenant)
+    bodies = item.get("with_bodies", False)
+    if not isinstance(bodies, bool):
+        raise fail("with_bodies is true or false.", bodies)
+    timing = _entry(path, number, {k: v for k, v in item.items()
+                                   if k in {"name", "cron", "timezone", "catch_up"}}
+                    | {"notebook": "lake export"})
+    return Entry(name=timing.name, notebook="", cron=timing.cron, timezone=timing.timezone,
+                 catch_up=timing.catch_up, kind="lake_export",
+                 out=path.parent / item["out"].strip(), tenant=tenant, bodies=bodies)

@@ -1,5 +1,5 @@
-"""One pass of the scheduler: claim the due report slots, run them, deliver, send the due
-broadcasts.
+"""One pass of the scheduler: claim the due report and lake export slots, run them,
+deliver, send the due broadcasts.
 
 Claiming is an insert into ``schedule_slots`` inside one write transaction; DuckDB lets
 one process write at a time and the key (entry, slot) refuses a second claim, so two
@@ -40,10 +40,12 @@ class Pass:
     reports: list[dict] = field(default_factory=list)
     deliveries: list[dict] = field(default_factory=list)
     broadcasts: list[dict] = field(default_factory=list)
+    lake_exports: list[dict] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
         return (sum(r["status"] == "failed" for r in self.reports)
+                + sum(r["status"] == "failed" for r in self.lake_exports)
                 + sum(d["status"] in ("failed", "gave_up") for d in self.deliveries)
                 + sum("error" in b for b in self.broadcasts))
 
@@ -111,6 +113,22 @@ def run_slot(ws, entry: Entry, slot: datetime, *, kernel_name: str | None = None
     return result
 
 
+def run_lake_slot(ws, entry: Entry, slot: datetime) -> dict:
+    """Run one claimed slot's lake export and record the outcome on the slot."""
+    result = {"entry": entry.name, "out": str(entry.out), "slot": slot.astimezone(entry.zone),
+              "status": "ok", "tenant": entry.tenant, "summary": None, "error": None}
+    try:
+        done = ws.lake.export(entry.out, tenant=entry.tenant, bodies=entry.bodies,
+                              progress=log.info)
+        result.update(tenant=done.tenant, summary=done.summary().splitlines()[0])
+    except BizchatError as exc:      # recorded; the other due work goes on
+        result.update(status="failed", error=str(exc)[:500])
+    with ws.transaction() as con:
+        con.execute("UPDATE schedule_slots SET status = ?, error = ? WHERE entry = ? AND slot = ?",
+                    [result["status"], result["error"], entry.name, slot])
+    return result
+
+
 def deliver_pending(ws, entries: list[Entry]) -> list[dict]:
     """Mail every ok run whose delivery is pending or failed (attempts left). The last
     allowed attempt that fails marks the delivery ``gave_up``: a mail server down for ten
@@ -167,6 +185,12 @@ def run_due(ws, entries: list[Entry], *, now=None, broadcasts: bool = True,
     done = Pass()
     for entry in entries:
         for slot in claim(ws, entry, current):
+            if entry.kind == "lake_export":
+                result = run_lake_slot(ws, entry, slot)
+                done.lake_exports.append(result)
+                if on_result:
+                    on_result("lake_export", result)
+                continue
             result = run_slot(ws, entry, slot, kernel_name=kernel_name)
             done.reports.append(result)
             if on_result:
