@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -182,11 +183,26 @@ class Workspace:
         finally:
             con.close()
 
+    @contextlib.contextmanager
+    def while_busy(self, callback: Callable[[], object]) -> Iterator[None]:
+        """Within the block, ``callback()`` is called (once per connection) when another
+        process holds the file and this one starts waiting for it. Per thread, so a widget's
+        timer and its clicks each report their own wait."""
+        hooks = self.__dict__.setdefault("_busy_hooks", threading.local())
+        before = getattr(hooks, "callback", None)
+        hooks.callback = callback
+        try:
+            yield
+        finally:
+            hooks.callback = before
+
     def _open(self, *, read_only: bool, external_access: bool = True) -> duckdb.DuckDBPyConnection:
         """store.connect with a clear error for a file DuckDB cannot read."""
+        hooks = self.__dict__.get("_busy_hooks")
         try:
             return store.connect(self.path, read_only=read_only, timeout=self.timeout,
-                                 external_access=external_access)
+                                 external_access=external_access,
+                                 on_wait=getattr(hooks, "callback", None))
         except (BizchatError, duckdb.ConnectionException):
             raise
         except duckdb.Error as exc:

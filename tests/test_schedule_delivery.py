@@ -119,3 +119,29 @@ def test_smtp_settings_read_the_url():
         "mail.example", 587, "bot@shop", True, False, "r@shop.example")
     assert delivery.settings("smtps://mail.example").port == 465
     assert delivery.settings("smtp+starttls://mail.example").port == 587
+
+
+@pytest.mark.slow
+def test_delivery_gives_up_after_the_last_attempt_and_says_so(ws, tmp_path, monkeypatch):
+    """A mail server that never comes back: ten passes try, the tenth marks the delivery
+    given up (counted as a failure, with the report's path), and later passes leave it."""
+    from bizchat.scheduling.runner import MAX_DELIVERY_ATTEMPTS
+
+    ensure_kernel()
+    monkeypatch.setenv("BIZCHAT_REPORTS_DIR", str(report_folder(tmp_path / "my_reports")))
+    monkeypatch.setenv("BIZCHAT_SMTP_URL", f"smtp://127.0.0.1:{free_port()}?from=b@example.org")
+    schedule_file(ws.path.parent / "schedule.toml",
+                  {"name": "daily", "notebook": "hello", "cron": "0 7 * * *",
+                   "timezone": "Europe/Berlin", "mail_to": ["chefin@buchladen.example"],
+                   "params": {"day": "today"}})
+    outcomes = []
+    for minute in range(MAX_DELIVERY_ATTEMPTS + 1):
+        done = ws.schedule.run_due(now=berlin(2026, 12, 1, 9, minute), broadcasts=False)
+        outcomes.append([d["status"] for d in done.deliveries])
+    assert outcomes == [["failed"]] * (MAX_DELIVERY_ATTEMPTS - 1) + [["gave_up"], []]
+    assert ws.sql("SELECT count(*) AS n FROM report_runs").n[0] == 1     # ran once
+    row = ws.sql("SELECT delivery, delivery_attempts, delivery_error FROM schedule_slots").iloc[0]
+    assert row.delivery == "gave_up" and row.delivery_attempts == MAX_DELIVERY_ATTEMPTS
+    html = ws.sql("SELECT html_path FROM report_runs").html_path[0]
+    assert f"Gave up after {MAX_DELIVERY_ATTEMPTS} attempts" in row.delivery_error
+    assert html in row.delivery_error

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from schedule_helpers import SECRET, ensure_kernel, report_folder, schedule_file
+from schedule_helpers import SECRET, ensure_kernel, notebook, report_folder, schedule_file
 from send_world import berlin, draft, shop
 
 from bizchat.cli import main
@@ -133,3 +133,50 @@ def test_serve_runs_on_time_and_stops_on_sigterm(setup):
     assert proc.returncode == 0, err
     assert "Scheduler stopped (0 failed runs)." in err
     assert ws.sql("SELECT count(*) AS n FROM report_runs").n[0] == 1
+
+
+def test_a_killed_run_due_leaves_its_claim_which_is_taken_again_once_stale(setup, tmp_path):
+    """run-due killed while its report runs: the slot stays claimed ``running``, so a pass
+    soon after does not run it a second time beside a possibly live run; once the claim is
+    older than STALE_CLAIM, the next pass takes it and runs the report once."""
+    from bizchat.scheduling.runner import STALE_CLAIM
+
+    ws = setup
+    hold = tmp_path / "hold"
+    hold.touch()
+    notebook(Path(os.environ["BIZCHAT_REPORTS_DIR"]), "sleepy",
+             f"import os, time\nwhile os.path.exists({str(hold)!r}):\n    time.sleep(0.2)\n"
+             "print('done', day)")
+    schedule_file(ws.path.parent / "schedule.toml",
+                  {"name": "nightly", "notebook": "sleepy", "cron": "0 2 * * *",
+                   "timezone": "Europe/Berlin", "params": {"day": "today"}})
+    at = berlin(2026, 12, 1, 3, 0)
+    env = {**os.environ, "BIZCHAT_NOW": at.isoformat()}
+    proc = subprocess.Popen([sys.executable, "-m", "bizchat.cli", "--workspace", str(ws.path),
+                             "schedule", "run-due"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while slots(ws).get("nightly") != [(1, "running")]:   # claimed, the report running
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.3)
+        time.sleep(1.0)                                        # papermill well under way
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)                    # the process and its kernel
+        proc.wait()
+    hold.unlink()
+    assert slots(ws) == {"nightly": [(1, "running")]}
+
+    soon = ws.schedule.run_due(now=berlin(2026, 12, 1, 3, 5), broadcasts=False)
+    assert soon.reports == [] and slots(ws) == {"nightly": [(1, "running")]}
+
+    with ws.transaction() as con:     # the claim's age, as if STALE_CLAIM had passed
+        con.execute("UPDATE schedule_slots SET claimed_at = claimed_at - ?",
+                    [STALE_CLAIM + timedelta(minutes=1)])
+    later = ws.schedule.run_due(now=berlin(2026, 12, 1, 5, 10), broadcasts=False)
+    assert [r["status"] for r in later.reports] == ["ok"]
+    assert slots(ws) == {"nightly": [(1, "ok")]}
+    again = ws.schedule.run_due(now=berlin(2026, 12, 1, 5, 20), broadcasts=False)
+    assert again.reports == []
+    ok = ws.sql("SELECT output_path FROM report_runs WHERE status = 'ok'")
+    assert len(ok) == 1 and "done 2026-12-01" in Path(ok.output_path[0]).read_text(encoding="utf-8")

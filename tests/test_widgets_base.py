@@ -6,12 +6,16 @@ from __future__ import annotations
 import ast
 import logging
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 from widget_helpers import click
 
 from bizchat.errors import Conflict, WorkspaceBusy
 from bizchat.widgets import Confirm, Pager, StatusLine, Workbench, error_sentence, html_table
+from bizchat.widgets.base import BUSY_RETRYING
 
 WIDGETS = Path(__file__).resolve().parents[1] / "bizchat" / "widgets"
 
@@ -36,8 +40,8 @@ def test_status_line_escapes_what_it_shows():
     assert "<b>VIP</b>" not in line.value and "&lt;b&gt;VIP&lt;/b&gt;" in line.value
 
 
-def test_act_disables_controls_while_running_and_shows_errors_inline():
-    box = Workbench(ws=None)
+def test_act_disables_controls_while_running_and_shows_errors_inline(ws):
+    box = Workbench(ws)
     b = __import__("ipywidgets").Button(description="Go")
     box.children = [b, box.status]
     seen = []
@@ -55,6 +59,37 @@ def test_act_disables_controls_while_running_and_shows_errors_inline():
 
     assert box.act(failing) is None
     assert box.status.kind == "error" and "busy" in box.status.text and not b.disabled
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+""")
+
+
+def test_act_says_busy_retrying_while_another_process_writes_then_succeeds(ws):
+    """A webhook ingest or a send holding the file: the widget says it is retrying (not
+    frozen, no lock error) and the action lands once the other process lets go."""
+    box = Workbench(ws)
+    account = ws.accounts.add("+49 30 901820", name="Kinderbuch")
+    shown = []
+    box.status.observe(lambda change: shown.append((box.status.kind, box.status.text)), "value")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws.path), "1.5"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        holder.stdout.close()   # it prints nothing more
+        made = box.act(lambda: ws.labels.create(account["account_id"], "Neu 'VIP' 📚"),
+                       busy="Saving…", done=lambda label: "Label created.")
+    finally:
+        holder.wait(timeout=30)
+    assert made is not None and box.status.kind == "ok"
+    assert ("busy", BUSY_RETRYING) in shown               # said while it waited
+    assert shown.index(("busy", BUSY_RETRYING)) > shown.index(("busy", "Saving…"))
+    assert "Neu 'VIP' 📚" in ws.labels.list(account["account_id"])["name"].tolist()
 
 
 def test_confirm_runs_the_action_only_on_yes():

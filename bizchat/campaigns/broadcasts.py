@@ -696,11 +696,9 @@ class Broadcasts:
                    part: str = "body") -> Sequence[str]:
         """The placeholders of a message text being written; TemplateError names the first
         unsafe or unknown one with its position and the names available to the account."""
-        from . import drafts
-
         with self.ws.connect(read_only=True) as con:
-            available = drafts.available_placeholders(con, get_account(con, account), values)
-        return drafts.check_text(text, available, part=part)
+            return tpl.check_text(con, get_account(con, account)["account_id"], text,
+                                  extra=list(values or {}), part=part)
 
     def estimate(self, account, *, category: str = "marketing", audience=None,
                  body: str | None = None, template=None, header: str | None = None,

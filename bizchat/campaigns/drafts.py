@@ -20,7 +20,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from ..errors import InvalidValue, TemplateError
+from ..errors import InvalidValue
 from ..messaging import placeholders, render
 from ..people.accounts import get_account
 from . import audiences as aud
@@ -35,19 +35,6 @@ def available_placeholders(con, account: dict, values: Mapping | None = None) ->
     list, messaging.placeholders.available) and the broadcast's fixed values."""
     names = placeholders.available(con, account["account_id"])
     return names + sorted(k for k in (values or {}) if k not in names)
-
-
-def check_text(text: str, available: list[str], *, part: str = "body") -> list[str]:
-    """The placeholders of ``text``; TemplateError naming the first unsafe or unknown one
-    with its position (character count from 1) and the names available."""
-    if text is None or not str(text).strip():
-        if part == "body":
-            raise TemplateError("The message is empty; write the text.", template=text,
-                                piece=None, position=0)
-        return []
-    names = tpl.check_placeholders(str(text))   # syntax and WhatsApp's parameter names
-    render.validate(str(text), available)       # unknown names, with position and offers
-    return names
 
 
 @dataclass
@@ -210,5 +197,5 @@ def options(ws, account) -> dict:
                 "templates": templates, "broadcasts": broadcasts}
 
 
-__all__ = ["Estimate", "available_placeholders", "check_text", "definition", "estimate",
+__all__ = ["Estimate", "available_placeholders", "definition", "estimate",
            "options", "samples"]

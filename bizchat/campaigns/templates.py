@@ -288,6 +288,21 @@ def get_template(con, account: dict, ref, language: str | None = None) -> dict:
     return found
 
 
+def check_text(con, account_id: int, text: str | None, *, extra=(), part: str = "body") -> list[str]:
+    """The one check of a message text being written (a template's, a broadcast's): not
+    empty when it is the body, safe placeholder syntax with names WhatsApp accepts, each
+    filled by a contact field, account field or attribute of the account or named in
+    ``extra``. Returns the placeholder names; TemplateError names the first bad one, its
+    position and the names available. Saving a template runs the same checks."""
+    if text is None or not str(text).strip():
+        if part == "body":
+            raise TemplateError("The message is empty; write the text.", template=text,
+                                piece=None, position=0)
+        return []
+    check_placeholders(str(text))
+    return placeholder_names.check(con, account_id, str(text), extra=extra, what=part)
+
+
 def create_template(con, account: dict, name: str, body: str, *, language: str = "de",
             category: str = "marketing", header=None, footer=None, buttons=None,
             extra_placeholders=(), actor: str = "bizchat") -> dict:
@@ -377,7 +392,7 @@ class Templates:
         unknown placeholder, its position (``.position``) and ``.available``."""
         with self.ws.connect(read_only=True) as con:
             account_id = get_account(con, account)["account_id"]
-            return placeholder_names.check(con, account_id, text, extra=extra_placeholders)
+            return check_text(con, account_id, text, extra=extra_placeholders)
 
     def available_placeholders(self, account) -> list[str]:
         """The placeholder names the account's texts may use: contact fields

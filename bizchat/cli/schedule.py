@@ -35,7 +35,8 @@ def _line(kind: str, result: dict) -> str:
         return f"{stamp} report {result['entry']} ({result['report']}) slot {slot}: {result['status']} {tail or ''}".rstrip()
     if kind == "delivery":
         slot = f"{result['slot']:%Y-%m-%d %H:%M %Z}"
-        tail = ", ".join(result["to"]) if result["status"] == "sent" else f"error: {result['error']}"
+        tail = (", ".join(result["to"]) if result["status"] == "sent"
+                else f"error: {result['error']}")
         return f"{stamp} mail {result['entry']} slot {slot}: {result['status']} {tail}"
     if kind == "lake_export":
         slot = f"{result['slot']:%Y-%m-%d %H:%M %Z}"

@@ -46,7 +46,7 @@ class Pass:
     def failed(self) -> int:
         return (sum(r["status"] == "failed" for r in self.reports)
                 + sum(r["status"] == "failed" for r in self.lake_exports)
-                + sum(d["status"] == "failed" for d in self.deliveries)
+                + sum(d["status"] in ("failed", "gave_up") for d in self.deliveries)
                 + sum("error" in b for b in self.broadcasts))
 
 
@@ -130,16 +130,19 @@ def run_lake_slot(ws, entry: Entry, slot: datetime) -> dict:
 
 
 def deliver_pending(ws, entries: list[Entry]) -> list[dict]:
-    """Mail every ok run whose delivery is pending or failed (attempts left)."""
+    """Mail every ok run whose delivery is pending or failed (attempts left). The last
+    allowed attempt that fails marks the delivery ``gave_up``: a mail server down for ten
+    passes is a problem for a person, not for more retries."""
     by_name = {e.name: e for e in entries}
     with ws.connect(read_only=True) as con:
         rows = con.execute(f"""
-            SELECT s.entry, s.slot, s.run_id, r.html_path, r.report FROM schedule_slots s
+            SELECT s.entry, s.slot, s.run_id, r.html_path, r.report, s.delivery_attempts
+            FROM schedule_slots s
             JOIN report_runs r USING (run_id)
             WHERE s.delivery IN ('pending', 'failed') AND s.delivery_attempts < {MAX_DELIVERY_ATTEMPTS}
             ORDER BY s.slot""").fetchall()
     done = []
-    for name, slot, run_id, html_path, report in rows:
+    for name, slot, run_id, html_path, report, attempts in rows:
         entry = by_name.get(name)
         if entry is None or not entry.mail_to or not html_path:
             continue
@@ -158,6 +161,10 @@ def deliver_pending(ws, entries: list[Entry]) -> list[dict]:
             delivery.send(cfg, msg)
         except (BizchatError, OSError) as exc:
             outcome.update(status="failed", error=scrub(str(exc), secrets)[:500])
+            if attempts + 1 >= MAX_DELIVERY_ATTEMPTS:
+                outcome.update(status="gave_up", error=(
+                    f"{outcome['error']} Gave up after {attempts + 1} attempts; the report "
+                    f"is at {html_path}.")[-700:])
         with ws.transaction() as con:
             con.execute("""UPDATE schedule_slots SET delivery = ?, delivery_error = ?,
                                   delivery_attempts = delivery_attempts + 1,

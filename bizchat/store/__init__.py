@@ -13,7 +13,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -93,8 +93,12 @@ def connect(
     read_only: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     external_access: bool = True,
+    on_wait: Callable[[], object] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open ``path`` with bizchat's connection policy, retrying while it is locked.
+
+    ``on_wait`` is called once, when the file is found locked and the retries begin (a
+    widget says "busy, retrying" instead of looking frozen).
 
     Policy: UTC session time zone; ``python_enable_replacements`` off, so a notebook
     variable called ``messages`` is never silently read as a table; optionally no
@@ -126,6 +130,9 @@ def connect(
                     path=str(path),
                     timeout=timeout,
                 ) from exc
+            if on_wait is not None:
+                on_wait()
+                on_wait = None
             # Jitter keeps two waiting processes from retrying in lockstep.
             time.sleep(min(delay * (0.5 + random.random()), left))
             delay = min(delay * 2, 0.25)

@@ -20,6 +20,10 @@ from .feedback import StatusLine
 
 T = TypeVar("T")
 
+# Shown while another process (the webhook receiver's ingest, a send, a report) holds the
+# file and the action waits its turn; after the workspace's timeout it becomes an error.
+BUSY_RETRYING = "The workspace is busy (another process is writing); retrying…"
+
 
 def resolve_account(ws, account) -> dict:
     """The account a widget works on: ``account`` in any written form, or the workspace's
@@ -70,7 +74,8 @@ class Workbench(w.VBox):
         self.busy = True
         self.status.busy(busy)
         try:
-            result = action()
+            with self.ws.while_busy(lambda: self.status.busy(BUSY_RETRYING)):
+                result = action()
             message = done(result) if done else None
         except Exception as exc:   # noqa: BLE001 - shown as one sentence, logged if a defect
             self.status.error(exc)
