@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from conftest import copy_workspace
 from stats_world import (
     T1,
     H,
@@ -113,14 +113,6 @@ def build_hand(ws) -> None:
         add_outbound(con, 1, 104, day + 3 * H + M, automatic=True)
 
 
-def _copy(template, folder):
-    path = folder / template.name
-    shutil.copy(template, path)
-    for extra in template.parent.glob(template.name + ".*"):
-        shutil.copy(extra, folder / extra.name)
-    return path
-
-
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory, empty_template, demo_template):
     """(lake dir, {tenant: workspace}): three workspaces exported into one lake."""
@@ -129,7 +121,7 @@ def lake(tmp_path_factory, empty_template, demo_template):
     for tenant, build in (("hand", build_hand), ("ab", build_ab_world), ("demo", None)):
         folder = root / tenant
         folder.mkdir()
-        path = _copy(demo_template if build is None else empty_template, folder)
+        path = copy_workspace(demo_template if build is None else empty_template, folder)
         ws = bizchat.open(path)
         if build is not None:
             build(ws)
