@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from webhook_samples import dumps, text_message
 
 import bizchat
+from bizchat.widgets.inbox import TICKS
 
 HOLD = "import duckdb, sys\ncon = duckdb.connect(sys.argv[1])\nprint('held', flush=True)\nsys.stdin.readline()\n"
 # until issue17b (the composer and the dashboard) is merged into this branch
@@ -82,7 +83,11 @@ def test_two_colleagues_answer_in_the_inbox(web, chromium_browser, tmp_path):
     first.get_by_text("Sent (").first.wait_for(timeout=30_000)
     sent = first.locator(".bizchat-out").last
     assert reply.strip().splitlines()[0][:20] in sent.inner_text()
-    assert sent.locator("span[title]").first.inner_text() in ("✓", "✓✓")   # its tick
+    # Its tick. The simulated platform fails a small share of messages at random (as the
+    # real one does: 131026 ...), so the tick is whichever receipt came: it must match it.
+    tick = sent.locator("span[title]").first
+    assert tick.get_attribute("title") in TICKS
+    assert tick.inner_text() == TICKS[tick.get_attribute("title")][0]
 
     second.get_by_role("button", name="Refresh").click()
     second.locator(".bizchat-out", has_text=reply.strip().splitlines()[0][:20]).first.wait_for(
